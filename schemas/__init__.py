@@ -1,0 +1,74 @@
+"""Message contracts between Tocsin's services: one pydantic model per topic (DESIGN §2).
+
+`TOPICS` maps each topic to its model; the JSON Schemas under `schemas/json/` are generated
+from these models by `python -m schemas.export` and a test keeps them in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from schemas.alerts import AlertReceived, AlertStatus
+from schemas.dlq import DeadLetter
+from schemas.envelope import Contract, Envelope, Label
+from schemas.incidents import (
+    CommandKind,
+    IncidentCommand,
+    IncidentEvent,
+    IncidentEventKind,
+    Severity,
+)
+from schemas.notifications import (
+    DeliveryOutcome,
+    IncidentSnapshot,
+    NotificationEvent,
+    NotificationRequested,
+    NotificationResult,
+    Recipient,
+)
+
+ALERTS_RAW = "alerts.raw"
+INCIDENTS_EVENTS = "incidents.events"
+INCIDENTS_COMMANDS = "incidents.commands"
+NOTIFICATIONS_REQUESTED = "notifications.requested"
+NOTIFICATIONS_RESULTS = "notifications.results"
+
+TOPICS: Mapping[str, type[Envelope]] = {
+    ALERTS_RAW: AlertReceived,
+    INCIDENTS_EVENTS: IncidentEvent,
+    INCIDENTS_COMMANDS: IncidentCommand,
+    NOTIFICATIONS_REQUESTED: NotificationRequested,
+    NOTIFICATIONS_RESULTS: NotificationResult,
+}
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+__all__ = [
+    "ALERTS_RAW",
+    "INCIDENTS_COMMANDS",
+    "INCIDENTS_EVENTS",
+    "NOTIFICATIONS_REQUESTED",
+    "NOTIFICATIONS_RESULTS",
+    "TOPICS",
+    "AlertReceived",
+    "AlertStatus",
+    "CommandKind",
+    "Contract",
+    "DeadLetter",
+    "DeliveryOutcome",
+    "Envelope",
+    "IncidentCommand",
+    "IncidentEvent",
+    "IncidentEventKind",
+    "IncidentSnapshot",
+    "Label",
+    "NotificationEvent",
+    "NotificationRequested",
+    "NotificationResult",
+    "Recipient",
+    "Severity",
+    "dlq_topic",
+]

@@ -1,0 +1,57 @@
+"""`incidents.events` (triage → escalation) and `incidents.commands` (people → escalation)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.envelope import Envelope
+
+
+class Severity(StrEnum):
+    SEV0 = "SEV0"
+    SEV1 = "SEV1"
+    SEV2 = "SEV2"
+    SEV3 = "SEV3"
+
+
+class IncidentEventKind(StrEnum):
+    OPENED = "incident.opened"
+    ALERT_ADDED = "incident.alert_added"
+    SEVERITY_CHANGED = "incident.severity_changed"
+    ALERTS_RESOLVED = "incident.alerts_resolved"
+
+
+class IncidentEvent(Envelope):
+    """Something triage decided about an incident's alerts."""
+
+    kind: IncidentEventKind
+    incident_id: str = Field(min_length=1, max_length=200)
+    service_id: str = Field(min_length=1, max_length=200)
+    group_key: str = Field(min_length=1, max_length=2048)
+    title: str = Field(max_length=4096)
+    severity: Severity
+    severity_reasons: tuple[str, ...] = ()
+    alert_count: int = Field(ge=0, description="Alerts in the incident (firing or not).")
+    firing_count: int = Field(ge=0)
+    fingerprint: str | None = Field(default=None, max_length=256)
+
+
+class CommandKind(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+    ESCALATE = "escalate"
+    SNOOZE = "snooze"
+
+
+class IncidentCommand(Envelope):
+    """A person asked for something to happen to an incident (ack by SMS reply, API, ...)."""
+
+    kind: Literal["incident.command"] = "incident.command"
+    command: CommandKind
+    incident_id: str = Field(min_length=1, max_length=200)
+    actor: str = Field(min_length=1, max_length=200, description="User id or 'api:<key name>'.")
+    via: str = Field(default="api", max_length=64)
+    snooze_seconds: int | None = Field(default=None, gt=0, le=7 * 24 * 3600)

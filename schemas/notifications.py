@@ -1,0 +1,57 @@
+"""`notifications.requested` (escalation → notifier) and `notifications.results` (back)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from schemas.envelope import Contract, Envelope
+from schemas.incidents import Severity
+
+
+class NotificationEvent(StrEnum):
+    TRIGGERED = "incident.triggered"
+    ESCALATED = "incident.escalated"
+    ACKNOWLEDGED = "incident.acknowledged"
+    RESOLVED = "incident.resolved"
+
+
+class IncidentSnapshot(Contract):
+    """What a page says about the incident."""
+
+    id: str = Field(min_length=1, max_length=200)
+    title: str = Field(max_length=4096)
+    severity: Severity
+    status: str = Field(max_length=32)
+    service: str = Field(max_length=200)
+    alert_count: int = Field(ge=0)
+
+
+class Recipient(Contract):
+    user_id: str = Field(min_length=1, max_length=200)
+    contact_id: str = Field(min_length=1, max_length=200)
+
+
+class NotificationRequested(Envelope):
+    """Page this contact with this message. `notification_id` is the idempotency key."""
+
+    notification_id: str = Field(min_length=1, max_length=512)
+    event: NotificationEvent
+    incident: IncidentSnapshot
+    recipient: Recipient
+    escalation_level: int = Field(ge=0)
+
+
+class DeliveryOutcome(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    RETRYING = "retrying"
+
+
+class NotificationResult(Envelope):
+    notification_id: str = Field(min_length=1, max_length=512)
+    incident_id: str = Field(min_length=1, max_length=200)
+    outcome: DeliveryOutcome
+    attempt: int = Field(ge=1)
+    error: str | None = Field(default=None, max_length=2048)

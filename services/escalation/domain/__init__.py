@@ -1,0 +1,1 @@
+"""Escalation's pure domain: the incident lifecycle and the escalation plan. No I/O."""

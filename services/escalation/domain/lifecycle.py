@@ -1,0 +1,202 @@
+"""The incident lifecycle as an explicit transition table and one pure `apply`.
+
+`apply(state, action, plan, now)` returns the new state and the effects to carry out; the
+caller persists the state with compare-and-set and executes the effects through an outbox.
+
+Escalation steps are numbered across passes: step `k` pages level `k % n` in pass `k // n`,
+for `n` levels and `repeat + 1` passes. A step's delay is its level's `delay`, counted from the
+trigger (step 0) or from when the previous step paged (see `EscalationPlan.delay_before` for
+the first level of a repeat pass). A timer names the step it will page and
+the `cycle` it belongs to, so a stale timer (after an ack, or from an earlier cycle) does
+nothing: nobody is paged twice for one step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from schemas import NotificationEvent
+
+
+class Status(StrEnum):
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Action(StrEnum):
+    ESCALATE = "escalate"  # an escalation timer fired
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+    ACK_TIMEOUT = "ack_timeout"  # an acknowledgement expired: back to triggered
+    REOPEN = "reopen"  # a resolved incident fires again
+
+
+TRANSITIONS: Mapping[tuple[Status, Action], Status] = {
+    (Status.TRIGGERED, Action.ESCALATE): Status.TRIGGERED,
+    (Status.TRIGGERED, Action.ACKNOWLEDGE): Status.ACKNOWLEDGED,
+    (Status.TRIGGERED, Action.RESOLVE): Status.RESOLVED,
+    (Status.ACKNOWLEDGED, Action.ACKNOWLEDGE): Status.ACKNOWLEDGED,
+    (Status.ACKNOWLEDGED, Action.RESOLVE): Status.RESOLVED,
+    (Status.ACKNOWLEDGED, Action.ACK_TIMEOUT): Status.TRIGGERED,
+    (Status.RESOLVED, Action.RESOLVE): Status.RESOLVED,
+    (Status.RESOLVED, Action.REOPEN): Status.TRIGGERED,
+}
+
+
+class InvalidTransition(Exception):
+    def __init__(self, status: Status, action: Action) -> None:
+        super().__init__(f"cannot {action.value} an incident that is {status.value}")
+        self.status = status
+        self.action = action
+
+
+@dataclass(frozen=True)
+class EscalationPlan:
+    """The parts of an escalation policy the lifecycle needs."""
+
+    delays: tuple[timedelta, ...]
+    targets: tuple[tuple[str, ...], ...]  # user ids per level
+    repeat: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.delays) * (self.repeat + 1)
+
+    def level_of(self, step: int) -> int:
+        return step % len(self.delays)
+
+    def delay_before(self, step: int) -> timedelta:
+        """How long step `step` waits after the trigger (step 0) or the previous page.
+
+        A repeat pass starts at level 0 again; if level 0's delay is zero, it waits the last
+        level's delay instead, so the last level gets as long to answer as the one before it
+        rather than everyone being paged again at once.
+        """
+        level = self.level_of(step)
+        delay = self.delays[level]
+        if step >= len(self.delays) and level == 0 and delay == timedelta(0):
+            return self.delays[-1]
+        return delay
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    status: Status
+    cycle: int = 0  # bumped when a resolved or acknowledged incident triggers again
+    next_step: int = 0  # the step the pending escalation timer will page
+    responders: tuple[str, ...] = ()  # users paged in this cycle, in paging order
+
+
+# Effects: what must happen after the new state is stored.
+@dataclass(frozen=True)
+class PageStep:
+    step: int
+    level: int
+    cycle: int
+    users: tuple[str, ...]
+    event: NotificationEvent
+
+
+@dataclass(frozen=True)
+class ScheduleEscalation:
+    step: int
+    cycle: int
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class CancelTimers:
+    pass
+
+
+@dataclass(frozen=True)
+class NotifyResponders:
+    users: tuple[str, ...]
+    event: NotificationEvent
+    cycle: int
+
+
+Effect = PageStep | ScheduleEscalation | CancelTimers | NotifyResponders
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: Lifecycle
+    effects: tuple[Effect, ...]
+
+
+def open_incident(plan: EscalationPlan, now: datetime) -> Outcome:
+    """A new incident triggers: page the first level now, or schedule it after its delay."""
+    return _advance(Lifecycle(status=Status.TRIGGERED), 0, plan, now, due=False)
+
+
+def _advance(
+    state: Lifecycle, step: int, plan: EscalationPlan, now: datetime, *, due: bool
+) -> Outcome:
+    effects: list[Effect] = []
+    responders = list(state.responders)
+    first = True
+    while step < plan.total_steps:
+        level = plan.level_of(step)
+        waited = due and first  # the timer for this very step fired: its delay has passed
+        delay = plan.delay_before(step)
+        if delay > timedelta(0) and not waited:
+            effects.append(ScheduleEscalation(step, state.cycle, now + delay))
+            break
+        users = plan.targets[level]
+        event = NotificationEvent.TRIGGERED if step == 0 else NotificationEvent.ESCALATED
+        effects.append(PageStep(step, level, state.cycle, users, event))
+        responders.extend(u for u in users if u not in responders)
+        step += 1
+        first = False
+    return Outcome(replace(state, next_step=step, responders=tuple(responders)), tuple(effects))
+
+
+def apply(
+    state: Lifecycle,
+    action: Action,
+    plan: EscalationPlan,
+    now: datetime,
+    *,
+    step: int | None = None,
+    cycle: int | None = None,
+) -> Outcome:
+    """Apply `action`; raise InvalidTransition when the table has no row for it.
+
+    For ESCALATE, `step` and `cycle` name the timer that fired; a timer that no longer matches
+    the state (already paged, or from an earlier cycle) yields the same state and no effects.
+    """
+    target = TRANSITIONS.get((state.status, action))
+    if target is None:
+        raise InvalidTransition(state.status, action)
+    if action is Action.ESCALATE:
+        if step != state.next_step or cycle != state.cycle:
+            return Outcome(state, ())
+        return _advance(state, state.next_step, plan, now, due=True)
+    if action is Action.ACKNOWLEDGE:
+        if state.status is Status.ACKNOWLEDGED:
+            return Outcome(state, ())
+        return Outcome(
+            replace(state, status=target),
+            (
+                CancelTimers(),
+                NotifyResponders(state.responders, NotificationEvent.ACKNOWLEDGED, state.cycle),
+            ),
+        )
+    if action is Action.RESOLVE:
+        if state.status is Status.RESOLVED:
+            return Outcome(state, ())
+        return Outcome(
+            replace(state, status=target),
+            (
+                CancelTimers(),
+                NotifyResponders(state.responders, NotificationEvent.RESOLVED, state.cycle),
+            ),
+        )
+    # ACK_TIMEOUT and REOPEN: trigger again from the first level in a new cycle.
+    fresh = Lifecycle(status=target, cycle=state.cycle + 1)
+    return _advance(fresh, 0, plan, now, due=False)

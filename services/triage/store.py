@@ -1,0 +1,207 @@
+"""Triage's collections: `triage_alerts` (one document per fingerprint), `triage_incidents`,
+and `triage_open_groups` (one document per group key with an open incident).
+
+Opening or joining an incident is one atomic upsert on the open group's `_id`, so two triage
+replicas racing on one group agree on a single incident.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from schemas import AlertReceived, AlertStatus, Severity
+from services.triage.domain import Occurrence
+from tocsin.mongo import Document
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    fingerprint: str
+    status: AlertStatus
+    incident_id: str | None
+    group_key: str
+    last_event_id: uuid.UUID | None
+    occurrence_event_id: uuid.UUID | None
+    count: int
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    id: str
+    group_key: str
+    service_id: str
+    title: str
+    severity: Severity
+    severity_reasons: tuple[str, ...]
+    status: str
+    alert_count: int
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    candidate_id: str
+    group_key: str
+    service_id: str
+    title: str
+    severity: Severity
+    severity_reasons: tuple[str, ...]
+    opened_at: datetime
+
+
+class TriageStore(Protocol):
+    async def ensure_indexes(self) -> None: ...
+
+    async def get_alert(self, fingerprint: str) -> AlertRecord | None: ...
+
+    async def record_alert(
+        self, alert: AlertReceived, occurrence: Occurrence, group_key: str
+    ) -> None: ...
+
+    async def open_or_join(self, incident: NewIncident, fingerprint: str) -> tuple[str, bool]:
+        """Return (incident id, whether this call opened it)."""
+
+    async def attach(self, fingerprint: str, incident_id: str) -> None: ...
+
+    async def firing_count(self, incident_id: str) -> int: ...
+
+    async def close(self, incident_id: str, group_key: str, at: datetime) -> None: ...
+
+    async def get_incident(self, incident_id: str) -> IncidentRecord | None: ...
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    return uuid.UUID(str(value)) if value else None
+
+
+class MongoTriageStore:
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self._alerts = database["triage_alerts"]
+        self._incidents = database["triage_incidents"]
+        self._open_groups = database["triage_open_groups"]
+
+    async def ensure_indexes(self) -> None:
+        await self._alerts.create_index([("incident_id", 1), ("status", 1)])
+        await self._incidents.create_index("group_key")
+
+    async def get_alert(self, fingerprint: str) -> AlertRecord | None:
+        doc = await self._alerts.find_one({"_id": fingerprint})
+        if doc is None:
+            return None
+        return AlertRecord(
+            fingerprint=doc["_id"],
+            status=AlertStatus(doc["status"]),
+            incident_id=doc.get("incident_id"),
+            group_key=doc["group_key"],
+            last_event_id=_uuid(doc.get("last_event_id")),
+            occurrence_event_id=_uuid(doc.get("occurrence_event_id")),
+            count=doc.get("count", 0),
+        )
+
+    async def record_alert(
+        self, alert: AlertReceived, occurrence: Occurrence, group_key: str
+    ) -> None:
+        event_id = str(alert.event_id)
+        fields: Document = {
+            "status": alert.status.value,
+            "last_event_id": event_id,
+            "last_seen": alert.occurred_at,
+            "group_key": group_key,
+            "service_id": alert.service_id,
+            "integration_id": alert.integration_id,
+            "source": alert.source,
+            "alertname": alert.alertname,
+            "summary": alert.summary,
+            "severity": alert.severity,
+            "labels": [label.model_dump() for label in alert.labels],
+            "annotations": [label.model_dump() for label in alert.annotations],
+        }
+        if occurrence is Occurrence.NEW:
+            fields["occurrence_event_id"] = event_id
+            fields["incident_id"] = None
+        if alert.status is AlertStatus.RESOLVED:
+            fields["resolved_at"] = alert.ends_at or alert.occurred_at
+        try:
+            await self._alerts.update_one(
+                # The guard makes a redelivered message a no-op instead of a second count.
+                {"_id": alert.fingerprint, "last_event_id": {"$ne": event_id}},
+                {
+                    "$set": fields,
+                    "$inc": {"count": 1},
+                    "$setOnInsert": {"first_seen": alert.occurred_at},
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # already recorded by an earlier delivery of this very message
+
+    async def open_or_join(self, incident: NewIncident, fingerprint: str) -> tuple[str, bool]:
+        group: Document | None = None
+        for _ in range(3):
+            try:
+                group = await self._open_groups.find_one_and_update(
+                    {"_id": incident.group_key},
+                    {"$setOnInsert": {"incident_id": incident.candidate_id}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                break
+            except DuplicateKeyError:
+                continue  # another replica inserted the group first: read its incident
+        if group is None:
+            raise RuntimeError(f"could not open or join group {incident.group_key!r}")
+        incident_id: str = group["incident_id"]
+        await self._incidents.update_one(
+            {"_id": incident_id},
+            {
+                "$setOnInsert": {
+                    "group_key": incident.group_key,
+                    "service_id": incident.service_id,
+                    "title": incident.title,
+                    "severity_reasons": list(incident.severity_reasons),
+                    "status": "open",
+                    "opened_at": incident.opened_at,
+                },
+                # "SEV0" < "SEV1" < ...: the most severe alert sets the incident's severity.
+                "$min": {"severity": incident.severity.value},
+                "$addToSet": {"fingerprints": fingerprint},
+            },
+            upsert=True,
+        )
+        return incident_id, incident_id == incident.candidate_id
+
+    async def attach(self, fingerprint: str, incident_id: str) -> None:
+        await self._alerts.update_one({"_id": fingerprint}, {"$set": {"incident_id": incident_id}})
+
+    async def firing_count(self, incident_id: str) -> int:
+        return await self._alerts.count_documents(
+            {"incident_id": incident_id, "status": AlertStatus.FIRING.value}
+        )
+
+    async def close(self, incident_id: str, group_key: str, at: datetime) -> None:
+        await self._open_groups.delete_one({"_id": group_key, "incident_id": incident_id})
+        await self._incidents.update_one(
+            {"_id": incident_id, "status": "open"},
+            {"$set": {"status": "resolved", "resolved_at": at}},
+        )
+
+    async def get_incident(self, incident_id: str) -> IncidentRecord | None:
+        doc = await self._incidents.find_one({"_id": incident_id})
+        if doc is None:
+            return None
+        return IncidentRecord(
+            id=doc["_id"],
+            group_key=doc["group_key"],
+            service_id=doc["service_id"],
+            title=doc["title"],
+            severity=Severity(doc["severity"]),
+            severity_reasons=tuple(doc.get("severity_reasons", ())),
+            status=doc["status"],
+            alert_count=len(doc.get("fingerprints", ())),
+        )

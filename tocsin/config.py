@@ -1,0 +1,208 @@
+"""The declarative configuration file (`--config`): services, integrations, users, policies.
+
+The keys here are a public contract (see the README's configuration reference). Loading
+validates shape and cross-references and reports every problem with the path of the bad key.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from tocsin.durations import format_duration, parse_duration
+
+Identifier = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+def _to_timedelta(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("write durations with a unit, e.g. '30s' or '5m'")
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_timedelta),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServiceConfig(_Strict):
+    id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    tier: int = Field(default=2, ge=0, le=3, description="0 critical path .. 3 low")
+    escalation_policy: Identifier
+
+
+class IntegrationConfig(_Strict):
+    id: Identifier
+    type: Literal["alertmanager"]
+    token: SecretStr = Field(min_length=16, description="Stored hashed, never logged.")
+    service: Identifier
+
+
+class ContactConfig(_Strict):
+    id: Identifier
+    type: Literal["webhook"]
+    address: str = Field(min_length=1, max_length=2048)
+
+    @model_validator(mode="after")
+    def _webhook_is_http(self) -> ContactConfig:
+        if not self.address.startswith(("http://", "https://")):
+            raise ValueError("a webhook contact's address must be an http:// or https:// URL")
+        return self
+
+
+class NotificationRuleConfig(_Strict):
+    contact: Identifier
+    after: Duration = timedelta(0)
+
+
+class UserConfig(_Strict):
+    id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    contacts: tuple[ContactConfig, ...] = ()
+    notification_rules: tuple[NotificationRuleConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _rules_name_contacts(self) -> UserConfig:
+        contact_ids = [contact.id for contact in self.contacts]
+        if len(set(contact_ids)) != len(contact_ids):
+            raise ValueError("contact ids must be unique within a user")
+        for rule in self.notification_rules:
+            if rule.contact not in contact_ids:
+                raise ValueError(f"notification rule names unknown contact {rule.contact!r}")
+        return self
+
+
+class TargetConfig(_Strict):
+    user: Identifier
+
+
+class LevelConfig(_Strict):
+    delay: Duration = timedelta(0)
+    targets: tuple[TargetConfig, ...] = Field(min_length=1)
+
+
+class EscalationPolicyConfig(_Strict):
+    id: Identifier
+    repeat: int = Field(default=0, ge=0, le=20)
+    levels: tuple[LevelConfig, ...] = Field(min_length=1)
+
+
+class TocsinConfig(_Strict):
+    services: tuple[ServiceConfig, ...] = ()
+    integrations: tuple[IntegrationConfig, ...] = ()
+    users: tuple[UserConfig, ...] = ()
+    escalation_policies: tuple[EscalationPolicyConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> TocsinConfig:
+        problems: list[str] = []
+        for section, ids in (
+            ("services", [s.id for s in self.services]),
+            ("integrations", [i.id for i in self.integrations]),
+            ("users", [u.id for u in self.users]),
+            ("escalation_policies", [p.id for p in self.escalation_policies]),
+        ):
+            duplicates = sorted({i for i in ids if ids.count(i) > 1})
+            if duplicates:
+                problems.append(f"{section}: duplicate id(s) {', '.join(duplicates)}")
+        policy_ids = {p.id for p in self.escalation_policies}
+        service_ids = {s.id for s in self.services}
+        user_ids = {u.id for u in self.users}
+        for n, service in enumerate(self.services):
+            if service.escalation_policy not in policy_ids:
+                problems.append(
+                    f"services[{n}].escalation_policy: unknown policy {service.escalation_policy!r}"
+                )
+        for n, integration in enumerate(self.integrations):
+            if integration.service not in service_ids:
+                problems.append(f"integrations[{n}].service: unknown service {integration.service!r}")
+        for p, policy in enumerate(self.escalation_policies):
+            for lv, level in enumerate(policy.levels):
+                for t, target in enumerate(level.targets):
+                    if target.user not in user_ids:
+                        problems.append(
+                            f"escalation_policies[{p}].levels[{lv}].targets[{t}].user: "
+                            f"unknown user {target.user!r}"
+                        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def service(self, service_id: str) -> ServiceConfig | None:
+        return next((s for s in self.services if s.id == service_id), None)
+
+    def policy(self, policy_id: str) -> EscalationPolicyConfig | None:
+        return next((p for p in self.escalation_policies if p.id == policy_id), None)
+
+    def user(self, user_id: str) -> UserConfig | None:
+        return next((u for u in self.users if u.id == user_id), None)
+
+
+class ConfigError(Exception):
+    """The configuration file is unreadable or invalid; `problems` name each bad key."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part.startswith(("function-", "value_error")):
+            continue
+        else:
+            text += f".{part}" if text else part
+    return text or "(top level)"
+
+
+def parse_config(document: object, source: str = "config") -> TocsinConfig:
+    if document is None:
+        return TocsinConfig()
+    if not isinstance(document, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of sections"])
+    try:
+        return TocsinConfig.model_validate(document)
+    except ValidationError as error:
+        problems = [
+            f"{_path(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors(include_url=False)
+        ]
+        raise ConfigError(source, problems) from None
+
+
+def load_config(path: Path) -> TocsinConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(str(path), [f"cannot read: {error.strerror}"]) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(str(path), [f"not valid YAML: {error}"]) from None
+    return parse_config(document, str(path))

@@ -1,0 +1,31 @@
+"""Process settings, read once from the environment (prefix `TOCSIN_`) at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a Tocsin process needs to reach its infrastructure."""
+
+    model_config = SettingsConfigDict(env_prefix="TOCSIN_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    mongo_url: str = "mongodb://127.0.0.1:27018/?directConnection=true&retryWrites=false"
+    mongo_database: str = "tocsin"
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bootstraps the admin API key (Authorization: Bearer ...)."
+    )
+    config: Path | None = None
+    # Every process in one deployment needs a distinct id for timer leases and client ids.
+    instance_id: str | None = None
+    # Bounded retries of a failing handler before the message goes to `<topic>.dlq`.
+    handler_attempts: int = Field(default=5, ge=1, le=50)
+    handler_backoff_seconds: float = Field(default=0.2, gt=0)
+    publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    timer_poll_seconds: float = Field(default=0.25, gt=0)
+    timer_lease_seconds: float = Field(default=30.0, gt=0)
+    otel_console: bool = False

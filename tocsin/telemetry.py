@@ -1,0 +1,57 @@
+"""Logging and OpenTelemetry set-up, and W3C trace context carried in Kafka headers.
+
+Secrets never reach logs or spans: tokens live in URL paths, so access logs print the route
+template (`/v1/ingest/{token}`), never the concrete path.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+KafkaHeaders = Sequence[tuple[str, bytes]]
+
+_configured = False
+
+
+def setup(service_name: str, *, console_spans: bool = False) -> None:
+    """Configure logging and the tracer provider once per process."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # aiokafka logs every reconnect attempt at ERROR with a traceback; keep it to warnings.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if console_spans:
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+
+def inject_headers() -> list[tuple[str, bytes]]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return [(name, value.encode()) for name, value in carrier.items()]
+
+
+def extract_context(headers: KafkaHeaders | None) -> Context:
+    carrier: Mapping[str, str] = {
+        name: value.decode("latin-1") for name, value in (headers or ()) if value is not None
+    }
+    return propagate.extract(carrier)
+
+
+def tracer(name: str) -> trace.Tracer:
+    return trace.get_tracer(name)
