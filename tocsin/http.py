@@ -13,7 +13,6 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.routing import Match
 
 from tocsin.metrics import HTTP_REQUESTS
 
@@ -63,11 +62,9 @@ def api_key_dependency(keys: ApiKeys) -> Callable[..., str]:
 
 
 def _route_template(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    # The router records the matched route in the scope; its path is the template.
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
 
 
 def install_ops(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:

@@ -13,11 +13,12 @@ import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from opentelemetry import trace
 from pydantic import ValidationError
 
-from schemas import DeadLetter, Envelope, dlq_topic
+from schemas import TOPICS, DeadLetter, Envelope, dlq_topic
 from tocsin import telemetry
 from tocsin.bus import M, PublishError, Subscription
 from tocsin.clock import utc_now
@@ -44,7 +45,26 @@ class KafkaBus:
         self._producer: AIOKafkaProducer | None = None
         self._tracer = telemetry.tracer(__name__)
 
+    async def ensure_topics(self, partitions: int = 4, replication: int = 1) -> None:
+        """Create every contract topic and its DLQ if missing (idempotent)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            wanted = [t for topic in TOPICS for t in (topic, dlq_topic(topic)) if t not in existing]
+            if wanted:
+                try:
+                    await admin.create_topics(
+                        [NewTopic(t, partitions, replication) for t in wanted],
+                        timeout_ms=10_000,
+                    )
+                except TopicAlreadyExistsError:
+                    pass  # another process created them first
+        finally:
+            await admin.close()
+
     async def start(self) -> None:
+        await self.ensure_topics()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,

@@ -1,0 +1,57 @@
+# One command each: set up, run, test, lint+typecheck (CI calls these too).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+
+.PHONY: setup run test test-unit lint format infra-up infra-down schemas clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
+	$(BIN)/pip install -q uv==0.13.8
+	$(UV) pip install --python $(BIN)/python -q -r requirements.lock
+	$(UV) pip install --python $(BIN)/python -q --no-deps -e .
+	touch $@
+
+## setup: create .venv with everything (idempotent); afterwards .venv/bin/tocsin works
+setup: $(VENV)/.installed
+
+## infra-up / infra-down: real Kafka (KRaft) and FerretDB on loopback, cached under .cache/
+infra-up:
+	scripts/infra.sh up
+
+infra-down:
+	scripts/infra.sh down
+
+## run: the distributed stack locally (four services on Kafka + FerretDB) with examples/tocsin.yaml
+run: setup infra-up
+	source .cache/infra.env && TOCSIN_ADMIN_TOKEN=$${TOCSIN_ADMIN_TOKEN:-dev-admin-token} \
+		scripts/run-distributed.sh examples/tocsin.yaml
+
+## test: setup, infra-up, every test (unit, integration, end-to-end), infra-down
+test: setup
+	scripts/infra.sh up
+	source .cache/infra.env && $(BIN)/pytest; status=$$?; scripts/infra.sh down; exit $$status
+
+test-unit: setup
+	$(BIN)/pytest tests/unit
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## schemas: regenerate schemas/json from the pydantic models
+schemas: setup
+	$(BIN)/python -m schemas.export
+
+clean:
+	scripts/infra.sh down --wipe || true
+	rm -rf $(VENV) .cache

@@ -1,0 +1,45 @@
+"""Wiring of the escalation service: event and command consumers, the timer loop, the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from schemas import INCIDENTS_COMMANDS, INCIDENTS_EVENTS, IncidentCommand, IncidentEvent
+from services.escalation.api import router
+from services.escalation.consumers import CommandHandler
+from services.escalation.engine import Escalation
+from services.escalation.store import EscalationStore
+from tocsin.bus import Bus, Subscription
+from tocsin.clock import Clock
+from tocsin.config import TocsinConfig
+from tocsin.service import Service
+
+CONSUMER_GROUP = "tocsin-escalation"
+
+
+def build(
+    bus: Bus,
+    store: EscalationStore,
+    config: TocsinConfig,
+    clock: Clock,
+    require_api_key: Callable[..., str],
+    *,
+    instance_id: str,
+    lease: timedelta = timedelta(seconds=30),
+    poll_seconds: float = 0.25,
+) -> Service:
+    engine = Escalation(
+        bus, store, config, clock, instance_id, lease=lease, poll_seconds=poll_seconds
+    )
+    commands = CommandHandler(engine)
+    return Service(
+        name="escalation",
+        router=router(engine, store, require_api_key),
+        subscriptions=[
+            Subscription(INCIDENTS_EVENTS, CONSUMER_GROUP, IncidentEvent, engine.on_incident_event),
+            Subscription(INCIDENTS_COMMANDS, CONSUMER_GROUP, IncidentCommand, commands.handle),
+        ],
+        loops=[engine.run_timers],
+        on_start=[store.ensure_indexes],
+    )

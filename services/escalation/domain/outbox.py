@@ -1,0 +1,154 @@
+"""Turn lifecycle effects into concrete outbox items (pure).
+
+The outbox is stored in the incident document in the same atomic write as the new state, then
+carried out and cleared. Every item carries a deterministic id, so carrying one out twice (after
+a crash) publishes the same `notification_id` or arms the same timer document again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from schemas import Contract, NotificationEvent
+from services.escalation.domain.lifecycle import (
+    CancelTimers,
+    Effect,
+    NotifyResponders,
+    PageStep,
+    ScheduleEscalation,
+)
+
+
+@dataclass(frozen=True)
+class NotificationRule:
+    contact_id: str
+    after: timedelta
+
+
+class SendNotification(Contract):
+    type: Literal["send"] = "send"
+    id: str
+    notification_id: str
+    user_id: str
+    contact_id: str
+    event: NotificationEvent
+    escalation_level: int
+
+
+class ArmTimer(Contract):
+    """A durable timer: `escalate` pages a step; `notify` sends a delayed personal rule."""
+
+    type: Literal["timer"] = "timer"
+    id: str
+    timer_id: str
+    kind: Literal["escalate", "notify"]
+    due_at: datetime
+    step: int
+    cycle: int
+    notification: SendNotification | None = None
+
+
+class CancelPendingTimers(Contract):
+    type: Literal["cancel_timers"] = "cancel_timers"
+    id: str
+
+
+OutboxItem = Annotated[SendNotification | ArmTimer | CancelPendingTimers, Field(discriminator="type")]
+
+
+def _page_items(
+    incident_id: str,
+    effect: PageStep,
+    rules: Mapping[str, Sequence[NotificationRule]],
+    now: datetime,
+) -> list[OutboxItem]:
+    items: list[OutboxItem] = []
+    for user_id in effect.users:
+        for rule in rules.get(user_id, ()):
+            notification_id = (
+                f"{incident_id}/c{effect.cycle}/s{effect.step}/{user_id}/{rule.contact_id}"
+            )
+            send = SendNotification(
+                id=f"send:{notification_id}",
+                notification_id=notification_id,
+                user_id=user_id,
+                contact_id=rule.contact_id,
+                event=effect.event,
+                escalation_level=effect.level,
+            )
+            if rule.after <= timedelta(0):
+                items.append(send)
+            else:
+                items.append(
+                    ArmTimer(
+                        id=f"timer:{notification_id}",
+                        timer_id=f"notify:{notification_id}",
+                        kind="notify",
+                        due_at=now + rule.after,
+                        step=effect.step,
+                        cycle=effect.cycle,
+                        notification=send,
+                    )
+                )
+    return items
+
+
+def _responder_items(
+    incident_id: str, effect: NotifyResponders, rules: Mapping[str, Sequence[NotificationRule]]
+) -> list[OutboxItem]:
+    items: list[OutboxItem] = []
+    for user_id in effect.users:
+        user_rules = rules.get(user_id, ())
+        # Status updates go to the contacts a user is paged on at once (or the first one).
+        immediate = [r for r in user_rules if r.after <= timedelta(0)] or list(user_rules[:1])
+        for rule in immediate:
+            notification_id = (
+                f"{incident_id}/c{effect.cycle}/{effect.event.value}/{user_id}/{rule.contact_id}"
+            )
+            items.append(
+                SendNotification(
+                    id=f"send:{notification_id}",
+                    notification_id=notification_id,
+                    user_id=user_id,
+                    contact_id=rule.contact_id,
+                    event=effect.event,
+                    escalation_level=0,
+                )
+            )
+    return items
+
+
+def outbox_items(
+    incident_id: str,
+    effects: Sequence[Effect],
+    rules: Mapping[str, Sequence[NotificationRule]],
+    now: datetime,
+    cause: str,
+) -> list[OutboxItem]:
+    """`cause` makes the id of a cancel item unique to the change that asked for it."""
+    items: list[OutboxItem] = []
+    for effect in effects:
+        if isinstance(effect, PageStep):
+            items.extend(_page_items(incident_id, effect, rules, now))
+        elif isinstance(effect, ScheduleEscalation):
+            timer_id = f"escalate:{incident_id}/c{effect.cycle}/s{effect.step}"
+            items.append(
+                ArmTimer(
+                    id=f"timer:{timer_id}",
+                    timer_id=timer_id,
+                    kind="escalate",
+                    due_at=effect.due_at,
+                    step=effect.step,
+                    cycle=effect.cycle,
+                )
+            )
+        elif isinstance(effect, CancelTimers):
+            items.append(CancelPendingTimers(id=f"cancel:{incident_id}/{cause}"))
+        else:
+            items.extend(_responder_items(incident_id, effect, rules))
+    return items

@@ -1,0 +1,283 @@
+"""Escalation's application service: incident events, people's commands and due timers in;
+state changes with compare-and-set and outbox items out.
+
+Every path ends with `flush`, which carries out the incident's outbox (publish notification
+requests, arm and cancel timers) and then removes what it carried out. A crash in between
+leaves the items in the outbox; the redelivered message, the re-claimed timer or the sweeper
+carries them out again, with the same ids, so nothing is lost and nothing pages twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from prometheus_client import Counter
+
+from schemas import (
+    NOTIFICATIONS_REQUESTED,
+    IncidentEvent,
+    IncidentEventKind,
+    IncidentSnapshot,
+    NotificationRequested,
+    Recipient,
+)
+from services.escalation.domain.lifecycle import (
+    Action,
+    EscalationPlan,
+    InvalidTransition,
+    Outcome,
+    Status,
+    apply,
+    open_incident,
+)
+from services.escalation.domain.outbox import (
+    ArmTimer,
+    NotificationRule,
+    OutboxItem,
+    SendNotification,
+    outbox_items,
+)
+from services.escalation.store import EscalationIncident, EscalationStore, TimelineEntry, Timer
+from tocsin.bus import Bus
+from tocsin.clock import Clock
+from tocsin.config import TocsinConfig
+
+log = logging.getLogger(__name__)
+
+_NAMESPACE = uuid.UUID("0b7f5a53-9c1e-4a55-8f0e-2d6f3c1b7e42")
+_CAS_ATTEMPTS = 20
+_STALE_OUTBOX = timedelta(seconds=10)
+
+TIMERS_FIRED = Counter("tocsin_escalation_timers_fired_total", "Timers fired, by kind.", ["kind"])
+TRANSITIONS_APPLIED = Counter(
+    "tocsin_escalation_transitions_total", "Lifecycle actions applied.", ["action"]
+)
+
+
+class IncidentNotFound(Exception):
+    pass
+
+
+class Escalation:
+    def __init__(
+        self,
+        bus: Bus,
+        store: EscalationStore,
+        config: TocsinConfig,
+        clock: Clock,
+        instance_id: str,
+        *,
+        lease: timedelta = timedelta(seconds=30),
+        poll_seconds: float = 0.25,
+    ) -> None:
+        self._bus = bus
+        self._store = store
+        self._config = config
+        self._clock = clock
+        self._owner = instance_id
+        self._lease = lease
+        self._poll = poll_seconds
+        self._rules: Mapping[str, Sequence[NotificationRule]] = {
+            user.id: tuple(NotificationRule(r.contact, r.after) for r in user.notification_rules)
+            for user in config.users
+        }
+
+    def _plan(self, service_id: str) -> tuple[str | None, EscalationPlan]:
+        service = self._config.service(service_id)
+        policy = self._config.policy(service.escalation_policy) if service else None
+        if policy is None:
+            log.warning("service %r has no escalation policy: its incidents page nobody", service_id)
+            return None, EscalationPlan((), ())
+        return policy.id, EscalationPlan(
+            delays=tuple(level.delay for level in policy.levels),
+            targets=tuple(tuple(t.user for t in level.targets) for level in policy.levels),
+            repeat=policy.repeat,
+        )
+
+    # -- incidents.events ------------------------------------------------------------------
+
+    async def on_incident_event(self, event: IncidentEvent) -> None:
+        if event.kind is IncidentEventKind.ALERTS_RESOLVED:
+            await self._transition(event.incident_id, Action.RESOLVE, "alerts resolved", event.event_id)
+        else:
+            await self._open_or_update(event)
+        await self.flush(event.incident_id)
+
+    async def _open_or_update(self, event: IncidentEvent) -> None:
+        existing = await self._store.get(event.incident_id)
+        if existing is not None:
+            if await self._store.has_event(event.incident_id, event.event_id):
+                return
+            if existing.lifecycle.status is Status.RESOLVED and event.firing_count > 0:
+                await self._transition(event.incident_id, Action.REOPEN, "triage", event.event_id)
+            await self._store.update_details(
+                event.incident_id, event.event_id, event.title, event.severity, event.alert_count
+            )
+            return
+        now = self._clock.now()
+        policy_id, plan = self._plan(event.service_id)
+        outcome = open_incident(plan, now)
+        incident = EscalationIncident(
+            id=event.incident_id,
+            service_id=event.service_id,
+            policy_id=policy_id,
+            title=event.title,
+            severity=event.severity,
+            alert_count=event.alert_count,
+            opened_at=now,
+            lifecycle=outcome.state,
+            version=1,
+            outbox=tuple(
+                outbox_items(event.incident_id, outcome.effects, self._rules, now, "open")
+            ),
+        )
+        if await self._store.create(incident, event.event_id, TimelineEntry(now, "triggered", "triage")):
+            TRANSITIONS_APPLIED.labels(action="trigger").inc()
+            log.info("incident %s triggered (%s)", incident.id, incident.severity.value)
+
+    # -- people and timers -----------------------------------------------------------------
+
+    async def command(self, incident_id: str, action: Action, actor: str) -> EscalationIncident:
+        """Apply a person's action; raise IncidentNotFound or InvalidTransition."""
+        incident = await self._transition(incident_id, action, actor, None)
+        await self.flush(incident_id)
+        return incident
+
+    async def _transition(
+        self,
+        incident_id: str,
+        action: Action,
+        actor: str,
+        event_id: uuid.UUID | None,
+        *,
+        step: int | None = None,
+        cycle: int | None = None,
+    ) -> EscalationIncident:
+        for _ in range(_CAS_ATTEMPTS):
+            incident = await self._store.get(incident_id)
+            if incident is None:
+                raise IncidentNotFound(incident_id)
+            if event_id is not None and await self._store.has_event(incident_id, event_id):
+                return incident
+            now = self._clock.now()
+            _, plan = self._plan(incident.service_id)
+            outcome: Outcome = apply(
+                incident.lifecycle, action, plan, now, step=step, cycle=cycle
+            )
+            if outcome.state == incident.lifecycle and not outcome.effects:
+                return incident  # a no-op (stale timer, repeated ack): nothing to store
+            cause = str(event_id or uuid.uuid5(_NAMESPACE, f"{incident_id}/{incident.version}"))
+            items = outbox_items(incident_id, outcome.effects, self._rules, now, cause)
+            entry = TimelineEntry(now, action.value, actor)
+            if await self._store.save(
+                _with_lifecycle(incident, outcome), items, entry, event_id, now
+            ):
+                TRANSITIONS_APPLIED.labels(action=action.value).inc()
+                log.info("incident %s: %s by %s", incident_id, action.value, actor)
+                return _with_lifecycle(incident, outcome, version=incident.version + 1)
+        raise RuntimeError(f"incident {incident_id}: too much contention to {action.value}")
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def flush(self, incident_id: str) -> None:
+        incident = await self._store.get(incident_id)
+        if incident is None or not incident.outbox:
+            return
+        sends: list[SendNotification] = []
+        for item in incident.outbox:
+            if isinstance(item, SendNotification):
+                sends.append(item)
+            elif isinstance(item, ArmTimer):
+                await self._store.arm_timer(incident_id, item)
+            else:
+                await self._store.cancel_timers(incident_id)
+        if sends:
+            await self._bus.publish_many(
+                NOTIFICATIONS_REQUESTED,
+                [(incident_id, self._request(incident, send)) for send in sends],
+            )
+        await self._store.remove_outbox_items(incident_id, [item.id for item in incident.outbox])
+
+    def _request(self, incident: EscalationIncident, send: SendNotification) -> NotificationRequested:
+        return NotificationRequested(
+            event_id=uuid.uuid5(_NAMESPACE, send.notification_id),
+            occurred_at=self._clock.now(),
+            correlation_id=incident.id,
+            notification_id=send.notification_id,
+            event=send.event,
+            incident=IncidentSnapshot(
+                id=incident.id,
+                title=incident.title,
+                severity=incident.severity,
+                status=incident.lifecycle.status.value,
+                service=incident.service_id,
+                alert_count=incident.alert_count,
+            ),
+            recipient=Recipient(user_id=send.user_id, contact_id=send.contact_id),
+            escalation_level=send.escalation_level,
+        )
+
+    # -- the timer loop --------------------------------------------------------------------
+
+    async def run_timers(self) -> None:
+        """Claim due timers with a lease and fire them; sweep outboxes a crash left behind."""
+        while True:
+            fired = await self.fire_due_timers()
+            for incident_id in await self._store.with_stale_outbox(
+                self._clock.now() - _STALE_OUTBOX, limit=50
+            ):
+                await self.flush(incident_id)
+            if not fired:
+                await asyncio.sleep(self._poll)
+
+    async def fire_due_timers(self, limit: int = 100) -> int:
+        fired = 0
+        while fired < limit:
+            timer = await self._store.claim_due_timer(self._clock.now(), self._owner, self._lease)
+            if timer is None:
+                break
+            await self._fire(timer)
+            await self._store.finish_timer(timer.id, self._owner)
+            TIMERS_FIRED.labels(kind=timer.kind).inc()
+            fired += 1
+        return fired
+
+    async def _fire(self, timer: Timer) -> None:
+        if timer.kind == "escalate":
+            try:
+                await self._transition(
+                    timer.incident_id, Action.ESCALATE, "timer", None, step=timer.step, cycle=timer.cycle
+                )
+            except InvalidTransition:
+                return  # acknowledged or resolved since: the step is moot
+            await self.flush(timer.incident_id)
+            return
+        incident = await self._store.get(timer.incident_id)
+        if (
+            incident is None
+            or timer.notification is None
+            or incident.lifecycle.status is not Status.TRIGGERED
+            or incident.lifecycle.cycle != timer.cycle
+        ):
+            return
+        await self._bus.publish(
+            NOTIFICATIONS_REQUESTED, incident.id, self._request(incident, timer.notification)
+        )
+
+
+def _with_lifecycle(
+    incident: EscalationIncident, outcome: Outcome, version: int | None = None
+) -> EscalationIncident:
+    return replace(
+        incident,
+        lifecycle=outcome.state,
+        version=incident.version if version is None else version,
+    )
+
+
+__all__ = ["Escalation", "IncidentNotFound", "InvalidTransition", "OutboxItem"]

@@ -1,0 +1,31 @@
+"""Wiring of the notifier service: the `notifications.requested` consumer and its channels."""
+
+from __future__ import annotations
+
+import httpx
+
+from schemas import NOTIFICATIONS_REQUESTED, NotificationRequested
+from services.notifier.channels import channels
+from services.notifier.consumers import Delivery
+from services.notifier.store import NotifierStore
+from tocsin.bus import Bus, Subscription
+from tocsin.clock import Clock
+from tocsin.config import TocsinConfig
+from tocsin.service import Service
+
+CONSUMER_GROUP = "tocsin-notifier"
+
+
+def build(
+    bus: Bus, store: NotifierStore, config: TocsinConfig, clock: Clock, client: httpx.AsyncClient
+) -> Service:
+    delivery = Delivery(bus, store, config, channels(client), clock)
+    return Service(
+        name="notifier",
+        subscriptions=[
+            Subscription(
+                NOTIFICATIONS_REQUESTED, CONSUMER_GROUP, NotificationRequested, delivery.handle
+            )
+        ],
+        on_start=[store.ensure_indexes],
+    )

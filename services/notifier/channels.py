@@ -1,0 +1,61 @@
+"""Notification channels, declared as data: a type name maps to a sender (Keep-style registry).
+
+Only `webhook` exists so far. A sender raises `DeliveryFailed` with `retryable` telling whether
+another attempt could succeed (timeouts, 5xx, 408, 429) or not (other 4xx).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import httpx
+
+from schemas import NotificationRequested
+from tocsin.config import ContactConfig
+
+
+class DeliveryFailed(Exception):
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+class Channel(Protocol):
+    async def send(self, contact: ContactConfig, request: NotificationRequested) -> None: ...
+
+
+def webhook_body(request: NotificationRequested) -> dict[str, Any]:
+    """The documented JSON body of a `webhook` contact (see the README)."""
+    return {
+        "event": request.event.value,
+        "notification_id": request.notification_id,
+        "incident": request.incident.model_dump(mode="json"),
+        "recipient": request.recipient.model_dump(mode="json"),
+        "escalation_level": request.escalation_level,
+        "sent_at": request.occurred_at.isoformat(),
+    }
+
+
+class WebhookChannel:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def send(self, contact: ContactConfig, request: NotificationRequested) -> None:
+        try:
+            response = await self._client.post(
+                contact.address,
+                json=webhook_body(request),
+                headers={"Idempotency-Key": request.notification_id},
+            )
+        except httpx.HTTPError as error:
+            # The URL may hold a secret: name only the kind of error.
+            raise DeliveryFailed(f"webhook unreachable: {type(error).__name__}", retryable=True) from None
+        if response.is_success:
+            return
+        retryable = response.status_code >= 500 or response.status_code in (408, 429)
+        raise DeliveryFailed(f"webhook answered {response.status_code}", retryable=retryable)
+
+
+def channels(client: httpx.AsyncClient) -> Mapping[str, Channel]:
+    return {"webhook": WebhookChannel(client)}
