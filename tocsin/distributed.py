@@ -49,6 +49,7 @@ def create_service_app(
         handler_attempts=settings.handler_attempts,
         handler_backoff_seconds=settings.handler_backoff_seconds,
         publish_timeout_seconds=settings.publish_timeout_seconds,
+        namespace=settings.kafka_namespace,
     )
     client = open_client(settings.mongo_url)
     database = client[settings.mongo_database]

@@ -36,7 +36,11 @@ class KafkaBus:
         handler_attempts: int = 5,
         handler_backoff_seconds: float = 0.2,
         publish_timeout_seconds: float = 5.0,
+        namespace: str = "",
     ) -> None:
+        # `namespace` prefixes every topic and consumer group, so several deployments (or test
+        # runs) can share one cluster without reading each other's messages.
+        self._namespace = namespace
         self._bootstrap = bootstrap
         self._client_id = client_id
         self._attempts = handler_attempts
@@ -51,7 +55,8 @@ class KafkaBus:
         await admin.start()
         try:
             existing = set(await admin.list_topics())
-            wanted = [t for topic in TOPICS for t in (topic, dlq_topic(topic)) if t not in existing]
+            names = [self._name(t) for topic in TOPICS for t in (topic, dlq_topic(topic))]
+            wanted = [name for name in names if name not in existing]
             if wanted:
                 try:
                     await admin.create_topics(
@@ -62,6 +67,9 @@ class KafkaBus:
                     pass  # another process created them first
         finally:
             await admin.close()
+
+    def _name(self, topic_or_group: str) -> str:
+        return f"{self._namespace}{topic_or_group}"
 
     async def start(self) -> None:
         await self.ensure_topics()
@@ -105,7 +113,7 @@ class KafkaBus:
             try:
                 futures = [
                     await producer.send(
-                        topic,
+                        self._name(topic),
                         value=message.model_dump_json().encode(),
                         key=key.encode(),
                         headers=headers,
@@ -118,10 +126,10 @@ class KafkaBus:
 
     async def consume(self, subscription: Subscription[M]) -> None:
         consumer = AIOKafkaConsumer(
-            subscription.topic,
+            self._name(subscription.topic),
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
-            group_id=subscription.group,
+            group_id=self._name(subscription.group),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -139,7 +147,7 @@ class KafkaBus:
             await consumer.stop()
 
     async def _handle_record(self, subscription: Subscription[M], record: object) -> None:
-        topic: str = record.topic  # type: ignore[attr-defined]
+        topic = subscription.topic
         raw: bytes = record.value or b""  # type: ignore[attr-defined]
         context = telemetry.extract_context(record.headers)  # type: ignore[attr-defined]
         with self._tracer.start_as_current_span(
@@ -149,7 +157,7 @@ class KafkaBus:
             try:
                 message = subscription.model.model_validate_json(raw)
             except ValidationError as error:
-                await self._dead_letter(record, f"invalid message: {error}", attempts=0)
+                await self._dead_letter(topic, record, f"invalid message: {error}", attempts=0)
                 CONSUMED.labels(topic=topic, outcome="invalid").inc()
                 return
             span.set_attribute("tocsin.event_id", str(message.event_id))
@@ -161,7 +169,9 @@ class KafkaBus:
                 except Exception as error:
                     if attempt == self._attempts:
                         log.exception("handler for %s failed %d times; dead-lettering", topic, attempt)
-                        await self._dead_letter(record, f"{type(error).__name__}: {error}", attempt)
+                        await self._dead_letter(
+                            topic, record, f"{type(error).__name__}: {error}", attempt
+                        )
                         CONSUMED.labels(topic=topic, outcome="dead_lettered").inc()
                         return
                     HANDLER_RETRIES.labels(topic=topic).inc()
@@ -173,8 +183,7 @@ class KafkaBus:
                     CONSUMED.labels(topic=topic, outcome="handled").inc()
                     return
 
-    async def _dead_letter(self, record: object, error: str, attempts: int) -> None:
-        topic: str = record.topic  # type: ignore[attr-defined]
+    async def _dead_letter(self, topic: str, record: object, error: str, attempts: int) -> None:
         key: bytes | None = record.key  # type: ignore[attr-defined]
         raw: bytes = record.value or b""  # type: ignore[attr-defined]
         letter = DeadLetter(

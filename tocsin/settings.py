@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOCSIN_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # Prefix of every topic and consumer group (isolates deployments sharing a cluster).
+    kafka_namespace: str = ""
     mongo_url: str = "mongodb://127.0.0.1:27018/?directConnection=true&retryWrites=false"
     mongo_database: str = "tocsin"
     admin_token: SecretStr | None = Field(

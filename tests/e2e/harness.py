@@ -1,0 +1,173 @@
+"""End-to-end harness: Tocsin processes, and a webhook receiver standing in for a responder's
+phone (a real HTTP server recording every page it gets)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+TOCSIN = ROOT / ".venv" / "bin" / "tocsin"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Page:
+    path: str
+    body: dict[str, Any]
+    received_at: float
+
+
+@dataclass
+class WebhookReceiver:
+    """Records every POST; answers 200."""
+
+    pages: list[Page] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    port: int = 0
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length))
+                with receiver.lock:
+                    receiver.pages.append(Page(self.path, body, time.monotonic()))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def snapshot(self) -> list[Page]:
+        with self.lock:
+            return list(self.pages)
+
+    def wait_for(
+        self, predicate: Callable[[Page], bool], timeout: float = 20.0, count: int = 1
+    ) -> list[Page]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            matching = [p for p in self.snapshot() if predicate(p)]
+            if len(matching) >= count:
+                return matching
+            time.sleep(0.05)
+        raise AssertionError(
+            f"expected {count} matching page(s) within {timeout}s; got: "
+            f"{[(p.path, p.body.get('event')) for p in self.snapshot()]}"
+        )
+
+
+@dataclass
+class TocsinProcess:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_process(
+    args: list[str], name: str, port: int, env: dict[str, str], log_dir: Path
+) -> TocsinProcess:
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(TOCSIN), *args, "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    return TocsinProcess(name, port, process, log_path)
+
+
+def wait_ready(processes: list[TocsinProcess], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(processes)
+    while pending and time.monotonic() < deadline:
+        for proc in list(pending):
+            if proc.process.poll() is not None:
+                raise AssertionError(f"{proc.name} exited early:\n{proc.log()[-4000:]}")
+            try:
+                if httpx.get(f"{proc.base_url}/readyz", timeout=2).status_code == 200:
+                    pending.remove(proc)
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.2)
+    if pending:
+        raise AssertionError(
+            "not ready: " + ", ".join(f"{p.name}:\n{p.log()[-2000:]}" for p in pending)
+        )
+
+
+def stop_processes(processes: list[TocsinProcess]) -> None:
+    for proc in processes:
+        if proc.process.poll() is None:
+            proc.process.terminate()
+    for proc in processes:
+        try:
+            proc.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.process.kill()
+
+
+def alertmanager_payload(status: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A webhook body as Alertmanager v4 sends it (fields from its notify/webhook package)."""
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="CheckoutErrors"}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "tocsin",
+        "groupLabels": {"alertname": "CheckoutErrors"},
+        "commonLabels": {"alertname": "CheckoutErrors"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example:9093",
+        "alerts": alerts,
+    }
+
+
+def python() -> str:
+    return sys.executable
+
+
+def iter_events(pages: list[Page], event: str) -> Iterator[Page]:
+    return (p for p in pages if p.body.get("event") == event)

@@ -1,0 +1,225 @@
+"""The walking skeleton's user story, end to end on real Kafka and FerretDB, with the four
+services as separate processes:
+
+1. Alertmanager's webhook → the first level is paged (webhook contact);
+2. nobody acknowledges → the next level is paged after its delay;
+3. acknowledge stops escalation; Alertmanager re-sending the group pages nobody;
+   a `resolved` payload resolves the incident.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.harness import (
+    TocsinProcess,
+    WebhookReceiver,
+    alertmanager_payload,
+    free_port,
+    start_process,
+    stop_processes,
+    wait_ready,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.mongo]
+
+TOKEN = "e2e-integration-token-0123456789"
+ADMIN = "e2e-admin-token"
+ESCALATION_DELAY_S = 3
+THIRD_LEVEL_DELAY_S = 8
+
+
+def write_config(path: Path, receiver: WebhookReceiver) -> None:
+    users = "\n".join(
+        f"""  - id: {user}
+    name: {user.title()}
+    contacts:
+      - id: {user}-hook
+        type: webhook
+        address: {receiver.url("/" + user)}
+    notification_rules:
+      - contact: {user}-hook
+        after: 0s"""
+        for user in ("alice", "bob", "carol")
+    )
+    path.write_text(
+        f"""services:
+  - id: checkout
+    name: Checkout API
+    tier: 1
+    escalation_policy: checkout-oncall
+integrations:
+  - id: prom
+    type: alertmanager
+    token: {TOKEN}
+    service: checkout
+users:
+{users}
+escalation_policies:
+  - id: checkout-oncall
+    levels:
+      - delay: 0s
+        targets: [{{user: alice}}]
+      - delay: {ESCALATION_DELAY_S}s
+        targets: [{{user: bob}}]
+      - delay: {THIRD_LEVEL_DELAY_S}s
+        targets: [{{user: carol}}]
+"""
+    )
+
+
+@dataclass
+class Stack:
+    ingest_url: str
+    api_url: str
+    receiver: WebhookReceiver
+    processes: list[TocsinProcess]
+
+
+@pytest.fixture(scope="module")
+def distributed_stack(
+    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, mongo_url: str
+) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("distributed")
+    receiver = WebhookReceiver()
+    receiver.start()
+    config = workdir / "tocsin.yaml"
+    write_config(config, receiver)
+    run_id = uuid.uuid4().hex[:10]
+    env = {
+        "TOCSIN_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "TOCSIN_MONGO_URL": mongo_url,
+        "TOCSIN_KAFKA_NAMESPACE": f"e2e-{run_id}.",
+        "TOCSIN_MONGO_DATABASE": f"e2e_{run_id}",
+        "TOCSIN_ADMIN_TOKEN": ADMIN,
+        "TOCSIN_TIMER_POLL_SECONDS": "0.1",
+    }
+    processes = [
+        start_process(["serve", name, "--config", str(config)], name, free_port(), env, workdir)
+        for name in ("ingest", "triage", "escalation", "notifier")
+    ]
+    try:
+        wait_ready(processes)
+        yield Stack(
+            ingest_url=processes[0].base_url,
+            api_url=processes[2].base_url,
+            receiver=receiver,
+            processes=processes,
+        )
+    finally:
+        stop_processes(processes)
+        receiver.stop()
+        for proc in processes:
+            print(f"----- {proc.name} log -----\n{proc.log()[-3000:]}")
+
+
+def _alerts(status: str) -> list[dict[str, object]]:
+    ends = "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-25T10:05:00Z"
+    return [
+        {
+            "status": status,
+            "labels": {"alertname": "CheckoutErrors", "severity": "critical", "pod": pod},
+            "annotations": {"summary": "Checkout 5xx above 5%"},
+            "startsAt": "2026-11-25T10:00:00Z",
+            "endsAt": ends,
+            "generatorURL": "http://prometheus.example/graph",
+            "fingerprint": fingerprint,
+        }
+        for pod, fingerprint in (("checkout-1", "a1b2c3d4e5f60001"), ("checkout-2", "a1b2c3d4e5f60002"))
+    ]
+
+
+def test_alert_pages_escalates_ack_stops_resend_is_quiet_resolve_resolves(
+    distributed_stack: Stack,
+) -> None:
+    stack = distributed_stack
+    receiver = stack.receiver
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+
+    # Bad token and no API key are refused.
+    assert httpx.post(f"{stack.ingest_url}/v1/ingest/wrong-token", json={}).status_code == 401
+    assert httpx.get(f"{stack.api_url}/api/v1/incidents").status_code == 401
+
+    # 1. The first level is paged.
+    sent = time.monotonic()
+    response = httpx.post(
+        f"{stack.ingest_url}/v1/ingest/{TOKEN}", json=alertmanager_payload("firing", _alerts("firing"))
+    )
+    assert response.status_code == 202, response.text
+    (alice_page,) = receiver.wait_for(lambda p: p.path == "/alice", timeout=20)
+    print(f"time to page: {alice_page.received_at - sent:.3f}s")
+    assert alice_page.body["event"] == "incident.triggered"
+    incident = alice_page.body["incident"]
+    assert incident["service"] == "checkout"
+    assert incident["status"] == "triggered"
+    assert alice_page.body["recipient"] == {"user_id": "alice", "contact_id": "alice-hook"}
+    incident_id = incident["id"]
+
+    # Both alerts of the group joined one incident (the page may go out before the second).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listed = httpx.get(f"{stack.api_url}/api/v1/incidents", headers=auth).json()["incidents"]
+        if listed and listed[0]["alert_count"] == 2:
+            break
+        time.sleep(0.1)
+    assert [(i["id"], i["alert_count"]) for i in listed] == [(incident_id, 2)]
+
+    # 2. Nobody acknowledges: the second level is paged after its delay, not before.
+    (bob_page,) = receiver.wait_for(lambda p: p.path == "/bob", timeout=ESCALATION_DELAY_S + 15)
+    waited = bob_page.received_at - alice_page.received_at
+    assert waited >= ESCALATION_DELAY_S - 0.5, f"escalated after {waited:.2f}s"
+    assert bob_page.body["event"] == "incident.escalated"
+    assert bob_page.body["escalation_level"] == 1
+
+    # 3. Acknowledge stops escalation: carol (third level) is never paged.
+    acked = httpx.post(f"{stack.api_url}/api/v1/incidents/{incident_id}/acknowledge", headers=auth)
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["status"] == "acknowledged"
+    receiver.wait_for(lambda p: p.body["event"] == "incident.acknowledged", count=2)
+
+    # Alertmanager re-sends the whole group every group_interval: that pages nobody.
+    pages_before_resend = len(receiver.snapshot())
+    for _ in range(3):
+        again = httpx.post(
+            f"{stack.ingest_url}/v1/ingest/{TOKEN}",
+            json=alertmanager_payload("firing", _alerts("firing")),
+        )
+        assert again.status_code == 202
+
+    # Wait past the third level's delay: neither the resend nor a stale timer pages anyone.
+    time.sleep(THIRD_LEVEL_DELAY_S + 1)
+    assert len(receiver.snapshot()) == pages_before_resend
+    assert not [p for p in receiver.snapshot() if p.path == "/carol"]
+
+    # A resolved payload resolves the incident.
+    resolved = httpx.post(
+        f"{stack.ingest_url}/v1/ingest/{TOKEN}",
+        json=alertmanager_payload("resolved", _alerts("resolved")),
+    )
+    assert resolved.status_code == 202
+    deadline = time.monotonic() + 20
+    status = None
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{stack.api_url}/api/v1/incidents/{incident_id}", headers=auth).json()[
+            "status"
+        ]
+        if status == "resolved":
+            break
+        time.sleep(0.1)
+    assert status == "resolved"
+    receiver.wait_for(lambda p: p.body["event"] == "incident.resolved", count=2)
+
+    # Nobody was paged twice for one notification.
+    ids = Counter(p.body["notification_id"] for p in receiver.snapshot())
+    assert all(n == 1 for n in ids.values()), ids
+    assert sorted(p.path for p in receiver.snapshot() if p.body["event"] != "incident.resolved") == [
+        "/alice", "/alice", "/bob", "/bob",
+    ]
