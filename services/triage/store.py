@@ -157,23 +157,24 @@ class MongoTriageStore:
         if group is None:
             raise RuntimeError(f"could not open or join group {incident.group_key!r}")
         incident_id: str = group["incident_id"]
-        await self._incidents.update_one(
-            {"_id": incident_id},
-            {
-                "$setOnInsert": {
-                    "group_key": incident.group_key,
-                    "service_id": incident.service_id,
-                    "title": incident.title,
-                    "severity_reasons": list(incident.severity_reasons),
-                    "status": "open",
-                    "opened_at": incident.opened_at,
-                },
-                # "SEV0" < "SEV1" < ...: the most severe alert sets the incident's severity.
-                "$min": {"severity": incident.severity.value},
-                "$addToSet": {"fingerprints": fingerprint},
+        update = {
+            "$setOnInsert": {
+                "group_key": incident.group_key,
+                "service_id": incident.service_id,
+                "title": incident.title,
+                "severity_reasons": list(incident.severity_reasons),
+                "status": "open",
+                "opened_at": incident.opened_at,
             },
-            upsert=True,
-        )
+            # "SEV0" < "SEV1" < ...: the most severe alert sets the incident's severity.
+            "$min": {"severity": incident.severity.value},
+            "$addToSet": {"fingerprints": fingerprint},
+        }
+        try:
+            await self._incidents.update_one({"_id": incident_id}, update, upsert=True)
+        except DuplicateKeyError:
+            # Two workers upserted the new incident at once; the document exists now.
+            await self._incidents.update_one({"_id": incident_id}, update)
         return incident_id, incident_id == incident.candidate_id
 
     async def attach(self, fingerprint: str, incident_id: str) -> None:
