@@ -22,7 +22,9 @@ class AlertReceived(Envelope):
     fingerprint: str = Field(min_length=1, max_length=256)
     status: AlertStatus
     integration_id: str = Field(min_length=1, max_length=200)
-    source: str = Field(min_length=1, max_length=64, description="Integration type, e.g. alertmanager.")
+    source: str = Field(
+        min_length=1, max_length=64, description="Integration type, e.g. alertmanager."
+    )
     service_id: str = Field(min_length=1, max_length=200)
     alertname: str = Field(max_length=1024)
     summary: str = Field(max_length=4096)

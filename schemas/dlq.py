@@ -14,4 +14,6 @@ class DeadLetter(Envelope):
     key: str | None = None
     error: str = Field(max_length=8192)
     attempts: int = Field(ge=0)
-    payload: str = Field(description="The original message bytes, decoded as UTF-8 with replacement.")
+    payload: str = Field(
+        description="The original message bytes, decoded as UTF-8 with replacement."
+    )

@@ -13,7 +13,7 @@ SCHEMA_DIR = Path(__file__).parent / "json"
 
 def rendered_schemas() -> dict[str, str]:
     """File name → JSON text, for every topic and for the dead-letter envelope."""
-    models: dict[str, Any] = {topic: model for topic, model in TOPICS.items()}
+    models: dict[str, Any] = dict(TOPICS.items())
     models["dlq"] = DeadLetter
     return {
         f"{name}.schema.json": json.dumps(model.model_json_schema(), indent=2, sort_keys=True)

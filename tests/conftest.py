@@ -15,8 +15,10 @@ from tocsin.mongo import Document, open_client
 def _required_env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        pytest.fail(f"{name} is not set: run `make test`, or `scripts/infra.sh up` and "
-                    "`source .cache/infra.env` first")
+        pytest.fail(
+            f"{name} is not set: run `make test`, or `scripts/infra.sh up` and "
+            "`source .cache/infra.env` first"
+        )
     return value
 
 

@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         return _report(error)
     state = ProcessState()
     app = create_service_app(args.service, settings, config, state)
-    port = args.port or int(os.environ.get(f"TOCSIN_{args.service.upper()}_PORT", DEFAULT_PORTS[args.service]))
+    port = args.port or int(
+        os.environ.get(f"TOCSIN_{args.service.upper()}_PORT", DEFAULT_PORTS[args.service])
+    )
     # Our own access log prints route templates; uvicorn's would print tokens in URL paths.
     uvicorn.run(app, host=args.host, port=port, access_log=False, log_config=None)
     return 1 if state.failed else 0

@@ -24,7 +24,9 @@ from pydantic import (
 
 from tocsin.durations import format_duration, parse_duration
 
-Identifier = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
 
 
 def _to_timedelta(value: object) -> object:
@@ -137,7 +139,9 @@ class TocsinConfig(_Strict):
                 )
         for n, integration in enumerate(self.integrations):
             if integration.service not in service_ids:
-                problems.append(f"integrations[{n}].service: unknown service {integration.service!r}")
+                problems.append(
+                    f"integrations[{n}].service: unknown service {integration.service!r}"
+                )
         for p, policy in enumerate(self.escalation_policies):
             for lv, level in enumerate(policy.levels):
                 for t, target in enumerate(level.targets):

@@ -168,7 +168,9 @@ class KafkaBus:
                     raise
                 except Exception as error:
                     if attempt == self._attempts:
-                        log.exception("handler for %s failed %d times; dead-lettering", topic, attempt)
+                        log.exception(
+                            "handler for %s failed %d times; dead-lettering", topic, attempt
+                        )
                         await self._dead_letter(
                             topic, record, f"{type(error).__name__}: {error}", attempt
                         )
@@ -176,8 +178,13 @@ class KafkaBus:
                         return
                     HANDLER_RETRIES.labels(topic=topic).inc()
                     delay = min(self._backoff * 2 ** (attempt - 1), 10.0)
-                    log.warning("handler for %s failed (attempt %d): %s; retrying in %.1fs",
-                                topic, attempt, error, delay)
+                    log.warning(
+                        "handler for %s failed (attempt %d): %s; retrying in %.1fs",
+                        topic,
+                        attempt,
+                        error,
+                        delay,
+                    )
                     await asyncio.sleep(delay)
                 else:
                     CONSUMED.labels(topic=topic, outcome="handled").inc()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 CONSUMED = Counter(
-    "tocsin_messages_consumed_total", "Messages taken from a topic, by outcome.", ["topic", "outcome"]
+    "tocsin_messages_consumed_total",
+    "Messages taken from a topic, by outcome.",
+    ["topic", "outcome"],
 )
 HANDLER_RETRIES = Counter(
     "tocsin_handler_retries_total", "Handler attempts that failed and were retried.", ["topic"]

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ class Service:
     name: str
     router: APIRouter = field(default_factory=APIRouter)
     subscriptions: list[Subscription[Any]] = field(default_factory=list)
-    loops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    loops: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 

@@ -45,7 +45,9 @@ class IncidentView(BaseModel):
             opened_at=incident.opened_at,
             escalation_step=incident.lifecycle.next_step,
             responders=list(incident.lifecycle.responders),
-            timeline=[TimelineView(at=e.at, action=e.action, actor=e.actor) for e in incident.timeline],
+            timeline=[
+                TimelineView(at=e.at, action=e.action, actor=e.actor) for e in incident.timeline
+            ],
         )
 
 
@@ -85,7 +87,9 @@ def router(
         # Show the stored state, with the timeline entry just written.
         return IncidentView.of(await store.get(incident_id) or incident)
 
-    @api.post("/{incident_id}/acknowledge", response_model=IncidentView, responses={404: {}, 409: {}})
+    @api.post(
+        "/{incident_id}/acknowledge", response_model=IncidentView, responses={404: {}, 409: {}}
+    )
     async def acknowledge(incident_id: str, key_name: ApiKey) -> IncidentView:
         return await _act(incident_id, Action.ACKNOWLEDGE, f"api:{key_name}")
 

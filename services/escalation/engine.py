@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import replace
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 from prometheus_client import Counter
@@ -91,7 +91,9 @@ class Escalation:
         service = self._config.service(service_id)
         policy = self._config.policy(service.escalation_policy) if service else None
         if policy is None:
-            log.warning("service %r has no escalation policy: its incidents page nobody", service_id)
+            log.warning(
+                "service %r has no escalation policy: its incidents page nobody", service_id
+            )
             return None, EscalationPlan((), ())
         return policy.id, EscalationPlan(
             delays=tuple(level.delay for level in policy.levels),
@@ -103,7 +105,9 @@ class Escalation:
 
     async def on_incident_event(self, event: IncidentEvent) -> None:
         if event.kind is IncidentEventKind.ALERTS_RESOLVED:
-            await self._transition(event.incident_id, Action.RESOLVE, "alerts resolved", event.event_id)
+            await self._transition(
+                event.incident_id, Action.RESOLVE, "alerts resolved", event.event_id
+            )
         else:
             await self._open_or_update(event)
         await self.flush(event.incident_id)
@@ -136,7 +140,9 @@ class Escalation:
                 outbox_items(event.incident_id, outcome.effects, self._rules, now, "open")
             ),
         )
-        if await self._store.create(incident, event.event_id, TimelineEntry(now, "triggered", "triage")):
+        if await self._store.create(
+            incident, event.event_id, TimelineEntry(now, "triggered", "triage")
+        ):
             TRANSITIONS_APPLIED.labels(action="trigger").inc()
             log.info("incident %s triggered (%s)", incident.id, incident.severity.value)
 
@@ -166,9 +172,7 @@ class Escalation:
                 return incident
             now = self._clock.now()
             _, plan = self._plan(incident.service_id)
-            outcome: Outcome = apply(
-                incident.lifecycle, action, plan, now, step=step, cycle=cycle
-            )
+            outcome: Outcome = apply(incident.lifecycle, action, plan, now, step=step, cycle=cycle)
             if outcome.state == incident.lifecycle and not outcome.effects:
                 return incident  # a no-op (stale timer, repeated ack): nothing to store
             cause = str(event_id or uuid.uuid5(_NAMESPACE, f"{incident_id}/{incident.version}"))
@@ -203,7 +207,9 @@ class Escalation:
             )
         await self._store.remove_outbox_items(incident_id, [item.id for item in incident.outbox])
 
-    def _request(self, incident: EscalationIncident, send: SendNotification) -> NotificationRequested:
+    def _request(
+        self, incident: EscalationIncident, send: SendNotification
+    ) -> NotificationRequested:
         return NotificationRequested(
             event_id=uuid.uuid5(_NAMESPACE, send.notification_id),
             occurred_at=self._clock.now(),
@@ -251,7 +257,12 @@ class Escalation:
         if timer.kind == "escalate":
             try:
                 await self._transition(
-                    timer.incident_id, Action.ESCALATE, "timer", None, step=timer.step, cycle=timer.cycle
+                    timer.incident_id,
+                    Action.ESCALATE,
+                    "timer",
+                    None,
+                    step=timer.step,
+                    cycle=timer.cycle,
                 )
             except InvalidTransition:
                 return  # acknowledged or resolved since: the step is moot

@@ -72,7 +72,9 @@ class EscalationStore(Protocol):
 
     async def has_event(self, incident_id: str, event_id: uuid.UUID) -> bool: ...
 
-    async def list_incidents(self, status: Status | None, limit: int) -> list[EscalationIncident]: ...
+    async def list_incidents(
+        self, status: Status | None, limit: int
+    ) -> list[EscalationIncident]: ...
 
     async def save(
         self,
@@ -85,7 +87,12 @@ class EscalationStore(Protocol):
         """Compare-and-set on `incident.version`; False if someone else changed it first."""
 
     async def update_details(
-        self, incident_id: str, event_id: uuid.UUID, title: str, severity: Severity, alert_count: int
+        self,
+        incident_id: str,
+        event_id: uuid.UUID,
+        title: str,
+        severity: Severity,
+        alert_count: int,
     ) -> None: ...
 
     async def remove_outbox_items(self, incident_id: str, item_ids: list[str]) -> None: ...
@@ -96,7 +103,9 @@ class EscalationStore(Protocol):
 
     async def cancel_timers(self, incident_id: str) -> None: ...
 
-    async def claim_due_timer(self, now: datetime, owner: str, lease: timedelta) -> Timer | None: ...
+    async def claim_due_timer(
+        self, now: datetime, owner: str, lease: timedelta
+    ) -> Timer | None: ...
 
     async def finish_timer(self, timer_id: str, owner: str) -> None: ...
 
@@ -217,7 +226,12 @@ class MongoEscalationStore:
         return result.modified_count == 1
 
     async def update_details(
-        self, incident_id: str, event_id: uuid.UUID, title: str, severity: Severity, alert_count: int
+        self,
+        incident_id: str,
+        event_id: uuid.UUID,
+        title: str,
+        severity: Severity,
+        alert_count: int,
     ) -> None:
         await self._incidents.update_one(
             {"_id": incident_id},

@@ -27,15 +27,15 @@ class AlertmanagerAlert(_Lenient):
     status: AlertStatus
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime | None = None  # noqa: N815 - the sender's field name
-    endsAt: datetime | None = None  # noqa: N815
-    generatorURL: str | None = None  # noqa: N815
+    startsAt: datetime | None = None
+    endsAt: datetime | None = None
+    generatorURL: str | None = None
     fingerprint: str | None = Field(default=None, max_length=256)
 
 
 class AlertmanagerWebhook(_Lenient):
     version: str = "4"
-    groupKey: str | None = None  # noqa: N815
+    groupKey: str | None = None
     status: AlertStatus | None = None
     receiver: str | None = None
     alerts: list[AlertmanagerAlert] = Field(max_length=1000)

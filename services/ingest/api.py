@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter

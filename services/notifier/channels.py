@@ -50,7 +50,9 @@ class WebhookChannel:
             )
         except httpx.HTTPError as error:
             # The URL may hold a secret: name only the kind of error.
-            raise DeliveryFailed(f"webhook unreachable: {type(error).__name__}", retryable=True) from None
+            raise DeliveryFailed(
+                f"webhook unreachable: {type(error).__name__}", retryable=True
+            ) from None
         if response.is_success:
             return
         retryable = response.status_code >= 500 or response.status_code in (408, 429)

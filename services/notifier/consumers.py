@@ -68,7 +68,9 @@ class Delivery:
             None,
         )
         if contact is None or contact.type not in self._channels:
-            await self._finish(request, DeliveryOutcome.FAILED, record.attempts or 1, "unknown contact")
+            await self._finish(
+                request, DeliveryOutcome.FAILED, record.attempts or 1, "unknown contact"
+            )
             return
         channel = self._channels[contact.type]
         error = "no attempt made"
@@ -81,7 +83,11 @@ class Delivery:
                 error = str(failure)
                 log.warning(
                     "notification %s to %s/%s failed (attempt %d): %s",
-                    request.notification_id, request.recipient.user_id, contact.id, attempt, error,
+                    request.notification_id,
+                    request.recipient.user_id,
+                    contact.id,
+                    attempt,
+                    error,
                 )
                 if not failure.retryable:
                     break
@@ -91,14 +97,21 @@ class Delivery:
                 await self._finish(request, DeliveryOutcome.DELIVERED, attempt, None)
                 log.info(
                     "paged %s via %s: %s %s",
-                    request.recipient.user_id, contact.id, request.event.value, request.incident.id,
+                    request.recipient.user_id,
+                    contact.id,
+                    request.event.value,
+                    request.incident.id,
                 )
                 return
         DELIVERIES.labels(contact.type, "failed").inc()
         await self._finish(request, DeliveryOutcome.FAILED, max(record.attempts, 1), error)
 
     async def _finish(
-        self, request: NotificationRequested, outcome: DeliveryOutcome, attempt: int, error: str | None
+        self,
+        request: NotificationRequested,
+        outcome: DeliveryOutcome,
+        attempt: int,
+        error: str | None,
     ) -> None:
         now = self._clock.now()
         state = "delivered" if outcome is DeliveryOutcome.DELIVERED else "failed"

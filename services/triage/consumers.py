@@ -55,7 +55,7 @@ class AlertTriage:
             else:
                 occurrence = Occurrence.RESOLVED
         else:
-            state = previous and AlertState(previous.status, previous.incident_id)
+            state = AlertState(previous.status, previous.incident_id) if previous else None
             occurrence = classify(state, alert)
             await self._store.record_alert(alert, occurrence, key)
         ALERTS_TRIAGED.labels(outcome=occurrence.value).inc()
@@ -89,7 +89,9 @@ class AlertTriage:
         await self._store.close(incident_id, key, alert.occurred_at)
         await self._publish(alert, incident_id, IncidentEventKind.ALERTS_RESOLVED)
 
-    async def _publish(self, alert: AlertReceived, incident_id: str, kind: IncidentEventKind) -> None:
+    async def _publish(
+        self, alert: AlertReceived, incident_id: str, kind: IncidentEventKind
+    ) -> None:
         incident = await self._store.get_incident(incident_id)
         if incident is None:
             raise RuntimeError(f"incident {incident_id} vanished while triaging")

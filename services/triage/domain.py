@@ -40,7 +40,9 @@ _SEVERITY_BY_LABEL: dict[str, Severity] = {
 }
 
 
-def assess_severity(severity_label: str | None, service_tier: int) -> tuple[Severity, tuple[str, ...]]:
+def assess_severity(
+    severity_label: str | None, service_tier: int
+) -> tuple[Severity, tuple[str, ...]]:
     """Impact-based severity from the sender's severity and the service's tier.
 
     A `critical` alert on a tier-0 service (the critical path: payments, login, data) is SEV0;

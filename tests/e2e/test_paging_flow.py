@@ -133,7 +133,10 @@ def _alerts(status: str) -> list[dict[str, object]]:
             "generatorURL": "http://prometheus.example/graph",
             "fingerprint": fingerprint,
         }
-        for pod, fingerprint in (("checkout-1", "a1b2c3d4e5f60001"), ("checkout-2", "a1b2c3d4e5f60002"))
+        for pod, fingerprint in (
+            ("checkout-1", "a1b2c3d4e5f60001"),
+            ("checkout-2", "a1b2c3d4e5f60002"),
+        )
     ]
 
 
@@ -151,7 +154,8 @@ def test_alert_pages_escalates_ack_stops_resend_is_quiet_resolve_resolves(
     # 1. The first level is paged.
     sent = time.monotonic()
     response = httpx.post(
-        f"{stack.ingest_url}/v1/ingest/{TOKEN}", json=alertmanager_payload("firing", _alerts("firing"))
+        f"{stack.ingest_url}/v1/ingest/{TOKEN}",
+        json=alertmanager_payload("firing", _alerts("firing")),
     )
     assert response.status_code == 202, response.text
     (alice_page,) = receiver.wait_for(lambda p: p.path == "/alice", timeout=20)
@@ -220,6 +224,11 @@ def test_alert_pages_escalates_ack_stops_resend_is_quiet_resolve_resolves(
     # Nobody was paged twice for one notification.
     ids = Counter(p.body["notification_id"] for p in receiver.snapshot())
     assert all(n == 1 for n in ids.values()), ids
-    assert sorted(p.path for p in receiver.snapshot() if p.body["event"] != "incident.resolved") == [
-        "/alice", "/alice", "/bob", "/bob",
+    assert sorted(
+        p.path for p in receiver.snapshot() if p.body["event"] != "incident.resolved"
+    ) == [
+        "/alice",
+        "/alice",
+        "/bob",
+        "/bob",
     ]

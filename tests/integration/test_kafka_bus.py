@@ -73,7 +73,9 @@ async def test_message_published_is_handled_with_its_trace_context(
         span_context = trace.get_current_span().get_span_context()
         await received.put((message, format(span_context.trace_id, "032x")))
 
-    task = asyncio.create_task(kafka.consume(Subscription(ALERTS_RAW, GROUP, AlertReceived, handler)))
+    task = asyncio.create_task(
+        kafka.consume(Subscription(ALERTS_RAW, GROUP, AlertReceived, handler))
+    )
     try:
         tracer = telemetry.tracer("test")
         with tracer.start_as_current_span("ingest") as span:
@@ -118,7 +120,9 @@ async def test_message_not_committed_before_a_crash_is_delivered_again(
     async def handler(message: AlertReceived) -> None:
         await redelivered.put(message)
 
-    task = asyncio.create_task(second.consume(Subscription(ALERTS_RAW, GROUP, AlertReceived, handler)))
+    task = asyncio.create_task(
+        second.consume(Subscription(ALERTS_RAW, GROUP, AlertReceived, handler))
+    )
     try:
         again = await asyncio.wait_for(redelivered.get(), 60)
         assert seen_first == [sent.event_id]
@@ -144,7 +148,9 @@ async def test_failing_handler_is_retried_then_dead_lettered_and_the_loop_moves_
         await handled.put(message.correlation_id)
 
     await kafka.publish_many(ALERTS_RAW, [("same-key", alert(3)), ("same-key", alert(4))])
-    task = asyncio.create_task(kafka.consume(Subscription(ALERTS_RAW, GROUP, AlertReceived, handler)))
+    task = asyncio.create_task(
+        kafka.consume(Subscription(ALERTS_RAW, GROUP, AlertReceived, handler))
+    )
     try:
         assert await asyncio.wait_for(handled.get(), 60) == "c4"
         assert attempts == ["c3", "c3", "c3"]
@@ -174,7 +180,9 @@ async def test_invalid_message_is_dead_lettered_without_calling_the_handler(
     await producer.start()
     await producer.send_and_wait(f"{namespace}{ALERTS_RAW}", b'{"not": "an alert"}', key=b"k")
     await producer.stop()
-    task = asyncio.create_task(kafka.consume(Subscription(ALERTS_RAW, GROUP, AlertReceived, handler)))
+    task = asyncio.create_task(
+        kafka.consume(Subscription(ALERTS_RAW, GROUP, AlertReceived, handler))
+    )
     try:
         (raw,) = await read_topic(kafka_bootstrap, f"{namespace}{dlq_topic(ALERTS_RAW)}", 1)
         letter = DeadLetter.model_validate_json(raw)

@@ -32,7 +32,6 @@ PROMETHEUS_VECTORS: list[tuple[dict[str, str], int]] = [
 ]
 
 
-
 def _reference_fnv1a(data: bytes) -> int:
     """FNV-1a 64 written out independently of the code under test."""
     state = 14695981039346656037

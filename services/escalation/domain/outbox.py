@@ -58,7 +58,9 @@ class CancelPendingTimers(Contract):
     id: str
 
 
-OutboxItem = Annotated[SendNotification | ArmTimer | CancelPendingTimers, Field(discriminator="type")]
+OutboxItem = Annotated[
+    SendNotification | ArmTimer | CancelPendingTimers, Field(discriminator="type")
+]
 
 
 def _page_items(

@@ -1,0 +1,230 @@
+"""Triage's pure rules: grouping, severity, dedup classification and deterministic ids."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas import AlertReceived, AlertStatus, Severity
+from services.triage.domain import (
+    AlertState,
+    Occurrence,
+    assess_severity,
+    candidate_incident_id,
+    classify,
+    group_key,
+    incident_event_id,
+)
+
+
+def _alert(status: AlertStatus) -> AlertReceived:
+    return AlertReceived(
+        occurred_at=datetime(2024, 5, 1, tzinfo=UTC),
+        correlation_id="c-1",
+        fingerprint="1a2b3c4d5e6f7a8b",
+        status=status,
+        integration_id="prom-prod",
+        source="alertmanager",
+        service_id="checkout",
+        alertname="HighLatency",
+        summary="slow",
+    )
+
+
+FIRING = _alert(AlertStatus.FIRING)
+RESOLVED = _alert(AlertStatus.RESOLVED)
+
+
+# -- group_key -------------------------------------------------------------------------------
+
+
+def test_group_key_joins_service_and_alertname() -> None:
+    assert group_key("checkout", "HighLatency") == "checkout/HighLatency"
+
+
+def test_group_key_differs_by_service_and_by_alertname() -> None:
+    assert group_key("checkout", "A") != group_key("login", "A")
+    assert group_key("checkout", "A") != group_key("checkout", "B")
+
+
+def test_group_key_with_empty_alertname_is_still_per_service() -> None:
+    assert group_key("checkout", "") == "checkout/"
+
+
+# -- assess_severity -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("label", "tier", "expected"),
+    [
+        ("critical", 0, Severity.SEV0),
+        ("critical", 1, Severity.SEV1),
+        ("critical", 3, Severity.SEV1),
+        ("page", 1, Severity.SEV1),
+        ("high", 2, Severity.SEV1),
+        ("error", 0, Severity.SEV2),
+        ("warning", 0, Severity.SEV2),
+        ("warning", 2, Severity.SEV2),
+        ("medium", 1, Severity.SEV2),
+        ("info", 0, Severity.SEV3),
+        ("low", 2, Severity.SEV3),
+        ("none", 1, Severity.SEV3),
+        ("CRITICAL", 0, Severity.SEV0),
+        ("  Warning  ", 1, Severity.SEV2),
+        (None, 0, Severity.SEV2),
+        ("", 1, Severity.SEV2),
+        ("bogus", 0, Severity.SEV2),
+        ("disaster", 2, Severity.SEV2),
+    ],
+)
+def test_assess_severity_table(label: str | None, tier: int, expected: Severity) -> None:
+    severity, reasons = assess_severity(label, tier)
+    assert severity is expected
+    assert reasons  # every decision explains itself
+
+
+def test_tier0_critical_gives_both_reasons() -> None:
+    severity, reasons = assess_severity("critical", 0)
+    assert severity is Severity.SEV0
+    assert reasons == (
+        "sender severity 'critical' maps to SEV1",
+        "tier-0 service (critical path): raised to SEV0",
+    )
+
+
+def test_known_severity_reason_names_label_and_result() -> None:
+    assert assess_severity("warning", 2) == (
+        Severity.SEV2,
+        ("sender severity 'warning' maps to SEV2",),
+    )
+
+
+def test_unknown_severity_reason_names_the_sender_value() -> None:
+    severity, reasons = assess_severity("Bogus", 1)
+    assert severity is Severity.SEV2
+    assert reasons == ("sender severity 'Bogus' unknown: default SEV2",)
+
+
+@pytest.mark.parametrize("label", [None, "", "   "])
+def test_missing_severity_reason_says_no_label(label: str | None) -> None:
+    severity, reasons = assess_severity(label, 2)
+    assert severity is Severity.SEV2
+    assert reasons == ("no severity label: default SEV2",)
+
+
+def test_unknown_severity_on_tier0_is_not_raised_to_sev0() -> None:
+    severity, reasons = assess_severity("bogus", 0)
+    assert severity is Severity.SEV2
+    assert len(reasons) == 1
+
+
+def test_warning_on_tier0_is_not_raised() -> None:
+    severity, reasons = assess_severity("warning", 0)
+    assert severity is Severity.SEV2
+    assert not any("tier-0" in r for r in reasons)
+
+
+# -- classify (dedup) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("previous", "alert", "expected"),
+    [
+        (None, FIRING, Occurrence.NEW),
+        (AlertState(AlertStatus.FIRING, "inc-1"), FIRING, Occurrence.REPEAT),
+        (AlertState(AlertStatus.FIRING, None), FIRING, Occurrence.NEW),
+        (AlertState(AlertStatus.RESOLVED, "inc-1"), FIRING, Occurrence.NEW),
+        (AlertState(AlertStatus.RESOLVED, None), FIRING, Occurrence.NEW),
+        (AlertState(AlertStatus.FIRING, "inc-1"), RESOLVED, Occurrence.RESOLVED),
+        (AlertState(AlertStatus.FIRING, None), RESOLVED, Occurrence.RESOLVED),
+        (AlertState(AlertStatus.RESOLVED, "inc-1"), RESOLVED, Occurrence.RESOLVED_REPEAT),
+        (AlertState(AlertStatus.RESOLVED, None), RESOLVED, Occurrence.RESOLVED_REPEAT),
+        (None, RESOLVED, Occurrence.RESOLVED_REPEAT),
+    ],
+    ids=[
+        "first-firing",
+        "firing-again-attached",
+        "firing-again-unattached",
+        "refire-after-resolve",
+        "refire-after-resolve-unattached",
+        "resolve-after-firing",
+        "resolve-after-unattached-firing",
+        "resolved-again",
+        "resolved-again-unattached",
+        "resolved-never-seen",
+    ],
+)
+def test_classify(previous: AlertState | None, alert: AlertReceived, expected: Occurrence) -> None:
+    assert classify(previous, alert) is expected
+
+
+def test_alertmanager_resend_sequence_is_new_then_repeats_then_resolved() -> None:
+    state: AlertState | None = None
+    seen = []
+    for alert in [FIRING, FIRING, FIRING, RESOLVED, RESOLVED, FIRING]:
+        occurrence = classify(state, alert)
+        seen.append(occurrence)
+        state = AlertState(alert.status, "inc-1")
+    assert seen == [
+        Occurrence.NEW,
+        Occurrence.REPEAT,
+        Occurrence.REPEAT,
+        Occurrence.RESOLVED,
+        Occurrence.RESOLVED_REPEAT,
+        Occurrence.NEW,
+    ]
+
+
+# -- deterministic ids -----------------------------------------------------------------------
+
+EVENT = uuid.UUID("00000000-0000-4000-8000-000000000001")
+OTHER_EVENT = uuid.UUID("00000000-0000-4000-8000-000000000002")
+
+
+def test_candidate_incident_id_is_stable() -> None:
+    assert candidate_incident_id(EVENT) == candidate_incident_id(uuid.UUID(str(EVENT)))
+
+
+def test_candidate_incident_id_is_a_uuid_string() -> None:
+    value = candidate_incident_id(EVENT)
+    assert str(uuid.UUID(value)) == value
+    assert uuid.UUID(value).version == 5
+
+
+def test_candidate_incident_id_differs_per_event() -> None:
+    assert candidate_incident_id(EVENT) != candidate_incident_id(OTHER_EVENT)
+
+
+def test_incident_event_id_is_stable_and_differs_per_cause() -> None:
+    assert incident_event_id(EVENT) == incident_event_id(uuid.UUID(str(EVENT)))
+    assert incident_event_id(EVENT) != incident_event_id(OTHER_EVENT)
+    assert incident_event_id(EVENT).version == 5
+
+
+def test_incident_id_and_event_id_of_one_cause_differ() -> None:
+    assert candidate_incident_id(EVENT) != str(incident_event_id(EVENT))
+
+
+def test_derived_ids_are_not_the_input() -> None:
+    assert candidate_incident_id(EVENT) != str(EVENT)
+    assert incident_event_id(EVENT) != EVENT
+
+
+@given(st.uuids(), st.uuids())
+def test_derived_ids_are_injective_in_practice(first: uuid.UUID, second: uuid.UUID) -> None:
+    if first != second:
+        assert candidate_incident_id(first) != candidate_incident_id(second)
+        assert incident_event_id(first) != incident_event_id(second)
+    else:
+        assert candidate_incident_id(first) == candidate_incident_id(second)
+
+
+def test_derived_ids_do_not_change_between_releases() -> None:
+    # Ids are persisted and compared with redeliveries: changing the namespace or the
+    # derivation would make a redelivered alert open a second incident after an upgrade.
+    assert candidate_incident_id(EVENT) == "680a2ab3-1915-5b11-b1c6-da84bfbfe582"
+    assert incident_event_id(EVENT) == uuid.UUID("ba8e0538-c178-5dea-8749-23de52b6ea11")
