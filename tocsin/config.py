@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -42,6 +43,14 @@ Duration = Annotated[
     BeforeValidator(_to_timedelta),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+
+def _non_empty(items: tuple[object, ...]) -> tuple[object, ...]:
+    # Not `Field(min_length=1)`: pydantic then also reports a filled-in tuple whose items are
+    # all invalid as empty, a second, false problem.
+    if not items:
+        raise ValueError("needs at least one item")
+    return items
 
 
 class _Strict(BaseModel):
@@ -102,13 +111,13 @@ class TargetConfig(_Strict):
 
 class LevelConfig(_Strict):
     delay: Duration = timedelta(0)
-    targets: tuple[TargetConfig, ...] = Field(min_length=1)
+    targets: Annotated[tuple[TargetConfig, ...], AfterValidator(_non_empty)]
 
 
 class EscalationPolicyConfig(_Strict):
     id: Identifier
     repeat: int = Field(default=0, ge=0, le=20)
-    levels: tuple[LevelConfig, ...] = Field(min_length=1)
+    levels: Annotated[tuple[LevelConfig, ...], AfterValidator(_non_empty)]
 
 
 class TocsinConfig(_Strict):
@@ -117,8 +126,8 @@ class TocsinConfig(_Strict):
     users: tuple[UserConfig, ...] = ()
     escalation_policies: tuple[EscalationPolicyConfig, ...] = ()
 
-    @model_validator(mode="after")
-    def _references_resolve(self) -> TocsinConfig:
+    def reference_problems(self) -> list[str]:
+        """Cross-references that do not resolve, one problem per bad key."""
         problems: list[str] = []
         for section, ids in (
             ("services", [s.id for s in self.services]),
@@ -150,9 +159,7 @@ class TocsinConfig(_Strict):
                             f"escalation_policies[{p}].levels[{lv}].targets[{t}].user: "
                             f"unknown user {target.user!r}"
                         )
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return problems
 
     def service(self, service_id: str) -> ServiceConfig | None:
         return next((s for s in self.services if s.id == service_id), None)
@@ -191,13 +198,17 @@ def parse_config(document: object, source: str = "config") -> TocsinConfig:
     if not isinstance(document, dict):
         raise ConfigError(source, ["(top level): expected a mapping of sections"])
     try:
-        return TocsinConfig.model_validate(document)
+        config = TocsinConfig.model_validate(document)
     except ValidationError as error:
         problems = [
             f"{_path(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
             for e in error.errors(include_url=False)
         ]
         raise ConfigError(source, problems) from None
+    problems = config.reference_problems()
+    if problems:
+        raise ConfigError(source, problems)
+    return config
 
 
 def load_config(path: Path) -> TocsinConfig:

@@ -23,11 +23,17 @@ def parse_duration(text: str) -> timedelta:
         position = match.end()
     if position != len(compact):
         raise ValueError(f"{text!r} is not a duration; write e.g. '30s', '5m', '1h30m'")
-    return timedelta(seconds=total)
+    try:
+        return timedelta(seconds=total)
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
+    milliseconds = round(value.total_seconds() * 1000)
+    if milliseconds % 1000:
+        return f"{milliseconds}ms"
+    seconds = milliseconds // 1000
     if seconds and seconds % 3600 == 0:
         return f"{seconds // 3600}h"
     if seconds and seconds % 60 == 0:

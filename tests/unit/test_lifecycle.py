@@ -374,12 +374,6 @@ def test_repeat_pass_level_0_with_zero_delay_waits_last_levels_delay() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG/design gap: delay_before promises a repeat pass does not page 'everyone again "
-    "at once', but when the last level's delay is also zero (e.g. a single zero-delay level, "
-    "repeat=2) open_incident pages every pass in the same instant",
-)
 def test_repeat_pass_never_pages_at_the_same_instant_as_the_first_pass() -> None:
     plan = EscalationPlan(delays=(ZERO,), targets=(("alice",),), repeat=2)
     outcome = open_incident(plan, T0)

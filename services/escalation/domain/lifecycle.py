@@ -8,7 +8,8 @@ for `n` levels and `repeat + 1` passes. A step's delay is its level's `delay`, c
 trigger (step 0) or from when the previous step paged (see `EscalationPlan.delay_before` for
 the first level of a repeat pass). A timer names the step it will page and
 the `cycle` it belongs to, so a stale timer (after an ack, or from an earlier cycle) does
-nothing: nobody is paged twice for one step.
+nothing (or, once acknowledged or resolved, is refused by the table and dropped by the
+caller): nobody is paged twice for one step.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from schemas import NotificationEvent
+
+
+# The wait before a repeat pass when the policy gives none (every level has a zero delay).
+DEFAULT_REPEAT_DELAY = timedelta(minutes=5)
 
 
 class Status(StrEnum):
@@ -74,12 +79,13 @@ class EscalationPlan:
 
         A repeat pass starts at level 0 again; if level 0's delay is zero, it waits the last
         level's delay instead, so the last level gets as long to answer as the one before it
-        rather than everyone being paged again at once.
+        rather than everyone being paged again at once; if that is zero too, it waits
+        `DEFAULT_REPEAT_DELAY`.
         """
         level = self.level_of(step)
         delay = self.delays[level]
         if step >= len(self.delays) and level == 0 and delay == timedelta(0):
-            return self.delays[-1]
+            return self.delays[-1] or DEFAULT_REPEAT_DELAY
         return delay
 
 
