@@ -21,7 +21,6 @@ from enum import StrEnum
 
 from schemas import NotificationEvent
 
-
 # The wait before a repeat pass when the policy gives none (every level has a zero delay).
 DEFAULT_REPEAT_DELAY = timedelta(minutes=5)
 
