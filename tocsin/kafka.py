@@ -1,30 +1,25 @@
 """The Kafka adapter of the bus port (aiokafka).
 
 Producer: idempotent, `acks=all`; `publish` returns only after the broker acknowledged.
-Consumer loop: fetches batches, hands each message to the handler in partition order, retries a
-failing handler with bounded exponential backoff, dead-letters it to `<topic>.dlq` with the
-reason, and commits offsets only after every message of the batch was handled or dead-lettered.
+Consumer loop: fetches batches, hands each record to the shared `RecordProcessor` in partition
+order (validation, bounded retries, dead-lettering), and commits offsets only after every
+record of the batch was handled or dead-lettered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from opentelemetry import trace
-from pydantic import ValidationError
 
-from schemas import TOPICS, DeadLetter, Envelope, dlq_topic
+from schemas import TOPICS, Envelope, dlq_topic
 from tocsin import telemetry
 from tocsin.bus import M, PublishError, Subscription
-from tocsin.clock import utc_now
-from tocsin.metrics import CONSUMED, DEAD_LETTERED, HANDLER_RETRIES
-
-log = logging.getLogger(__name__)
+from tocsin.consumer import Record, RecordProcessor
 
 
 class KafkaBus:
@@ -43,11 +38,12 @@ class KafkaBus:
         self._namespace = namespace
         self._bootstrap = bootstrap
         self._client_id = client_id
-        self._attempts = handler_attempts
-        self._backoff = handler_backoff_seconds
         self._publish_timeout = publish_timeout_seconds
         self._producer: AIOKafkaProducer | None = None
         self._tracer = telemetry.tracer(__name__)
+        self._processor = RecordProcessor(
+            self.publish, attempts=handler_attempts, backoff_seconds=handler_backoff_seconds
+        )
 
     async def ensure_topics(self, partitions: int = 4, replication: int = 1) -> None:
         """Create every contract topic and its DLQ if missing (idempotent)."""
@@ -140,74 +136,20 @@ class KafkaBus:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 for partition, records in batches.items():
                     for record in records:
-                        await self._handle_record(subscription, record)
+                        await self._processor.process(
+                            subscription,
+                            Record(
+                                key=record.key,
+                                value=record.value or b"",
+                                headers=record.headers,
+                                partition=record.partition,
+                                offset=record.offset,
+                            ),
+                        )
                     # Effects of every record up to here are durable: commit past the last one.
                     await consumer.commit({partition: records[-1].offset + 1})
         finally:
             await consumer.stop()
 
-    async def _handle_record(self, subscription: Subscription[M], record: object) -> None:
-        topic = subscription.topic
-        raw: bytes = record.value or b""  # type: ignore[attr-defined]
-        context = telemetry.extract_context(record.headers)  # type: ignore[attr-defined]
-        with self._tracer.start_as_current_span(
-            f"{topic} process", context=context, kind=trace.SpanKind.CONSUMER
-        ) as span:
-            span.set_attribute("messaging.destination.name", topic)
-            try:
-                message = subscription.model.model_validate_json(raw)
-            except ValidationError as error:
-                await self._dead_letter(topic, record, f"invalid message: {error}", attempts=0)
-                CONSUMED.labels(topic=topic, outcome="invalid").inc()
-                return
-            span.set_attribute("tocsin.event_id", str(message.event_id))
-            for attempt in range(1, self._attempts + 1):
-                try:
-                    await subscription.handler(message)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    if attempt == self._attempts:
-                        log.exception(
-                            "handler for %s failed %d times; dead-lettering", topic, attempt
-                        )
-                        await self._dead_letter(
-                            topic, record, f"{type(error).__name__}: {error}", attempt
-                        )
-                        CONSUMED.labels(topic=topic, outcome="dead_lettered").inc()
-                        return
-                    HANDLER_RETRIES.labels(topic=topic).inc()
-                    delay = min(self._backoff * 2 ** (attempt - 1), 10.0)
-                    log.warning(
-                        "handler for %s failed (attempt %d): %s; retrying in %.1fs",
-                        topic,
-                        attempt,
-                        error,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                else:
-                    CONSUMED.labels(topic=topic, outcome="handled").inc()
-                    return
 
-    async def _dead_letter(self, topic: str, record: object, error: str, attempts: int) -> None:
-        key: bytes | None = record.key  # type: ignore[attr-defined]
-        raw: bytes = record.value or b""  # type: ignore[attr-defined]
-        letter = DeadLetter(
-            occurred_at=utc_now(),
-            correlation_id=key.decode(errors="replace") if key else "none",
-            topic=topic,
-            partition=record.partition,  # type: ignore[attr-defined]
-            offset=record.offset,  # type: ignore[attr-defined]
-            key=key.decode(errors="replace") if key else None,
-            error=error[:8192],
-            attempts=attempts,
-            payload=raw.decode(errors="replace"),
-        )
-        # A dead letter that cannot be written must stop the loop: committing past the
-        # message would lose it.
-        await self.publish(dlq_topic(topic), letter.key or "", letter)
-        DEAD_LETTERED.labels(topic=topic).inc()
-
-
-__all__ = ["KafkaBus", "TopicPartition"]
+__all__ = ["KafkaBus"]

@@ -1,0 +1,367 @@
+"""The embedded document store: the subset of pymongo's async collection API that Tocsin's
+stores use, on one SQLite file (WAL), so every `Mongo*Store` runs unchanged in `tocsin up`.
+
+Documents live in memory and are written through to SQLite before an operation returns.
+Operations run on the event loop without awaiting in between, so each one is atomic, exactly
+like MongoDB's single-document operations; `update_many` writes in one transaction. Unique
+indexes are enforced; other indexes are accepted and ignored (everything is in memory).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from tocsin.embedded.matching import (
+    Document,
+    UnsupportedOperation,
+    apply_update,
+    get_path,
+    matches,
+    project,
+    seed_from_query,
+    sort_key,
+)
+
+SortSpec = str | list[tuple[str, int]]
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return {"$date": value.astimezone(UTC).isoformat()}
+    if isinstance(value, dict):
+        return {key: _encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$date"}:
+            return datetime.fromisoformat(value["$date"])
+        return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
+
+
+def _normalized(doc: Document) -> Document:
+    result: Document = _normalize(doc)
+    return result
+
+
+def _normalize(value: Any) -> Any:
+    """What MongoDB would give back: tuples become lists, naive datetimes UTC, ms precision."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
+    if isinstance(value, dict):
+        return {key: _normalize(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalize(item) for item in value]
+    return value
+
+
+def _sort_fields(spec: SortSpec, direction: int = 1) -> list[tuple[str, int]]:
+    if isinstance(spec, str):
+        return [(spec, direction)]
+    return list(spec)
+
+
+def _sorted(docs: list[Document], fields: list[tuple[str, int]]) -> list[Document]:
+    # Stable sorts applied from the last key to the first give a multi-key order.
+    for path, direction in reversed(fields):
+        docs = sorted(docs, key=sort_key([(path, direction)]), reverse=direction < 0)
+    return docs
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    matched_count: int
+    modified_count: int
+    upserted_id: Any = None
+
+
+@dataclass(frozen=True)
+class InsertOneResult:
+    inserted_id: Any
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    deleted_count: int
+
+
+class EmbeddedCursor:
+    def __init__(self, collection: EmbeddedCollection, query: Document, projection: Any) -> None:
+        self._collection = collection
+        self._query = query
+        self._projection = projection
+        self._sort: list[tuple[str, int]] = []
+        self._limit = 0
+        self._skip = 0
+
+    def sort(self, key_or_list: SortSpec, direction: int = 1) -> EmbeddedCursor:
+        self._sort = _sort_fields(key_or_list, direction)
+        return self
+
+    def limit(self, limit: int) -> EmbeddedCursor:
+        self._limit = limit
+        return self
+
+    def skip(self, skip: int) -> EmbeddedCursor:
+        self._skip = skip
+        return self
+
+    def _results(self) -> list[Document]:
+        docs = self._collection._matching(self._query)
+        if self._sort:
+            docs = _sorted(docs, self._sort)
+        docs = docs[self._skip :]
+        if self._limit:
+            docs = docs[: self._limit]
+        return [project(doc, self._projection) for doc in docs]
+
+    def __aiter__(self) -> AsyncIterator[Document]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Document]:
+        for doc in self._results():
+            yield doc
+
+    async def to_list(self, length: int | None = None) -> list[Document]:
+        results = self._results()
+        return results if length is None else results[:length]
+
+
+class EmbeddedCollection:
+    def __init__(self, database: EmbeddedDatabase, name: str) -> None:
+        self._database = database
+        self.name = name
+        self._docs: dict[Any, Document] = {}
+        self._unique: list[tuple[str, ...]] = []
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _matching(self, query: Mapping[str, Any]) -> list[Document]:
+        if "_id" in query and not isinstance(query["_id"], Mapping):
+            doc = self._docs.get(query["_id"])
+            return [doc] if doc is not None and matches(doc, query) else []
+        return [doc for doc in self._docs.values() if matches(doc, query)]
+
+    def _first(self, query: Mapping[str, Any], sort: SortSpec | None) -> Document | None:
+        docs = self._matching(query)
+        if sort:
+            docs = _sorted(docs, _sort_fields(sort))
+        return docs[0] if docs else None
+
+    async def find_one(
+        self, filter: Mapping[str, Any] | None = None, projection: Any = None
+    ) -> Document | None:
+        doc = self._first(filter or {}, None)
+        return project(doc, projection) if doc is not None else None
+
+    def find(
+        self, filter: Mapping[str, Any] | None = None, projection: Any = None
+    ) -> EmbeddedCursor:
+        return EmbeddedCursor(self, dict(filter or {}), projection)
+
+    async def count_documents(self, filter: Mapping[str, Any]) -> int:
+        return len(self._matching(filter))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def create_index(self, keys: SortSpec, *, unique: bool = False, **_: Any) -> str:
+        fields = tuple(path for path, _direction in _sort_fields(keys))
+        if unique and fields not in self._unique:
+            self._unique.append(fields)
+        return "_".join(fields)
+
+    def _check_unique(self, doc: Document) -> None:
+        for fields in self._unique:
+            values = tuple(get_path(doc, f) for f in fields)
+            for other in self._docs.values():
+                if (
+                    other["_id"] != doc["_id"]
+                    and tuple(get_path(other, f) for f in fields) == values
+                ):
+                    raise DuplicateKeyError(f"E11000 duplicate key {fields} in {self.name}")
+
+    def _store(self, doc: Document) -> None:
+        self._check_unique(doc)
+        self._database._write(self.name, doc)
+        self._docs[doc["_id"]] = doc
+
+    async def insert_one(self, document: Mapping[str, Any]) -> InsertOneResult:
+        doc = _normalized(copy.deepcopy(dict(document)))
+        doc.setdefault("_id", uuid.uuid4().hex)
+        if doc["_id"] in self._docs:
+            raise DuplicateKeyError(f"E11000 duplicate key _id in {self.name}")
+        self._store(doc)
+        return InsertOneResult(doc["_id"])
+
+    def _upsert(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> Document:
+        doc = apply_update(seed_from_query(query), update, inserting=True)
+        doc.setdefault("_id", uuid.uuid4().hex)
+        doc = _normalized(doc)
+        if doc["_id"] in self._docs:
+            # As in MongoDB: the filter did not match, and the insert collides on _id.
+            raise DuplicateKeyError(f"E11000 duplicate key _id in {self.name}")
+        self._store(doc)
+        return doc
+
+    def _update(self, doc: Document, update: Mapping[str, Any]) -> Document:
+        updated = _normalized(apply_update(doc, update, inserting=False))
+        if updated["_id"] != doc["_id"]:
+            raise UnsupportedOperation("changing _id")
+        if updated != doc:
+            self._store(updated)
+        return updated
+
+    async def update_one(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False
+    ) -> UpdateResult:
+        doc = self._first(filter, None)
+        if doc is None:
+            if not upsert:
+                return UpdateResult(0, 0)
+            inserted = self._upsert(filter, update)
+            return UpdateResult(0, 0, inserted["_id"])
+        updated = self._update(doc, update)
+        return UpdateResult(1, int(updated != doc))
+
+    async def update_many(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False
+    ) -> UpdateResult:
+        docs = self._matching(filter)
+        if not docs:
+            if upsert:
+                inserted = self._upsert(filter, update)
+                return UpdateResult(0, 0, inserted["_id"])
+            return UpdateResult(0, 0)
+        modified = 0
+        with self._database._transaction():
+            for doc in docs:
+                if self._update(doc, update) != doc:
+                    modified += 1
+        return UpdateResult(len(docs), modified)
+
+    async def find_one_and_update(
+        self,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any],
+        projection: Any = None,
+        sort: SortSpec | None = None,
+        upsert: bool = False,
+        return_document: bool = ReturnDocument.BEFORE,
+    ) -> Document | None:
+        doc = self._first(filter, sort)
+        if doc is None:
+            if not upsert:
+                return None
+            inserted = self._upsert(filter, update)
+            return project(inserted, projection) if return_document else None
+        updated = self._update(doc, update)
+        return project(updated if return_document else doc, projection)
+
+    async def delete_one(self, filter: Mapping[str, Any]) -> DeleteResult:
+        doc = self._first(filter, None)
+        if doc is None:
+            return DeleteResult(0)
+        self._database._delete(self.name, doc["_id"])
+        del self._docs[doc["_id"]]
+        return DeleteResult(1)
+
+    async def delete_many(self, filter: Mapping[str, Any]) -> DeleteResult:
+        docs = self._matching(filter)
+        with self._database._transaction():
+            for doc in docs:
+                self._database._delete(self.name, doc["_id"])
+                del self._docs[doc["_id"]]
+        return DeleteResult(len(docs))
+
+    async def drop(self) -> None:
+        await self.delete_many({})
+        self._unique.clear()
+
+
+class EmbeddedDatabase:
+    """One SQLite file holding every collection: `docs(collection, id, body)`."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+        self.name = path.stem
+        self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute(f"PRAGMA synchronous={_synchronous(synchronous)}")
+        self._connection.execute(
+            "CREATE TABLE IF NOT EXISTS docs ("
+            " collection TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,"
+            " PRIMARY KEY (collection, id))"
+        )
+        self._in_transaction = False
+        self._collections: dict[str, EmbeddedCollection] = {}
+        for name, body in self._connection.execute("SELECT collection, body FROM docs"):
+            doc = _decode(json.loads(body))
+            self[name]._docs[doc["_id"]] = doc
+
+    def __getitem__(self, name: str) -> EmbeddedCollection:
+        collection = self._collections.get(name)
+        if collection is None:
+            collection = self._collections[name] = EmbeddedCollection(self, name)
+        return collection
+
+    async def command(self, command: str) -> dict[str, Any]:
+        if command != "ping":
+            raise UnsupportedOperation(f"command {command}")
+        self._connection.execute("SELECT 1")
+        return {"ok": 1.0}
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def _key(self, doc_id: Any) -> str:
+        return json.dumps(_encode(doc_id), sort_keys=True)
+
+    def _write(self, collection: str, doc: Document) -> None:
+        self._connection.execute(
+            "INSERT OR REPLACE INTO docs (collection, id, body) VALUES (?, ?, ?)",
+            (collection, self._key(doc["_id"]), json.dumps(_encode(doc))),
+        )
+
+    def _delete(self, collection: str, doc_id: Any) -> None:
+        self._connection.execute(
+            "DELETE FROM docs WHERE collection = ? AND id = ?", (collection, self._key(doc_id))
+        )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._connection)
+
+
+class _Transaction:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def __enter__(self) -> None:
+        self._connection.execute("BEGIN")
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        self._connection.execute("COMMIT" if error is None else "ROLLBACK")
+
+
+def _synchronous(level: str) -> str:
+    if level.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"SQLite synchronous must be OFF, NORMAL, FULL or EXTRA, not {level!r}")
+    return level.upper()

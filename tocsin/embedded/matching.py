@@ -1,0 +1,297 @@
+"""MongoDB query and update semantics for the subset Tocsin uses (DESIGN §5), on plain dicts.
+
+Filters: equality (an array field matches when it contains the value), `$eq $ne $gt $gte $lt
+$lte $in $nin $exists $size`, `$and $or`, dotted paths. Updates: `$set $unset $inc $min $max
+$setOnInsert $addToSet $push` (with `$each`) and `$pull` (a value or a condition). Values of
+different types never compare (MongoDB's type bracketing), so `{"due_at": {"$lte": now}}` does
+not match a missing or null `due_at`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Document = dict[str, Any]
+
+_MISSING = object()
+
+
+class UnsupportedOperation(Exception):
+    """The embedded store does not implement this MongoDB feature (it is outside DESIGN §5)."""
+
+
+def get_path(doc: Mapping[str, Any], path: str) -> Any:
+    current: Any = doc
+    for part in path.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        else:
+            return _MISSING
+    return current
+
+
+def _set_path(doc: Document, path: str, value: Any) -> None:
+    parts = path.split(".")
+    current = doc
+    for part in parts[:-1]:
+        current = current.setdefault(part, {})
+    current[parts[-1]] = value
+
+
+def _unset_path(doc: Document, path: str) -> None:
+    parts = path.split(".")
+    current: Any = doc
+    for part in parts[:-1]:
+        current = current.get(part) if isinstance(current, dict) else None
+        if current is None:
+            return
+    if isinstance(current, dict):
+        current.pop(parts[-1], None)
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return True
+    return type(a) is type(b)
+
+
+def _compare(op: str, value: Any, operand: Any) -> bool:
+    candidates = value if isinstance(value, list) else [value]
+    for candidate in candidates:
+        if candidate is _MISSING or candidate is None or not _comparable(candidate, operand):
+            continue
+        if (
+            (op == "$gt" and candidate > operand)
+            or (op == "$gte" and candidate >= operand)
+            or (op == "$lt" and candidate < operand)
+            or (op == "$lte" and candidate <= operand)
+        ):
+            return True
+    return False
+
+
+def _equals(value: Any, operand: Any) -> bool:
+    if value is _MISSING:
+        return operand is None
+    if value == operand and _comparable_or_null(value, operand):
+        return True
+    return isinstance(value, list) and any(
+        item == operand and _comparable_or_null(item, operand) for item in value
+    )
+
+
+def _comparable_or_null(a: Any, b: Any) -> bool:
+    return (
+        a is None
+        or b is None
+        or _comparable(a, b)
+        or (isinstance(a, list | dict) and type(a) is type(b))
+    )
+
+
+def _match_operators(value: Any, operators: Mapping[str, Any]) -> bool:
+    for op, operand in operators.items():
+        if op == "$eq":
+            ok = _equals(value, operand)
+        elif op == "$ne":
+            ok = not _equals(value, operand)
+        elif op in ("$gt", "$gte", "$lt", "$lte"):
+            ok = _compare(op, value, operand)
+        elif op == "$in":
+            ok = any(_equals(value, item) for item in operand)
+        elif op == "$nin":
+            ok = not any(_equals(value, item) for item in operand)
+        elif op == "$exists":
+            ok = (value is not _MISSING) == bool(operand)
+        elif op == "$size":
+            ok = isinstance(value, list) and len(value) == operand
+        else:
+            raise UnsupportedOperation(f"query operator {op}")
+        if not ok:
+            return False
+    return True
+
+
+def _is_operator_dict(value: Any) -> bool:
+    return isinstance(value, Mapping) and bool(value) and all(k.startswith("$") for k in value)
+
+
+def matches(doc: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
+    for key, condition in query.items():
+        if key == "$and":
+            if not all(matches(doc, sub) for sub in condition):
+                return False
+        elif key == "$or":
+            if not any(matches(doc, sub) for sub in condition):
+                return False
+        elif key.startswith("$"):
+            raise UnsupportedOperation(f"query operator {key}")
+        else:
+            value = get_path(doc, key)
+            if _is_operator_dict(condition):
+                if not _match_operators(value, condition):
+                    return False
+            elif not _equals(value, condition):
+                return False
+    return True
+
+
+def _pull_matches(item: Any, condition: Any) -> bool:
+    if isinstance(condition, Mapping) and not _is_operator_dict(condition):
+        return isinstance(item, Mapping) and matches(item, condition)
+    if _is_operator_dict(condition):
+        return _match_operators(item, condition)
+    return bool(item == condition)
+
+
+def _each(value: Any) -> list[Any]:
+    if isinstance(value, Mapping) and "$each" in value:
+        if set(value) != {"$each"}:
+            raise UnsupportedOperation("$push modifiers other than $each")
+        return list(value["$each"])
+    return [value]
+
+
+def _apply_set(doc: Document, path: str, value: Any) -> None:
+    _set_path(doc, path, copy.deepcopy(value))
+
+
+def _apply_unset(doc: Document, path: str, _: Any) -> None:
+    _unset_path(doc, path)
+
+
+def _apply_inc(doc: Document, path: str, value: Any) -> None:
+    current = get_path(doc, path)
+    _set_path(doc, path, (0 if current is _MISSING or current is None else current) + value)
+
+
+def _apply_min(doc: Document, path: str, value: Any) -> None:
+    current = get_path(doc, path)
+    if current is _MISSING or current is None or (_comparable(current, value) and value < current):
+        _set_path(doc, path, copy.deepcopy(value))
+
+
+def _apply_max(doc: Document, path: str, value: Any) -> None:
+    current = get_path(doc, path)
+    if current is _MISSING or current is None or (_comparable(current, value) and value > current):
+        _set_path(doc, path, copy.deepcopy(value))
+
+
+def _array_at(doc: Document, path: str) -> list[Any]:
+    current = get_path(doc, path)
+    if current is _MISSING or current is None:
+        array: list[Any] = []
+        _set_path(doc, path, array)
+        return array
+    if not isinstance(current, list):
+        raise UnsupportedOperation(f"array operator on non-array field {path!r}")
+    return current
+
+
+def _apply_add_to_set(doc: Document, path: str, value: Any) -> None:
+    array = _array_at(doc, path)
+    for item in _each(value):
+        if item not in array:
+            array.append(copy.deepcopy(item))
+
+
+def _apply_push(doc: Document, path: str, value: Any) -> None:
+    _array_at(doc, path).extend(copy.deepcopy(item) for item in _each(value))
+
+
+def _apply_pull(doc: Document, path: str, condition: Any) -> None:
+    current = get_path(doc, path)
+    if isinstance(current, list):
+        current[:] = [item for item in current if not _pull_matches(item, condition)]
+
+
+_UPDATERS: Mapping[str, Callable[[Document, str, Any], None]] = {
+    "$set": _apply_set,
+    "$unset": _apply_unset,
+    "$inc": _apply_inc,
+    "$min": _apply_min,
+    "$max": _apply_max,
+    "$addToSet": _apply_add_to_set,
+    "$push": _apply_push,
+    "$pull": _apply_pull,
+}
+
+
+def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool) -> Document:
+    """Return a new document with `update` applied (`$setOnInsert` only when inserting)."""
+    if not update or not all(key.startswith("$") for key in update):
+        raise UnsupportedOperation("replacement updates; use update operators")
+    result = copy.deepcopy(doc)
+    for operator, fields in update.items():
+        if operator == "$setOnInsert":
+            if inserting:
+                for path, value in fields.items():
+                    _apply_set(result, path, value)
+            continue
+        updater = _UPDATERS.get(operator)
+        if updater is None:
+            raise UnsupportedOperation(f"update operator {operator}")
+        for path, value in fields.items():
+            if path == "_id" and operator != "$set":
+                raise UnsupportedOperation("changing _id")
+            updater(result, path, value)
+    return result
+
+
+def seed_from_query(query: Mapping[str, Any]) -> Document:
+    """The fields an upsert copies from its filter: plain equalities (and `$eq`)."""
+    seed: Document = {}
+    for key, condition in query.items():
+        if key.startswith("$"):
+            continue
+        if _is_operator_dict(condition):
+            if "$eq" in condition:
+                _set_path(seed, key, copy.deepcopy(condition["$eq"]))
+        else:
+            _set_path(seed, key, copy.deepcopy(condition))
+    return seed
+
+
+def project(doc: Document, projection: Mapping[str, Any] | None) -> Document:
+    if not projection:
+        return copy.deepcopy(doc)
+    included = [k for k, v in projection.items() if v and k != "_id"]
+    if included:
+        result: Document = {}
+        for key in included:
+            value = get_path(doc, key)
+            if value is not _MISSING:
+                _set_path(result, key, copy.deepcopy(value))
+        if projection.get("_id", 1) and "_id" in doc:
+            result["_id"] = doc["_id"]
+        return result
+    result = copy.deepcopy(doc)
+    for key, value in projection.items():
+        if not value:
+            _unset_path(result, key)
+    return result
+
+
+def sort_key(fields: list[tuple[str, int]]) -> Callable[[Document], Any]:
+    """A key for `sorted`: per field, missing/null first, then by type name, then value."""
+
+    def key(doc: Document) -> tuple[Any, ...]:
+        parts: list[Any] = []
+        for path, _direction in fields:
+            value = get_path(doc, path)
+            if value is _MISSING or value is None:
+                parts.append((0, "", 0))
+            elif isinstance(value, bool):
+                parts.append((3, "bool", value))
+            elif isinstance(value, int | float):
+                parts.append((1, "number", value))
+            else:
+                parts.append((2, type(value).__name__, value))
+        return tuple(parts)
+
+    return key
