@@ -59,7 +59,9 @@ def create_service_app(
     if name == "ingest":
         service = ingest.build(bus, MongoIngestStore(database), config, clock)
     elif name == "triage":
-        service = triage.build(bus, MongoTriageStore(database), config)
+        service = triage.build(
+            bus, MongoTriageStore(database), config, api_key_dependency(api_keys(settings))
+        )
     elif name == "escalation":
         service = escalation.build(
             bus,

@@ -1,8 +1,11 @@
-"""Wiring of the triage service: the `alerts.raw` consumer."""
+"""Wiring of the triage service: the `alerts.raw` consumer and the alerts API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from schemas import ALERTS_RAW, AlertReceived
+from services.triage.api import router
 from services.triage.consumers import AlertTriage
 from services.triage.store import TriageStore
 from tocsin.bus import Bus, Subscription
@@ -12,10 +15,13 @@ from tocsin.service import Service
 CONSUMER_GROUP = "tocsin-triage"
 
 
-def build(bus: Bus, store: TriageStore, config: TocsinConfig) -> Service:
+def build(
+    bus: Bus, store: TriageStore, config: TocsinConfig, require_api_key: Callable[..., str]
+) -> Service:
     triage = AlertTriage(bus, store, config)
     return Service(
         name="triage",
+        router=router(store, require_api_key),
         subscriptions=[Subscription(ALERTS_RAW, CONSUMER_GROUP, AlertReceived, triage.handle)],
         on_start=[store.ensure_indexes],
     )

@@ -45,6 +45,36 @@ class IncidentRecord:
 
 
 @dataclass(frozen=True)
+class AlertFilter:
+    """Equality filters of the operator's alert listing; `None` means any."""
+
+    status: AlertStatus | None = None
+    service_id: str | None = None
+    source: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert as operators see it (labels and annotations as ordered name/value pairs)."""
+
+    fingerprint: str
+    status: AlertStatus
+    source: str
+    integration_id: str
+    service_id: str
+    summary: str
+    severity: str | None
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...]
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: datetime | None
+    incident_id: str | None
+
+
+@dataclass(frozen=True)
 class NewIncident:
     candidate_id: str
     group_key: str
@@ -74,6 +104,11 @@ class TriageStore(Protocol):
     async def close(self, incident_id: str, group_key: str, at: datetime) -> None: ...
 
     async def get_incident(self, incident_id: str) -> IncidentRecord | None: ...
+
+    async def list_alerts(
+        self, where: AlertFilter, after: str | None, limit: int
+    ) -> list[StoredAlert]:
+        """Up to `limit` alerts matching `where` in fingerprint order, after fingerprint `after`."""
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -206,3 +241,48 @@ class MongoTriageStore:
             status=doc["status"],
             alert_count=len(doc.get("fingerprints", ())),
         )
+
+    async def list_alerts(
+        self, where: AlertFilter, after: str | None, limit: int
+    ) -> list[StoredAlert]:
+        # Fingerprint (`_id`) order is stable while alerts keep changing, so a cursor on it
+        # visits each alert once; equality, `$gt`, sort and limit are all FerretDB supports here.
+        query: Document = {}
+        by_id: Document = {}
+        if where.fingerprint is not None:
+            by_id["$eq"] = where.fingerprint
+        if after is not None:
+            by_id["$gt"] = after
+        if by_id:
+            query["_id"] = by_id
+        if where.status is not None:
+            query["status"] = where.status.value
+        if where.service_id is not None:
+            query["service_id"] = where.service_id
+        if where.source is not None:
+            query["source"] = where.source
+        found = self._alerts.find(query).sort("_id", 1).limit(limit)
+        return [_stored_alert(doc) async for doc in found]
+
+
+def _pairs(labels: list[Document] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((label["name"], label["value"]) for label in labels or ())
+
+
+def _stored_alert(doc: Document) -> StoredAlert:
+    return StoredAlert(
+        fingerprint=doc["_id"],
+        status=AlertStatus(doc["status"]),
+        source=doc["source"],
+        integration_id=doc["integration_id"],
+        service_id=doc["service_id"],
+        summary=doc.get("summary", ""),
+        severity=doc.get("severity"),
+        labels=_pairs(doc.get("labels")),
+        annotations=_pairs(doc.get("annotations")),
+        count=doc.get("count", 0),
+        first_seen=doc["first_seen"],
+        last_seen=doc["last_seen"],
+        resolved_at=doc.get("resolved_at"),
+        incident_id=doc.get("incident_id"),
+    )
