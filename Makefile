@@ -32,7 +32,9 @@ run: setup infra-up
 		scripts/run-distributed.sh examples/tocsin.yaml
 
 ## test: setup, infra-up, every test (unit, integration, end-to-end), infra-down
+## (scripts/alertmanager.sh builds the real Alertmanager of the e2e tests once into .cache/bin)
 test: setup
+	scripts/alertmanager.sh
 	scripts/infra.sh up
 	source .cache/infra.env && $(BIN)/pytest; status=$$?; scripts/infra.sh down; exit $$status
 
