@@ -2,9 +2,9 @@
 state changes with compare-and-set and outbox items out.
 
 Every path ends with `flush`, which carries out the incident's outbox (publish notification
-requests, arm and cancel timers) and then removes what it carried out. A crash in between
-leaves the items in the outbox; the redelivered message, the re-claimed timer or the sweeper
-carries them out again, with the same ids, so nothing is lost and nothing pages twice.
+requests, arm and cancel timers), then clears it unless something was added meanwhile. A crash
+in between leaves the items in the outbox; the redelivered message, the re-claimed timer or
+the sweeper carries them out again, with the same ids: nothing is lost, nothing pages twice.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class Escalation:
                 NOTIFICATIONS_REQUESTED,
                 [(incident_id, self._request(incident, send)) for send in sends],
             )
-        await self._store.remove_outbox_items(incident_id, [item.id for item in incident.outbox])
+        await self._store.clear_outbox(incident_id, incident.version)
 
     def _request(
         self, incident: EscalationIncident, send: SendNotification

@@ -95,7 +95,8 @@ class EscalationStore(Protocol):
         alert_count: int,
     ) -> None: ...
 
-    async def remove_outbox_items(self, incident_id: str, item_ids: list[str]) -> None: ...
+    async def clear_outbox(self, incident_id: str, version: int) -> bool:
+        """Empty the outbox if the incident is still at `version` (nothing new was added)."""
 
     async def with_stale_outbox(self, before: datetime, limit: int) -> list[str]: ...
 
@@ -241,16 +242,14 @@ class MongoEscalationStore:
             },
         )
 
-    async def remove_outbox_items(self, incident_id: str, item_ids: list[str]) -> None:
-        doc = await self._incidents.find_one_and_update(
-            {"_id": incident_id},
-            {"$pull": {"outbox": {"id": {"$in": item_ids}}}},
-            return_document=ReturnDocument.AFTER,
+    async def clear_outbox(self, incident_id: str, version: int) -> bool:
+        # Compare-and-set without bumping `version`: a writer that appended items since has
+        # changed the version and will carry out (and clear) the whole outbox itself.
+        result = await self._incidents.update_one(
+            {"_id": incident_id, "version": version},
+            {"$set": {"outbox": [], "outbox_since": None}},
         )
-        if doc is not None and not doc.get("outbox"):
-            await self._incidents.update_one(
-                {"_id": incident_id, "outbox": {"$size": 0}}, {"$set": {"outbox_since": None}}
-            )
+        return result.matched_count == 1
 
     async def with_stale_outbox(self, before: datetime, limit: int) -> list[str]:
         cursor = self._incidents.find(

@@ -4,18 +4,31 @@
 // at start (build/version/version.txt is not in the module zip), while the embeddable
 // package works. scripts/infra.sh builds and starts it.
 //
+// FerretDB 1.24 executes an update as a read followed by a separate write, with no lock between
+// them, so concurrent updates of one document lose writes (a compare-and-set on `version` lets
+// several writers through; concurrent $addToSet calls drop elements). MongoDB makes every
+// single-document operation atomic, and Tocsin relies on that. So this program puts a small
+// wire-protocol front in front of FerretDB that forwards one command at a time (a global
+// lock held from request to response), which gives the same single-document atomicity for
+// tests. The front understands only message framing (a little-endian length prefix) and the
+// OP_MSG moreToCome flag.
+//
 // Usage: tocsin-ferretdb -listen 127.0.0.1:27018 -data /abs/path/to/data
 package main
 
 import (
 	"context"
+	"encoding/binary"
 	"flag"
 	"fmt"
+	"io"
 	"log"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -39,8 +52,18 @@ func main() {
 	}
 	url := "file:" + strings.TrimSuffix(dir, "/") + "/"
 
+	internal, err := freeLoopbackAddr()
+	if err != nil {
+		log.Fatal(err)
+	}
+	front, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	go serveSerialized(front, internal)
+
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Listener:  ferretdb.ListenerConfig{TCP: internal},
 		Handler:   "sqlite",
 		SQLiteURL: url,
 	})
@@ -56,5 +79,100 @@ func main() {
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Fatal(err)
 	}
+	front.Close()
 	fmt.Fprintln(os.Stderr, "tocsin-ferretdb: stopped")
+}
+
+func freeLoopbackAddr() (string, error) {
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer probe.Close()
+	return probe.Addr().String(), nil
+}
+
+// commandLock makes FerretDB execute one command at a time, across all client connections.
+var commandLock sync.Mutex
+
+func serveSerialized(front net.Listener, upstream string) {
+	for {
+		client, err := front.Accept()
+		if err != nil {
+			return
+		}
+		go relay(client, upstream)
+	}
+}
+
+const (
+	opMsg      = 2013
+	moreToCome = 1 << 1
+)
+
+// readMessage reads one wire-protocol message: int32 length (little-endian, including itself).
+func readMessage(r io.Reader) ([]byte, error) {
+	var header [4]byte
+	if _, err := io.ReadFull(r, header[:]); err != nil {
+		return nil, err
+	}
+	length := binary.LittleEndian.Uint32(header[:])
+	if length < 16 || length > 64<<20 {
+		return nil, fmt.Errorf("bad message length %d", length)
+	}
+	message := make([]byte, length)
+	copy(message, header[:])
+	if _, err := io.ReadFull(r, message[4:]); err != nil {
+		return nil, err
+	}
+	return message, nil
+}
+
+func hasMoreToCome(message []byte) bool {
+	return len(message) >= 20 &&
+		binary.LittleEndian.Uint32(message[12:16]) == opMsg &&
+		binary.LittleEndian.Uint32(message[16:20])&moreToCome != 0
+}
+
+func relay(client net.Conn, upstream string) {
+	defer client.Close()
+	server, err := net.Dial("tcp", upstream)
+	if err != nil {
+		log.Printf("tocsin-ferretdb: cannot reach FerretDB: %v", err)
+		return
+	}
+	defer server.Close()
+	for {
+		request, err := readMessage(client)
+		if err != nil {
+			return
+		}
+		if err := exchange(client, server, request); err != nil {
+			return
+		}
+	}
+}
+
+// exchange forwards one request and its response(s) while holding the command lock.
+func exchange(client, server net.Conn, request []byte) error {
+	commandLock.Lock()
+	defer commandLock.Unlock()
+	if _, err := server.Write(request); err != nil {
+		return err
+	}
+	if hasMoreToCome(request) {
+		return nil // the client asked for no reply
+	}
+	for {
+		response, err := readMessage(server)
+		if err != nil {
+			return err
+		}
+		if _, err := client.Write(response); err != nil {
+			return err
+		}
+		if !hasMoreToCome(response) {
+			return nil
+		}
+	}
 }
