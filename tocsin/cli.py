@@ -1,8 +1,10 @@
-"""The `tocsin` command line: `serve`, `config check`."""
+"""The `tocsin` command line: `up` (everything in one process), `serve` (one service on Kafka
+and MongoDB), `config check`."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -14,11 +16,20 @@ from tocsin.service import ProcessState
 from tocsin.settings import Settings
 
 DEFAULT_PORTS = {"ingest": 8081, "triage": 8082, "escalation": 8083, "notifier": 8084}
+EMBEDDED_PORT = 8080
+
+log = logging.getLogger("tocsin")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tocsin", description="Alert triage and on-call paging.")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run everything in one process (embedded bus and store)")
+    up.add_argument("--config", type=Path, help="configuration file (YAML)")
+    up.add_argument("--data-dir", type=Path, default=Path("tocsin-data"))
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=EMBEDDED_PORT)
 
     serve = commands.add_parser("serve", help="run one service (Kafka + MongoDB)")
     serve.add_argument("service", choices=sorted(DEFAULT_PORTS))
@@ -33,12 +44,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path | None) -> TocsinConfig:
-    if path is None:
-        return TocsinConfig()
-    return load_config(path)
-
-
 def _report(error: ConfigError) -> int:
     print(f"invalid configuration in {error.source}:", file=sys.stderr)
     for problem in error.problems:
@@ -46,35 +51,72 @@ def _report(error: ConfigError) -> int:
     return 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "config":
-        try:
-            config = load_config(args.file)
-        except ConfigError as error:
-            return _report(error)
-        print(
-            f"{args.file}: ok ({len(config.services)} services, {len(config.integrations)} "
-            f"integrations, {len(config.users)} users, "
-            f"{len(config.escalation_policies)} escalation policies)"
-        )
-        return 0
+def _check(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        return _report(error)
+    print(
+        f"{path}: ok ({len(config.services)} services, {len(config.integrations)} "
+        f"integrations, {len(config.users)} users, "
+        f"{len(config.escalation_policies)} escalation policies)"
+    )
+    return 0
 
+
+def _run(app: object, host: str, port: int, state: ProcessState) -> int:
+    # Our own access log prints route templates; uvicorn's would print tokens in URL paths.
+    uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)  # type: ignore[arg-type]
+    return 1 if state.failed else 0
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from tocsin.embedded.app import DataDirInUse, create_embedded_app
+
+    config_path: Path | None = args.config or settings.config
+    try:
+        config = load_config(config_path) if config_path else TocsinConfig()
+    except ConfigError as error:
+        return _report(error)
+    state = ProcessState()
+    try:
+        app = create_embedded_app(settings, config, args.data_dir, state)
+    except DataDirInUse as error:
+        print(f"tocsin: {error}", file=sys.stderr)
+        return 1
+    if config_path is None:
+        log.warning(
+            "no configuration: Tocsin accepts nothing and pages nobody until you add one; "
+            "start with `tocsin up --config examples/tocsin.yaml` (see the README's "
+            "configuration reference; `tocsin config check FILE` validates a file)"
+        )
+    log.info("data in %s; listening on http://%s:%d", args.data_dir.resolve(), args.host, args.port)
+    return _run(app, args.host, args.port, state)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from tocsin.distributed import create_service_app
 
-    settings = Settings()
+    config_path: Path | None = args.config or settings.config
     try:
-        config = _load(args.config or settings.config)
+        config = load_config(config_path) if config_path else TocsinConfig()
     except ConfigError as error:
         return _report(error)
     state = ProcessState()
     app = create_service_app(args.service, settings, config, state)
-    port = args.port or int(
-        os.environ.get(f"TOCSIN_{args.service.upper()}_PORT", DEFAULT_PORTS[args.service])
-    )
-    # Our own access log prints route templates; uvicorn's would print tokens in URL paths.
-    uvicorn.run(app, host=args.host, port=port, access_log=False, log_config=None)
-    return 1 if state.failed else 0
+    default_port = DEFAULT_PORTS[args.service]
+    port = args.port or int(os.environ.get(f"TOCSIN_{args.service.upper()}_PORT", default_port))
+    return _run(app, args.host, port, state)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "config":
+        return _check(args.file)
+    settings = Settings()
+    if args.command == "up":
+        return _up(args, settings)
+    return _serve(args, settings)
 
 
 if __name__ == "__main__":

@@ -64,21 +64,80 @@ class ServiceConfig(_Strict):
     escalation_policy: Identifier
 
 
+IntegrationType = Literal["alertmanager", "grafana", "datadog", "pagerduty", "generic"]
+SIGNED_TYPES = ("grafana", "generic")
+
+
+class IngestLimitsConfig(_Strict):
+    """What one webhook request may carry; past these ingest answers 413 (sizes, counts) or
+    422 (a name or value too long), naming the field."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_alerts: int = Field(default=1000, ge=1, le=10_000, description="alerts per request")
+    max_labels: int = Field(default=128, ge=1, le=1000, description="labels (and annotations)")
+    max_name_length: int = Field(default=256, ge=1, le=1024)
+    max_value_length: int = Field(default=8192, ge=1, le=16_384)
+
+
+class HmacConfig(_Strict):
+    """Shared secret for request signatures: Grafana's `X-Grafana-Alerting-Signature` (hex
+    HMAC-SHA256 of the body, or of `timestamp:body` with a timestamp header) or, for generic
+    senders, `X-Tocsin-Signature: sha256=<hex>`."""
+
+    secret: SecretStr = Field(min_length=16, description="Never logged.")
+    timestamp_header: str | None = Field(default=None, min_length=1, max_length=100)
+    max_skew: Duration = timedelta(minutes=5)
+
+
 class IntegrationConfig(_Strict):
     id: Identifier
-    type: Literal["alertmanager"]
+    type: IntegrationType
     token: SecretStr = Field(min_length=16, description="Stored hashed, never logged.")
     service: Identifier
+    hmac: HmacConfig | None = None
+    limits: IngestLimitsConfig = IngestLimitsConfig()
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, le=1_000_000, description="events per minute (pagerduty); 0 = none"
+    )
+
+    @model_validator(mode="after")
+    def _signatures_fit_the_type(self) -> IntegrationConfig:
+        if self.hmac is not None and self.type not in SIGNED_TYPES:
+            raise ValueError(f"hmac is supported for {' and '.join(SIGNED_TYPES)} integrations")
+        if self.hmac is not None and self.hmac.timestamp_header and self.type != "grafana":
+            raise ValueError("hmac.timestamp_header is Grafana's; generic signatures have none")
+        return self
+
+
+class HeartbeatConfig(_Strict):
+    """A job that must ping `POST /v1/heartbeats/{token}` at least every `interval` (+ grace);
+    a missed ping raises an alert on `service`, the next ping resolves it."""
+
+    id: Identifier
+    token: SecretStr = Field(min_length=16, description="Stored hashed, never logged.")
+    service: Identifier
+    interval: Duration
+    grace: Duration = timedelta(0)
+    severity: str = Field(default="critical", min_length=1, max_length=64)
+    summary: str | None = Field(default=None, min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _interval_is_positive(self) -> HeartbeatConfig:
+        if self.interval < timedelta(seconds=1):
+            raise ValueError("interval must be at least 1s")
+        return self
 
 
 class ContactConfig(_Strict):
+    """`webhook` POSTs the page to `address`; `log` writes it to Tocsin's own log."""
+
     id: Identifier
-    type: Literal["webhook"]
-    address: str = Field(min_length=1, max_length=2048)
+    type: Literal["webhook", "log"]
+    address: str | None = Field(default=None, min_length=1, max_length=2048)
 
     @model_validator(mode="after")
     def _webhook_is_http(self) -> ContactConfig:
-        if not self.address.startswith(("http://", "https://")):
+        if self.type == "webhook" and not (self.address or "").startswith(("http://", "https://")):
             raise ValueError("a webhook contact's address must be an http:// or https:// URL")
         return self
 
@@ -123,6 +182,7 @@ class EscalationPolicyConfig(_Strict):
 class TocsinConfig(_Strict):
     services: tuple[ServiceConfig, ...] = ()
     integrations: tuple[IntegrationConfig, ...] = ()
+    heartbeats: tuple[HeartbeatConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     escalation_policies: tuple[EscalationPolicyConfig, ...] = ()
 
@@ -132,6 +192,7 @@ class TocsinConfig(_Strict):
         for section, ids in (
             ("services", [s.id for s in self.services]),
             ("integrations", [i.id for i in self.integrations]),
+            ("heartbeats", [h.id for h in self.heartbeats]),
             ("users", [u.id for u in self.users]),
             ("escalation_policies", [p.id for p in self.escalation_policies]),
         ):
@@ -151,6 +212,7 @@ class TocsinConfig(_Strict):
                 problems.append(
                     f"integrations[{n}].service: unknown service {integration.service!r}"
                 )
+        problems.extend(self._ingest_problems(service_ids))
         for p, policy in enumerate(self.escalation_policies):
             for lv, level in enumerate(policy.levels):
                 for t, target in enumerate(level.targets):
@@ -159,6 +221,25 @@ class TocsinConfig(_Strict):
                             f"escalation_policies[{p}].levels[{lv}].targets[{t}].user: "
                             f"unknown user {target.user!r}"
                         )
+        return problems
+
+    def _ingest_problems(self, service_ids: set[str]) -> list[str]:
+        problems = []
+        # A token names one integration or heartbeat (a duplicated entry is reported above).
+        seen: dict[str, tuple[str, str]] = {}
+        tokens = [
+            (f"integrations[{n}]", f"i:{i.id}", i.token) for n, i in enumerate(self.integrations)
+        ]
+        tokens += [
+            (f"heartbeats[{n}]", f"h:{h.id}", h.token) for n, h in enumerate(self.heartbeats)
+        ]
+        for where, key, token in tokens:
+            first, first_key = seen.setdefault(token.get_secret_value(), (where, key))
+            if first != where and first_key != key:
+                problems.append(f"{where}.token: the same token as {first}")
+        for n, heartbeat in enumerate(self.heartbeats):
+            if heartbeat.service not in service_ids:
+                problems.append(f"heartbeats[{n}].service: unknown service {heartbeat.service!r}")
         return problems
 
     def service(self, service_id: str) -> ServiceConfig | None:

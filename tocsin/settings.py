@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,3 +32,6 @@ class Settings(BaseSettings):
     timer_poll_seconds: float = Field(default=0.25, gt=0)
     timer_lease_seconds: float = Field(default=30.0, gt=0)
     otel_console: bool = False
+    # SQLite `synchronous` for the embedded bus and store. NORMAL (WAL) survives a kill -9 of
+    # the process; an OS crash or power loss may lose the last transactions. FULL fsyncs each.
+    embedded_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"

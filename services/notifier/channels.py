@@ -1,11 +1,13 @@
 """Notification channels, declared as data: a type name maps to a sender (Keep-style registry).
 
-Only `webhook` exists so far. A sender raises `DeliveryFailed` with `retryable` telling whether
-another attempt could succeed (timeouts, 5xx, 408, 429) or not (other 4xx).
+`webhook` POSTs JSON to the contact's address; `log` writes the page to the `tocsin.pages`
+log (for trying Tocsin out). A sender raises `DeliveryFailed` with `retryable` telling
+whether another attempt could succeed (timeouts, 5xx, 408, 429) or not (other 4xx).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -42,6 +44,8 @@ class WebhookChannel:
         self._client = client
 
     async def send(self, contact: ContactConfig, request: NotificationRequested) -> None:
+        if contact.address is None:
+            raise DeliveryFailed("webhook contact without an address", retryable=False)
         try:
             response = await self._client.post(
                 contact.address,
@@ -59,5 +63,25 @@ class WebhookChannel:
         raise DeliveryFailed(f"webhook answered {response.status_code}", retryable=retryable)
 
 
+class LogChannel:
+    def __init__(self) -> None:
+        self._log = logging.getLogger("tocsin.pages")
+
+    async def send(self, contact: ContactConfig, request: NotificationRequested) -> None:
+        incident = request.incident
+        self._log.warning(
+            "PAGE %s -> %s/%s: [%s] %s (%s, incident %s, %d alert(s), level %d)",
+            request.event.value,
+            request.recipient.user_id,
+            contact.id,
+            incident.severity.value,
+            incident.title,
+            incident.status,
+            incident.id,
+            incident.alert_count,
+            request.escalation_level,
+        )
+
+
 def channels(client: httpx.AsyncClient) -> Mapping[str, Channel]:
-    return {"webhook": WebhookChannel(client)}
+    return {"webhook": WebhookChannel(client), "log": LogChannel()}

@@ -1,0 +1,113 @@
+"""Embedded wiring (`tocsin up`): all four services in one process on one port, on the
+embedded bus and document store (SQLite files under the data directory).
+
+The services and their handlers are exactly those of the distributed mode; only the adapters
+behind the bus and store ports differ. A lock file keeps a second process off the same data.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, cast
+
+import httpx
+from fastapi import FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.escalation import app as escalation
+from services.escalation.store import MongoEscalationStore
+from services.ingest import app as ingest
+from services.ingest.store import MongoIngestStore
+from services.notifier import app as notifier
+from services.notifier.store import MongoNotifierStore
+from services.triage import app as triage
+from services.triage.store import MongoTriageStore
+from tocsin import telemetry
+from tocsin.clock import SystemClock
+from tocsin.config import TocsinConfig
+from tocsin.distributed import api_keys
+from tocsin.embedded.bus import EmbeddedBus
+from tocsin.embedded.docstore import EmbeddedDatabase
+from tocsin.http import api_key_dependency
+from tocsin.mongo import Document
+from tocsin.service import ProcessState, create_app
+from tocsin.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DataDirInUse(Exception):
+    pass
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold an exclusive lock on the data directory for the life of the process."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "tocsin.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirInUse(f"{data_dir} is in use by another tocsin process") from None
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def create_embedded_app(
+    settings: Settings, config: TocsinConfig, data_dir: Path, state: ProcessState
+) -> FastAPI:
+    telemetry.setup("tocsin", console_spans=settings.otel_console)
+    lock = lock_data_dir(data_dir)
+    bus = EmbeddedBus(
+        data_dir / "bus.sqlite",
+        synchronous=settings.embedded_synchronous,
+        handler_attempts=settings.handler_attempts,
+        handler_backoff_seconds=settings.handler_backoff_seconds,
+    )
+    store = EmbeddedDatabase(data_dir / "store.sqlite", synchronous=settings.embedded_synchronous)
+    # The embedded store implements the part of pymongo's API the stores use (docstore.py).
+    database = cast(AsyncDatabase[Document], store)
+    clock = SystemClock()
+    http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+    require_api_key = api_key_dependency(api_keys(settings))
+    services = [
+        ingest.build(bus, MongoIngestStore(database), config, clock),
+        triage.build(bus, MongoTriageStore(database), config, require_api_key),
+        escalation.build(
+            bus,
+            MongoEscalationStore(database),
+            config,
+            clock,
+            require_api_key,
+            instance_id=settings.instance_id or f"embedded-{os.getpid()}",
+            lease=timedelta(seconds=settings.timer_lease_seconds),
+            poll_seconds=settings.timer_poll_seconds,
+        ),
+        notifier.build(bus, MongoNotifierStore(database), config, clock, http_client),
+    ]
+
+    async def store_ready() -> bool:
+        try:
+            await store.command("ping")
+        except Exception:  # any failure of the file means not ready
+            return False
+        return True
+
+    async def close() -> None:
+        await http_client.aclose()
+        store.close()
+        lock.close()
+
+    return create_app(
+        "Tocsin",
+        services,
+        bus,
+        {"bus": bus.ready, "store": store_ready},
+        on_close=[close],
+        state=state,
+    )
