@@ -6,6 +6,8 @@
 #   scripts/infra.sh up            start both (idempotent), wait until ready, write .cache/infra.env
 #   scripts/infra.sh down [--wipe] stop both; --wipe also deletes their data (keeps jars/binaries)
 #   scripts/infra.sh status        show state; exit 0 only if both answer
+#   scripts/infra.sh kafka-up      start only Kafka (idempotent) and wait until ready
+#   scripts/infra.sh kafka-down [--wipe]  stop only Kafka; --wipe also deletes its data
 #
 # Then: `source .cache/infra.env` exports TOCSIN_KAFKA_BOOTSTRAP and TOCSIN_MONGO_URL.
 #
@@ -13,25 +15,33 @@
 #   TOCSIN_KAFKA_PORT (19092), TOCSIN_KAFKA_CONTROLLER_PORT (19093), TOCSIN_FERRETDB_PORT (27018)
 #   TOCSIN_INFRA_TIMEOUT  seconds `up` waits for readiness (90)
 #   TOCSIN_INFRA_FRESH=1  `up` stops anything running and wipes Kafka/FerretDB data first
+#                         (`kafka-up`: Kafka only)
+#   TOCSIN_INFRA_DIR      state directory: configs, data, logs, pid files, infra.env (<repo>/.cache).
+#                         With another directory and other ports, a second, private set of servers
+#                         runs beside the shared one (a test that stops Kafka uses its own).
+#                         Jars and binaries always stay shared under <repo>/.cache.
 #   JAVA                  java binary (java on PATH; Java 17+)
 #
 # Data policy: data is KEPT across down/up (fast restarts, like a developer's servers). Tests
 # must isolate themselves (unique topic/group/database names). Use TOCSIN_INFRA_FRESH=1 or
 # `down --wipe` for a clean slate.
 #
-# Everything lives under <repo>/.cache/ (git-ignored):
-#   kafka/libs/       broker classpath from tools/kafka/pom.xml (fetched once per pom content)
+# Everything lives under <repo>/.cache/ (git-ignored), or the state under $TOCSIN_INFRA_DIR:
+#   kafka/libs/       broker classpath from tools/kafka/pom.xml (fetched once per pom content; shared)
 #   kafka/config/     generated server.properties and log4j2.properties
 #   kafka/data/       KRaft metadata + topic logs (formatted once with a random cluster id)
 #   kafka/logs/       server.log (log4j2, WARN) and kafka.out (stdout/stderr)
 #   kafka/kafka.pid
-#   bin/tocsin-ferretdb  built from tools/ferretdb (rebuilt when its sources are newer)
+#   bin/tocsin-ferretdb  built from tools/ferretdb (rebuilt when its sources are newer; shared)
 #   ferretdb/data/    SQLite files; ferretdb/ferretdb.log; ferretdb/ferretdb.pid
 #   infra.env
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="$ROOT/.cache"
+SHARED="$ROOT/.cache"
+CACHE="${TOCSIN_INFRA_DIR:-$SHARED}"
+mkdir -p "$CACHE"
+CACHE="$(cd "$CACHE" && pwd)"
 
 KAFKA_PORT="${TOCSIN_KAFKA_PORT:-19092}"
 KAFKA_CPORT="${TOCSIN_KAFKA_CONTROLLER_PORT:-19093}"
@@ -41,7 +51,7 @@ JAVA="${JAVA:-java}"
 HOST=127.0.0.1
 
 KDIR="$CACHE/kafka"
-KLIBS="$KDIR/libs"
+KLIBS="$SHARED/kafka/libs"
 KCONF="$KDIR/config"
 KDATA="$KDIR/data"
 KLOGS="$KDIR/logs"
@@ -53,7 +63,7 @@ FDATA="$FDIR/data"
 FPID="$FDIR/ferretdb.pid"
 FLOG="$FDIR/ferretdb.log"
 FSRC="$ROOT/tools/ferretdb"
-FBIN="$CACHE/bin/tocsin-ferretdb"
+FBIN="$SHARED/bin/tocsin-ferretdb"
 
 ENVFILE="$CACHE/infra.env"
 
@@ -382,6 +392,32 @@ cmd_down() {
   return 0
 }
 
+cmd_kafka_up() {
+  need python3 "used for readiness probes"
+  mkdir -p "$KLOGS"
+  if [[ "${TOCSIN_INFRA_FRESH:-0}" == 1 ]]; then
+    stop_proc Kafka "$KPID" kafka.Kafka
+    rm -rf "$KDATA"
+  fi
+  if ! pid_alive "$KPID" kafka.Kafka; then
+    if probe port "$KAFKA_PORT" || probe port "$KAFKA_CPORT"; then
+      die "port $KAFKA_PORT or $KAFKA_CPORT is taken by another process (set TOCSIN_KAFKA_PORT / TOCSIN_KAFKA_CONTROLLER_PORT)"
+    fi
+  fi
+  kafka_start
+  wait_ready Kafka kafka "$KAFKA_PORT" "$KPID" kafka.Kafka "$KLOGS/kafka.out" "$KLOGS/server.log" \
+    || die "Kafka did not come up (see logs above)"
+  log "ready: Kafka $HOST:$KAFKA_PORT"
+}
+
+cmd_kafka_down() {
+  case "${1:-}" in
+    "") stop_proc Kafka "$KPID" kafka.Kafka ;;
+    --wipe) stop_proc Kafka "$KPID" kafka.Kafka; rm -rf "$KDATA" ;;
+    *) die "usage: $0 kafka-down [--wipe]" ;;
+  esac
+}
+
 cmd_status() {
   local rc=0 pid
   if pid_alive "$KPID" kafka.Kafka; then
@@ -411,5 +447,7 @@ case "${1:-}" in
   up) shift; cmd_up "$@" ;;
   down) shift; cmd_down "$@" ;;
   status) shift; cmd_status "$@" ;;
-  *) echo "usage: $0 {up|down [--wipe]|status}" >&2; exit 2 ;;
+  kafka-up) shift; cmd_kafka_up "$@" ;;
+  kafka-down) shift; cmd_kafka_down "$@" ;;
+  *) echo "usage: $0 {up|down [--wipe]|status|kafka-up|kafka-down [--wipe]}" >&2; exit 2 ;;
 esac
