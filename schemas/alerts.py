@@ -20,6 +20,12 @@ class AlertReceived(Envelope):
 
     kind: Literal["alert.received"] = "alert.received"
     fingerprint: str = Field(min_length=1, max_length=256)
+    dedup_key: str | None = Field(
+        default=None,
+        max_length=255,
+        description="The sender's explicit dedup key (PagerDuty dedup_key, Datadog aggregation "
+        "key, generic dedup_key); the fingerprint is derived from it and the integration.",
+    )
     status: AlertStatus
     integration_id: str = Field(min_length=1, max_length=200)
     source: str = Field(

@@ -1,111 +1,169 @@
-"""Ingest's webhook routes. 202 only after the bus durably accepted every alert."""
+"""Ingest's webhook routes: `POST /v1/ingest/{token}` (the integration's type picks the format)
+and `POST /v1/heartbeats/{token}`. 2xx only once every alert is durable on the bus.
+
+Order of checks, so that a refusal says as little as possible: token (401), body size (413),
+signature (401), JSON (400), schema (422 with JSON paths), limits (413/422), then publish (202,
+or 503 with Retry-After: senders such as Alertmanager and Datadog retry 5xx and drop 4xx).
+"""
 
 from __future__ import annotations
 
-import hmac
-import json
-import logging
+import time
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
-from schemas import ALERTS_RAW
-from services.ingest.alertmanager import AlertmanagerWebhook, normalize
-from services.ingest.store import Integration
-from tocsin.bus import Bus, PublishError
+from services.ingest import limits, signatures
+from services.ingest.enqueue import answer_pagerduty
+from services.ingest.formats import FORMATS, ParseContext
+from services.ingest.heartbeat_monitor import HeartbeatMonitor
+from services.ingest.intake import (
+    BadJson,
+    BodyTooLarge,
+    Caller,
+    TokenDirectory,
+    decode_json,
+    publish,
+    read_body,
+    refuse,
+    schema_errors,
+    unavailable,
+)
+from services.ingest.metrics import PAYLOAD_BYTES, REQUEST_SECONDS, UNKNOWN
+from services.ingest.ratelimit import RateLimiter
+from tocsin.bus import Bus
 from tocsin.clock import Clock
-from tocsin.http import token_digest
-
-log = logging.getLogger(__name__)
-
-ALERTS_ACCEPTED = Counter(
-    "tocsin_ingest_alerts_accepted_total", "Alerts durably accepted.", ["integration", "source"]
-)
-REQUESTS_REJECTED = Counter(
-    "tocsin_ingest_requests_rejected_total", "Webhook requests refused, by reason.", ["reason"]
-)
-
-MAX_BODY_BYTES = 1024 * 1024
-RETRY_AFTER_SECONDS = "5"
 
 
-class IntegrationDirectory:
-    """Finds an integration by its token without revealing, through timing, which one."""
-
-    def __init__(self) -> None:
-        self._by_digest: dict[str, Integration] = {}
-
-    def replace(self, integrations: list[Integration]) -> None:
-        self._by_digest = {i.token_sha256: i for i in integrations}
-
-    def find(self, token: str) -> Integration | None:
-        candidate = token_digest(token)
-        found = None
-        for digest, integration in self._by_digest.items():
-            if hmac.compare_digest(candidate, digest):
-                found = integration
-        return found
+def _documented_body() -> dict[str, Any]:
+    schemas = [fmt.body_schema() for fmt in FORMATS.values()]
+    return {"required": True, "content": {"application/json": {"schema": {"anyOf": schemas}}}}
 
 
-def _problem(status: int, reason: str, detail: object) -> JSONResponse:
-    REQUESTS_REJECTED.labels(reason=reason).inc()
-    return JSONResponse({"detail": detail}, status_code=status)
+def _signature_problem(caller: Caller, raw: bytes, request: Request, clock: Clock) -> str | None:
+    if caller.hmac is None:
+        return None
+    secret = caller.hmac.secret.get_secret_value()
+    if caller.format.signature == "grafana":
+        return signatures.verify_grafana(
+            secret,
+            raw,
+            request.headers,
+            timestamp_header=caller.hmac.timestamp_header,
+            max_skew=caller.hmac.max_skew,
+            now=clock.now(),
+        )
+    return signatures.verify_tocsin(secret, raw, request.headers)
 
 
-def router(bus: Bus, directory: IntegrationDirectory, clock: Clock) -> APIRouter:
+def router(
+    bus: Bus,
+    integrations: TokenDirectory[Caller],
+    heartbeats: TokenDirectory[str],
+    monitor: HeartbeatMonitor,
+    clock: Clock,
+    limiter: RateLimiter,
+) -> APIRouter:
     api = APIRouter(tags=["ingest"])
 
     @api.post(
         "/v1/ingest/{token}",
         status_code=202,
-        summary="Receive an Alertmanager (webhook v4) notification",
-        responses={401: {}, 400: {}, 413: {}, 422: {}, 503: {}},
-        # The body is parsed by hand (after the token check and size limit); document it here.
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": AlertmanagerWebhook.model_json_schema()}
-                },
-            }
-        },
+        summary="Receive alerts in the integration's format (alertmanager, grafana, datadog, "
+        "pagerduty, generic)",
+        responses={400: {}, 401: {}, 413: {}, 422: {}, 429: {}, 503: {}},
+        # The body is read by hand, after the token check and within the size limit.
+        openapi_extra={"requestBody": _documented_body()},
     )
     async def ingest(token: str, request: Request) -> JSONResponse:
-        integration = directory.find(token)
-        if integration is None:
-            return _problem(401, "unknown_token", "unknown integration token")
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return _problem(413, "too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
-        try:
-            document = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            return _problem(400, "invalid_json", f"body is not valid UTF-8 JSON: {error}")
-        try:
-            webhook = AlertmanagerWebhook.model_validate(document)
-            messages = normalize(
-                webhook,
-                integration_id=integration.id,
-                service_id=integration.service_id,
-                received_at=clock.now(),
-            )
-        except ValidationError as error:
-            return _problem(422, "schema", error.errors(include_url=False, include_input=False))
-        try:
-            await bus.publish_many(ALERTS_RAW, [(m.fingerprint, m) for m in messages])
-        except PublishError as error:
-            log.warning("cannot accept %d alerts durably: %s", len(messages), error)
-            REQUESTS_REJECTED.labels(reason="unavailable").inc()
-            return JSONResponse(
-                {"detail": "cannot accept alerts durably right now; retry later"},
-                status_code=503,
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
-        ALERTS_ACCEPTED.labels(integration=integration.id, source=integration.type).inc(
-            len(messages)
+        started = time.perf_counter()
+        caller = integrations.find(token)
+        source = caller.format.name if caller else UNKNOWN
+        response = await _ingest(caller, request)
+        REQUEST_SECONDS.labels(source=source, status=str(response.status_code)).observe(
+            time.perf_counter() - started
         )
+        return response
+
+    async def _ingest(caller: Caller | None, request: Request) -> JSONResponse:
+        if caller is None:
+            return refuse(
+                401,
+                "unknown integration token",
+                integration=UNKNOWN,
+                source=UNKNOWN,
+                reason="unknown_token",
+            )
+        who = {"integration": caller.integration.id, "source": caller.format.name}
+        if caller.format.pagerduty_answers:
+            return await answer_pagerduty(bus, caller, request, clock, limiter)
+        try:
+            raw = await read_body(request, caller.limits.max_body_bytes)
+        except BodyTooLarge:
+            detail = f"body exceeds {caller.limits.max_body_bytes} bytes"
+            return refuse(413, detail, **who, reason="too_large")
+        PAYLOAD_BYTES.labels(source=caller.format.name).observe(len(raw))
+        problem = _signature_problem(caller, raw, request, clock)
+        if problem is not None:
+            return refuse(401, f"bad signature: {problem}", **who, reason="signature")
+        try:
+            document = decode_json(raw)
+        except BadJson as error:
+            return refuse(400, str(error), **who, reason="invalid_json")
+        context = ParseContext(caller.integration.id, caller.integration.service_id, clock.now())
+        try:
+            messages = caller.format.parse(document, context)
+        except ValidationError as error:
+            return refuse(422, schema_errors(error), **who, reason="schema")
+        exceeded = limits.check(messages, caller.limits, many=caller.format.many_alerts)
+        if exceeded is not None:
+            return refuse(
+                exceeded.status,
+                [{"path": exceeded.field, "msg": exceeded.message}],
+                **who,
+                reason="limit",
+            )
+        if not await publish(bus, messages, caller.integration):
+            return unavailable(
+                caller.integration.id,
+                caller.format.name,
+                {"detail": "cannot accept alerts durably right now; retry later"},
+            )
         return JSONResponse({"status": "accepted", "alerts": len(messages)}, status_code=202)
+
+    @api.post(
+        "/v1/heartbeats/{token}",
+        status_code=202,
+        summary="Ping a heartbeat: the job behind it is alive",
+        responses={401: {}, 503: {}},
+    )
+    async def heartbeat(token: str) -> JSONResponse:
+        heartbeat_id = heartbeats.find(token)
+        if heartbeat_id is None:
+            return refuse(
+                401,
+                "unknown heartbeat token",
+                integration=UNKNOWN,
+                source="heartbeat",
+                reason="unknown_token",
+            )
+        try:
+            found = await monitor.ping(heartbeat_id)
+        except PyMongoError:
+            return unavailable(
+                heartbeat_id, "heartbeat", {"detail": "cannot record the ping right now"}
+            )
+        if found is None:
+            return refuse(
+                401,
+                "unknown heartbeat token",
+                integration=UNKNOWN,
+                source="heartbeat",
+                reason="unknown_token",
+            )
+        return JSONResponse({"status": "ok", "heartbeat": heartbeat_id}, status_code=202)
 
     return api

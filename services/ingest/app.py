@@ -1,21 +1,61 @@
-"""Wiring of the ingest service: integrations from config into its store, then the routes."""
+"""Wiring of the ingest service: integrations and heartbeats from config into its store and
+token directories, the webhook routes, and the heartbeat loop."""
 
 from __future__ import annotations
 
 from schemas import ALERTS_RAW
-from services.ingest.api import IntegrationDirectory, router
-from services.ingest.store import IngestStore, Integration
+from services.ingest import enqueue
+from services.ingest.api import router
+from services.ingest.formats import FORMATS
+from services.ingest.heartbeat_monitor import HeartbeatMonitor
+from services.ingest.intake import Caller, TokenDirectory
+from services.ingest.ratelimit import RateLimiter
+from services.ingest.store import HeartbeatDeclaration, IngestStore, Integration
 from tocsin.bus import Bus
 from tocsin.clock import Clock
-from tocsin.config import TocsinConfig
+from tocsin.config import IngestLimitsConfig, TocsinConfig
 from tocsin.http import token_digest
 from tocsin.service import Service
 
 PRODUCES = (ALERTS_RAW,)
 
 
-def build(bus: Bus, store: IngestStore, config: TocsinConfig, clock: Clock) -> Service:
-    directory = IntegrationDirectory()
+def _callers(stored: list[Integration], config: TocsinConfig) -> dict[str, Caller]:
+    options = {integration.id: integration for integration in config.integrations}
+    callers = {}
+    for integration in stored:
+        fmt = FORMATS.get(integration.type)
+        declared = options.get(integration.id)
+        if fmt is None or declared is None:
+            continue  # only integrations of this configuration answer
+        callers[integration.token_sha256] = Caller(
+            integration=integration,
+            format=fmt,
+            limits=declared.limits if declared else IngestLimitsConfig(),
+            hmac=declared.hmac,
+            rate_limit_per_minute=declared.rate_limit_per_minute,
+        )
+    return callers
+
+
+def build(
+    bus: Bus,
+    store: IngestStore,
+    config: TocsinConfig,
+    clock: Clock,
+    *,
+    heartbeat_poll_seconds: float = 1.0,
+) -> Service:
+    integrations: TokenDirectory[Caller] = TokenDirectory()
+    heartbeats: TokenDirectory[str] = TokenDirectory()
+    limiter = RateLimiter()
+    monitor = HeartbeatMonitor(
+        bus,
+        store,
+        clock,
+        [heartbeat.id for heartbeat in config.heartbeats],
+        poll_seconds=heartbeat_poll_seconds,
+    )
 
     async def apply_config() -> None:
         await store.ensure_indexes()
@@ -28,6 +68,34 @@ def build(bus: Bus, store: IngestStore, config: TocsinConfig, clock: Clock) -> S
                     token_sha256=token_digest(integration.token.get_secret_value()),
                 )
             )
-        directory.replace(await store.integrations())
+        integrations.replace(_callers(await store.integrations(), config))
+        digests = {}
+        for heartbeat in config.heartbeats:
+            digest = token_digest(heartbeat.token.get_secret_value())
+            await store.declare_heartbeat(
+                HeartbeatDeclaration(
+                    id=heartbeat.id,
+                    token_sha256=digest,
+                    service_id=heartbeat.service,
+                    interval=heartbeat.interval,
+                    grace=heartbeat.grace,
+                    severity=heartbeat.severity,
+                    summary=heartbeat.summary,
+                ),
+                clock.now(),
+            )
+            digests[digest] = heartbeat.id
+        heartbeats.replace(digests)
 
-    return Service(name="ingest", router=router(bus, directory, clock), on_start=[apply_config])
+    api = router(bus, integrations, heartbeats, monitor, clock, limiter)
+    api.include_router(enqueue.router(bus, integrations, clock, limiter))
+
+    async def check_heartbeats() -> None:
+        await monitor.run()
+
+    return Service(
+        name="ingest",
+        router=api,
+        on_start=[apply_config],
+        loops=[check_heartbeats] if config.heartbeats else [],
+    )

@@ -6,49 +6,90 @@ its fingerprint, so triage can diff by fingerprint and a resend of the group is 
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from schemas import AlertReceived, AlertStatus, Label
-from services.ingest.fingerprint import fingerprint_hex
+from schemas import AlertReceived, AlertStatus
+from services.ingest.formats.common import (
+    ALERTNAME_LIMIT,
+    SUMMARY_LIMIT,
+    URL_LIMIT,
+    LabelMap,
+    Lenient,
+    ParseContext,
+    Text,
+    clip,
+    first_present,
+    label_fingerprint,
+    pairs,
+)
 
 # Alertmanager sends the zero time for "no end" (`0001-01-01T00:00:00Z`).
 _ZERO_TIME_YEAR = 1
 
 
-class _Lenient(BaseModel):
-    # Senders add fields over time; ignore what we do not use rather than reject the page.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class AlertmanagerAlert(_Lenient):
+class AlertmanagerAlert(Lenient):
     status: AlertStatus
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: LabelMap = Field(default_factory=dict)
+    annotations: LabelMap = Field(default_factory=dict)
     startsAt: datetime | None = None
     endsAt: datetime | None = None
-    generatorURL: str | None = None
-    fingerprint: str | None = Field(default=None, max_length=256)
+    generatorURL: Text | None = Field(default=None, max_length=URL_LIMIT)
+    fingerprint: Text | None = Field(default=None, max_length=256)
 
 
-class AlertmanagerWebhook(_Lenient):
-    version: str = "4"
-    groupKey: str | None = None
+class AlertmanagerWebhook(Lenient):
+    version: Text = "4"
+    groupKey: Text | None = None
     status: AlertStatus | None = None
-    receiver: str | None = None
-    alerts: list[AlertmanagerAlert] = Field(max_length=1000)
-
-
-def _pairs(mapping: dict[str, str]) -> tuple[Label, ...]:
-    return tuple(Label(name=name, value=value) for name, value in sorted(mapping.items()))
+    receiver: Text | None = None
+    alerts: list[AlertmanagerAlert] = Field(max_length=10_000)
 
 
 def _real_time(value: datetime | None) -> datetime | None:
     if value is None or value.year == _ZERO_TIME_YEAR:
         return None
     return value
+
+
+def to_message(
+    alert: AlertmanagerAlert,
+    context: ParseContext,
+    *,
+    source: str,
+    extra_annotations: dict[str, str] | None = None,
+    fallback_summary: str | None = None,
+) -> AlertReceived:
+    """One alert of an Alertmanager-shaped body (Grafana's too) as a message."""
+    fingerprint = alert.fingerprint or label_fingerprint(alert.labels)
+    alertname = alert.labels.get("alertname", "")
+    summary = first_present(
+        (
+            alert.annotations.get("summary"),
+            alert.annotations.get("description"),
+            alertname,
+            fallback_summary,
+        )
+    )
+    annotations = {**(extra_annotations or {}), **alert.annotations}
+    return AlertReceived(
+        occurred_at=context.received_at,
+        correlation_id=context.correlation_id,
+        fingerprint=fingerprint,
+        status=alert.status,
+        integration_id=context.integration_id,
+        source=source,
+        service_id=context.service_id,
+        alertname=clip(alertname, ALERTNAME_LIMIT),
+        summary=clip(summary or fingerprint, SUMMARY_LIMIT),
+        severity=clip(alert.labels["severity"], 64) if "severity" in alert.labels else None,
+        labels=pairs(alert.labels),
+        annotations=pairs(annotations),
+        starts_at=_real_time(alert.startsAt),
+        ends_at=_real_time(alert.endsAt),
+        generator_url=alert.generatorURL,
+    )
 
 
 def normalize(
@@ -60,34 +101,10 @@ def normalize(
     source: str = "alertmanager",
 ) -> list[AlertReceived]:
     """One message per alert; the correlation id ties a webhook's alerts together."""
-    correlation_id = str(uuid.uuid4())
-    messages = []
-    for alert in webhook.alerts:
-        fingerprint = alert.fingerprint or fingerprint_hex(alert.labels.items())
-        alertname = alert.labels.get("alertname", "")
-        summary = (
-            alert.annotations.get("summary")
-            or alert.annotations.get("description")
-            or alertname
-            or fingerprint
-        )
-        messages.append(
-            AlertReceived(
-                occurred_at=received_at,
-                correlation_id=correlation_id,
-                fingerprint=fingerprint,
-                status=alert.status,
-                integration_id=integration_id,
-                source=source,
-                service_id=service_id,
-                alertname=alertname,
-                summary=summary[:4096],
-                severity=alert.labels.get("severity"),
-                labels=_pairs(alert.labels),
-                annotations=_pairs(alert.annotations),
-                starts_at=_real_time(alert.startsAt),
-                ends_at=_real_time(alert.endsAt),
-                generator_url=alert.generatorURL,
-            )
-        )
-    return messages
+    context = ParseContext(integration_id, service_id, received_at)
+    return [to_message(alert, context, source=source) for alert in webhook.alerts]
+
+
+def parse(document: object, context: ParseContext) -> list[AlertReceived]:
+    webhook = AlertmanagerWebhook.model_validate(document)
+    return [to_message(alert, context, source="alertmanager") for alert in webhook.alerts]

@@ -1,0 +1,151 @@
+"""The edge every ingest route shares: finding who is calling by token (constant time), reading
+a bounded body, decoding JSON strictly, and publishing so that 2xx means durable."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from schemas import ALERTS_RAW, AlertReceived
+from services.ingest.formats import Format
+from services.ingest.metrics import ALERTS_ACCEPTED, BACKPRESSURE, REQUESTS_REJECTED
+from services.ingest.store import Integration
+from tocsin.bus import Bus, PublishError
+from tocsin.config import HmacConfig, IngestLimitsConfig
+from tocsin.http import token_digest
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "5"
+T = TypeVar("T")
+
+
+class TokenDirectory(Generic[T]):
+    """Finds what a token names without revealing, through timing, which entry matched."""
+
+    def __init__(self) -> None:
+        self._by_digest: dict[str, T] = {}
+
+    def replace(self, entries: dict[str, T]) -> None:
+        self._by_digest = dict(entries)
+
+    def find(self, token: str) -> T | None:
+        try:
+            candidate = token_digest(token)
+        except UnicodeEncodeError:  # a lone surrogate: no token of ours
+            return None
+        found = None
+        for digest, entry in self._by_digest.items():
+            if hmac.compare_digest(candidate, digest):
+                found = entry
+        return found
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An integration as a request sees it: its format and its per-integration options."""
+
+    integration: Integration
+    format: Format
+    limits: IngestLimitsConfig
+    hmac: HmacConfig | None
+    rate_limit_per_minute: int
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BadJson(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or BodyTooLarge without reading more than `limit` bytes of it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_constants(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_json(raw: bytes) -> object:
+    """Strict UTF-8 JSON (no NaN/Infinity, no BOM); BadJson says why not."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except UnicodeDecodeError as error:
+        raise BadJson(f"body is not valid UTF-8 JSON: {error}") from None
+    except RecursionError:
+        raise BadJson("body is not valid UTF-8 JSON: nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError, and numbers too long to read
+        raise BadJson(f"body is not valid UTF-8 JSON: {error}") from None
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def json_path(loc: Sequence[int | str]) -> str:
+    path = "$"
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _NAME.match(part):
+            path += f".{part}"
+        else:
+            path += f"[{json.dumps(part, ensure_ascii=False)}]"
+    return path
+
+
+def schema_errors(error: ValidationError) -> list[dict[str, object]]:
+    return [
+        {
+            "path": json_path(item["loc"]),
+            "loc": list(item["loc"]),
+            "msg": item["msg"],
+            "type": item["type"],
+        }
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+
+
+def refuse(
+    status: int, detail: object, *, integration: str, source: str, reason: str
+) -> JSONResponse:
+    REQUESTS_REJECTED.labels(integration=integration, source=source, reason=reason).inc()
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def unavailable(integration: str, source: str, body: object) -> JSONResponse:
+    BACKPRESSURE.labels(integration=integration, source=source, status="503").inc()
+    REQUESTS_REJECTED.labels(integration=integration, source=source, reason="unavailable").inc()
+    return JSONResponse(body, status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+async def publish(bus: Bus, messages: Sequence[AlertReceived], caller: Integration) -> bool:
+    """True once every message is durable on the bus; False if the bus cannot take them."""
+    try:
+        await bus.publish_many(ALERTS_RAW, [(m.fingerprint, m) for m in messages])
+    except PublishError as error:
+        log.warning("cannot accept %d alerts durably: %s", len(messages), error)
+        return False
+    ALERTS_ACCEPTED.labels(integration=caller.id, source=caller.type).inc(len(messages))
+    return True

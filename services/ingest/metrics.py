@@ -1,0 +1,41 @@
+"""Ingest's Prometheus metrics. Labels are integration ids, source types and reasons: never a
+token, a signature or a body."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+ALERTS_ACCEPTED = Counter(
+    "tocsin_ingest_alerts_accepted_total",
+    "Alerts durably accepted (on the bus).",
+    ["integration", "source"],
+)
+REQUESTS_REJECTED = Counter(
+    "tocsin_ingest_requests_rejected_total",
+    "Requests refused (nothing published), by reason.",
+    ["integration", "source", "reason"],
+)
+EVENTS_IGNORED = Counter(
+    "tocsin_ingest_events_ignored_total",
+    "Events accepted that change nothing (PagerDuty acknowledge).",
+    ["integration", "source", "reason"],
+)
+BACKPRESSURE = Counter(
+    "tocsin_ingest_backpressure_total",
+    "Requests answered 503 (bus cannot accept durably) or 429 (rate limit).",
+    ["integration", "source", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "tocsin_ingest_request_duration_seconds",
+    "Time to answer a webhook, by source and answer status.",
+    ["source", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+PAYLOAD_BYTES = Histogram(
+    "tocsin_ingest_payload_bytes",
+    "Size of webhook bodies read, by source.",
+    ["source"],
+    buckets=(256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216),
+)
+
+UNKNOWN = "unknown"
