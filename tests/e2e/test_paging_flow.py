@@ -1,5 +1,5 @@
-"""The walking skeleton's user story, end to end on real Kafka and FerretDB, with the four
-services as separate processes:
+"""The walking skeleton's user story, end to end: on real Kafka and FerretDB with the four
+services as separate processes, and on `tocsin up` (one process, embedded bus and store):
 
 1. Alertmanager's webhook → the first level is paged (webhook contact);
 2. nobody acknowledges → the next level is paged after its delay;
@@ -84,35 +84,41 @@ class Stack:
     processes: list[TocsinProcess]
 
 
-@pytest.fixture(scope="module")
-def distributed_stack(
-    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, mongo_url: str
+@pytest.fixture(scope="module", params=["distributed", "embedded"])
+def stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    kafka_bootstrap: str,
+    mongo_url: str,
 ) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp("distributed")
+    """The four services as separate processes on Kafka + FerretDB, or `tocsin up` alone."""
+    workdir = tmp_path_factory.mktemp(request.param)
     receiver = WebhookReceiver()
     receiver.start()
     config = workdir / "tocsin.yaml"
     write_config(config, receiver)
     run_id = uuid.uuid4().hex[:10]
-    env = {
-        "TOCSIN_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "TOCSIN_MONGO_URL": mongo_url,
-        "TOCSIN_KAFKA_NAMESPACE": f"e2e-{run_id}.",
-        "TOCSIN_MONGO_DATABASE": f"e2e_{run_id}",
-        "TOCSIN_ADMIN_TOKEN": ADMIN,
-        "TOCSIN_TIMER_POLL_SECONDS": "0.1",
-    }
-    processes = [
-        start_process(["serve", name, "--config", str(config)], name, free_port(), env, workdir)
-        for name in ("ingest", "triage", "escalation", "notifier")
-    ]
+    env = {"TOCSIN_ADMIN_TOKEN": ADMIN, "TOCSIN_TIMER_POLL_SECONDS": "0.1"}
+    if request.param == "distributed":
+        env |= {
+            "TOCSIN_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "TOCSIN_MONGO_URL": mongo_url,
+            "TOCSIN_KAFKA_NAMESPACE": f"e2e-{run_id}.",
+            "TOCSIN_MONGO_DATABASE": f"e2e_{run_id}",
+        }
+        processes = [
+            start_process(["serve", name, "--config", str(config)], name, free_port(), env, workdir)
+            for name in ("ingest", "triage", "escalation", "notifier")
+        ]
+        ingest, api = processes[0], processes[2]
+    else:
+        args = ["up", "--config", str(config), "--data-dir", str(workdir / "data")]
+        processes = [start_process(args, "tocsin-up", free_port(), env, workdir)]
+        ingest = api = processes[0]
     try:
         wait_ready(processes)
         yield Stack(
-            ingest_url=processes[0].base_url,
-            api_url=processes[2].base_url,
-            receiver=receiver,
-            processes=processes,
+            ingest_url=ingest.base_url, api_url=api.base_url, receiver=receiver, processes=processes
         )
     finally:
         stop_processes(processes)
@@ -140,10 +146,7 @@ def _alerts(status: str) -> list[dict[str, object]]:
     ]
 
 
-def test_alert_pages_escalates_ack_stops_resend_is_quiet_resolve_resolves(
-    distributed_stack: Stack,
-) -> None:
-    stack = distributed_stack
+def test_alert_pages_escalates_ack_stops_resend_is_quiet_resolve_resolves(stack: Stack) -> None:
     receiver = stack.receiver
     auth = {"Authorization": f"Bearer {ADMIN}"}
 
