@@ -50,7 +50,13 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length))
+                try:
+                    body = json.loads(self.rfile.read(length))
+                except ValueError:
+                    # A sender killed mid-request (the crash tests) leaves a partial body.
+                    self.send_response(400)
+                    self.end_headers()
+                    return
                 with receiver.lock:
                     receiver.pages.append(Page(self.path, body, time.monotonic()))
                 self.send_response(200)
