@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 
-.PHONY: setup run test test-unit lint format infra-up infra-down schemas clean
+.PHONY: setup run run-distributed test test-unit lint format infra-up infra-down schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,12 @@ infra-up:
 infra-down:
 	scripts/infra.sh down
 
-## run: the distributed stack locally (four services on Kafka + FerretDB) with examples/tocsin.yaml
-run: setup infra-up
+## run: the main job: Tocsin in one process (`tocsin up`) with examples/tocsin.yaml
+run: setup
+	scripts/run-embedded.sh
+
+## run-distributed: the four services on a local Kafka + FerretDB with examples/tocsin.yaml
+run-distributed: setup infra-up
 	source .cache/infra.env && TOCSIN_ADMIN_TOKEN=$${TOCSIN_ADMIN_TOKEN:-dev-admin-token} \
 		scripts/run-distributed.sh examples/tocsin.yaml
 

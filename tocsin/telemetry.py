@@ -34,6 +34,8 @@ def setup(service_name: str, *, console_spans: bool = False) -> None:
     )
     # aiokafka logs every reconnect attempt at ERROR with a traceback; keep it to warnings.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO; webhook URLs can carry secrets (Slack-style tokens).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if console_spans:
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
