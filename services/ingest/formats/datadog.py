@@ -94,7 +94,8 @@ def _tag_labels(text: str | None) -> dict[str, str]:
         tag = tag.strip()
         if tag:
             name, _, value = tag.partition(":")
-            labels[name] = value
+            if name:
+                labels[name] = value
     return labels
 
 

@@ -1,0 +1,243 @@
+"""Ingest's pure safety pieces: limits, signatures, the rate limit, strict JSON, and that
+arbitrary label sets survive parse → AlertReceived → JSON → model exactly, for every format."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import AlertReceived
+from services.ingest import limits, signatures
+from services.ingest.formats import FORMATS, ParseContext
+from services.ingest.intake import BadJson, decode_json, json_path
+from services.ingest.ratelimit import RateLimiter
+from tocsin.config import IngestLimitsConfig
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+SECRET = "grafana-shared-secret-0123"
+
+
+def _parse(kind: str, document: object) -> list[AlertReceived]:
+    return FORMATS[kind].parse(document, ParseContext("src", "checkout", NOW))
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+
+def _generic(labels: dict[str, str], count: int = 1) -> list[AlertReceived]:
+    return _parse("generic", {"alerts": [{"summary": "s", "labels": labels}] * count})
+
+
+def test_within_limits_passes() -> None:
+    assert limits.check(_generic({"a": "b"}), IngestLimitsConfig()) is None
+
+
+def test_too_many_alerts_is_413_naming_alerts() -> None:
+    problem = limits.check(_generic({}, count=3), IngestLimitsConfig(max_alerts=2))
+    assert problem is not None
+    assert (problem.status, problem.field) == (413, "alerts")
+
+
+def test_too_many_labels_is_413_naming_the_alert() -> None:
+    labels = {f"l{n}": "v" for n in range(5)}
+    problem = limits.check(_generic(labels), IngestLimitsConfig(max_labels=4))
+    assert problem is not None
+    assert (problem.status, problem.field) == (413, "alerts[0].labels")
+
+
+def test_long_label_name_is_422_naming_the_label() -> None:
+    problem = limits.check(_generic({"n" * 30: "v"}), IngestLimitsConfig(max_name_length=20))
+    assert problem is not None
+    assert problem.status == 422
+    assert problem.field == f"alerts[0].labels[{'n' * 30!r}]"
+
+
+def test_long_value_is_422_naming_the_label() -> None:
+    problem = limits.check(_generic({"big": "v" * 50}), IngestLimitsConfig(max_value_length=10))
+    assert problem is not None
+    assert (problem.status, problem.field) == (422, "alerts[0].labels['big']")
+    assert "50 characters" in problem.message
+
+
+def test_single_alert_formats_name_the_alert_not_an_index() -> None:
+    messages = _parse("generic", {"summary": "s", "annotations": {"a": "x" * 20}})
+    problem = limits.check(messages, IngestLimitsConfig(max_value_length=10), many=False)
+    assert problem is not None
+    assert problem.field == "alert.annotations['a']"
+
+
+# --- signatures ------------------------------------------------------------------------------
+
+
+def _hex(message: bytes) -> str:
+    return hmac.new(SECRET.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _grafana(headers: dict[str, str], timestamp_header: str | None = None) -> str | None:
+    return signatures.verify_grafana(
+        SECRET,
+        b'{"alerts":[]}',
+        headers,
+        timestamp_header=timestamp_header,
+        max_skew=timedelta(minutes=5),
+        now=NOW,
+    )
+
+
+@pytest.mark.parametrize("header", ["x-grafana-alerting-signature", "x-grafana-alert-signature"])
+def test_grafana_body_signature_in_either_header(header: str) -> None:
+    assert _grafana({header: _hex(b'{"alerts":[]}')}) is None
+
+
+def test_grafana_signature_is_case_insensitive_hex() -> None:
+    assert _grafana({"x-grafana-alerting-signature": _hex(b'{"alerts":[]}').upper()}) is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"x-grafana-alerting-signature": "00" * 32}, {"x-grafana-alerting-signature": ""}],
+)
+def test_grafana_missing_or_wrong_signature(headers: dict[str, str]) -> None:
+    assert _grafana(headers) is not None
+
+
+def test_grafana_timestamped_signature_covers_timestamp_and_body() -> None:
+    stamp = str(int(NOW.timestamp()))
+    good = _hex(stamp.encode() + b":" + b'{"alerts":[]}')
+    headers = {"x-grafana-alerting-signature": good, "x-grafana-alerting-timestamp": stamp}
+    assert _grafana(headers, "X-Grafana-Alerting-Timestamp") is None
+    body_only = {**headers, "x-grafana-alerting-signature": _hex(b'{"alerts":[]}')}
+    assert _grafana(body_only, "X-Grafana-Alerting-Timestamp") is not None
+
+
+@pytest.mark.parametrize("stamp", ["", "soon", str(int(NOW.timestamp()) - 301)])
+def test_grafana_missing_bad_or_stale_timestamp_is_refused(stamp: str) -> None:
+    good = _hex(stamp.encode() + b":" + b'{"alerts":[]}')
+    headers = {"x-grafana-alerting-signature": good}
+    if stamp:
+        headers["ts"] = stamp
+    assert _grafana(headers, "ts") is not None
+
+
+def test_tocsin_signature() -> None:
+    body = b'{"summary":"x"}'
+    good = {"x-tocsin-signature": "sha256=" + _hex(body)}
+    assert signatures.verify_tocsin(SECRET, body, good) is None
+    assert signatures.verify_tocsin(SECRET, body + b" ", good) is not None
+    assert signatures.verify_tocsin(SECRET, body, {"x-tocsin-signature": _hex(body)}) is not None
+    assert signatures.verify_tocsin(SECRET, body, {}) is not None
+
+
+# --- rate limit ------------------------------------------------------------------------------
+
+
+def test_rate_limit_allows_a_burst_then_refills() -> None:
+    limiter = RateLimiter()
+    assert all(limiter.allow("pd", 60, 0.0) is None for _ in range(60))
+    wait = limiter.allow("pd", 60, 0.0)
+    assert wait == pytest.approx(1.0)
+    assert limiter.allow("pd", 60, 1.0) is None
+    assert limiter.allow("other", 60, 1.0) is None  # per integration
+
+
+def test_rate_limit_zero_means_none() -> None:
+    limiter = RateLimiter()
+    assert all(limiter.allow("pd", 0, 0.0) is None for _ in range(10_000))
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b"\xff\xfe{}",
+        b"\xef\xbb\xbf{}",
+        b"[" * 100_000,
+        b"NaN",
+        b'{"a": Infinity}',
+        b"1" * 5000,
+        '{"a": 1}'.encode("utf-16"),
+    ],
+)
+def test_bad_json_is_refused(raw: bytes) -> None:
+    with pytest.raises(BadJson):
+        decode_json(raw)
+
+
+def test_json_path_brackets_names_that_are_not_identifiers() -> None:
+    assert json_path(("alerts", 0, "labels", "app.kubernetes.io/name")) == (
+        '$.alerts[0].labels["app.kubernetes.io/name"]'
+    )
+    assert json_path(()) == "$"
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+label_sets = st.dictionaries(
+    st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40),
+    st.text(st.characters(exclude_categories=("Cs",)), max_size=80),
+    max_size=12,
+)
+
+
+def _round_trip(message: AlertReceived) -> AlertReceived:
+    return AlertReceived.model_validate_json(message.model_dump_json())
+
+
+def _pairs(message: AlertReceived) -> list[tuple[str, str]]:
+    return [(label.name, label.value) for label in message.labels]
+
+
+@settings(max_examples=150)
+@given(label_sets)
+def test_alertmanager_and_grafana_labels_round_trip_exactly(labels: dict[str, str]) -> None:
+    for kind in ("alertmanager", "grafana"):
+        (message,) = _parse(kind, {"alerts": [{"status": "firing", "labels": labels}]})
+        again = _round_trip(message)
+        assert again == message
+        assert _pairs(again) == sorted(labels.items())
+
+
+@settings(max_examples=150)
+@given(label_sets)
+def test_generic_labels_round_trip_exactly(labels: dict[str, str]) -> None:
+    (message,) = _parse("generic", {"summary": "s", "labels": labels, "annotations": labels})
+    again = _round_trip(message)
+    assert again == message
+    assert dict(_pairs(again)) == labels
+    assert {(a.name, a.value) for a in again.annotations} == set(labels.items())
+
+
+@settings(max_examples=100)
+@given(
+    st.dictionaries(
+        st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40),
+        st.text(st.characters(exclude_categories=("Cs",)), max_size=80),
+        max_size=8,
+    )
+)
+def test_pagerduty_custom_details_round_trip(details: dict[str, str]) -> None:
+    document = {
+        "event_action": "trigger",
+        "dedup_key": "k",
+        "payload": {"summary": "s", "source": "h", "severity": "info", "custom_details": details},
+    }
+    (message,) = _parse("pagerduty", document)
+    assert _round_trip(message) == message
+
+
+@settings(max_examples=100)
+@given(st.text(max_size=60), st.text(max_size=60))
+def test_datadog_never_crashes_on_arbitrary_titles_and_tags(title: str, tags: str) -> None:
+    try:
+        messages = _parse("datadog", {"title": title, "tags": tags})
+    except ValueError:  # ValidationError: not an alert, or not Unicode text
+        return
+    assert _round_trip(messages[0]) == messages[0]
