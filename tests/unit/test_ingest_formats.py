@@ -36,7 +36,7 @@ def labels(message: AlertReceived) -> dict[str, str]:
     return {label.name: label.value for label in message.labels}
 
 
-def annotations(message: AlertReceived) -> dict[str, str]:
+def annotations_of(message: AlertReceived) -> dict[str, str]:
     return {label.name: label.value for label in message.annotations}
 
 
@@ -56,7 +56,7 @@ def test_grafana_keeps_its_fingerprints_and_statuses() -> None:
 
 def test_grafana_links_and_values_become_annotations_and_blanks_are_dropped() -> None:
     firing, resolved = parse("grafana", fixture("grafana.json"))
-    extra = annotations(firing)
+    extra = annotations_of(firing)
     assert extra["dashboardURL"] == "https://grafana.example/d/mem"
     assert extra["panelURL"] == "https://grafana.example/d/mem?viewPanel=2"
     assert extra["silenceURL"].startswith("https://grafana.example/alerting/silence/new")
@@ -64,14 +64,14 @@ def test_grafana_links_and_values_become_annotations_and_blanks_are_dropped() ->
     assert extra["valueString"].startswith("[ var='B'")
     assert "imageURL" not in extra
     assert extra["runbook_url"] == "https://runbooks.example/memory"
-    assert set(annotations(resolved)) == {"description", "silenceURL"}
+    assert set(annotations_of(resolved)) == {"description", "silenceURL"}
     assert firing.generator_url == "https://grafana.example/alerting/grafana/abc123/view"
 
 
 def test_grafana_sender_annotation_wins_over_a_grafana_field_of_the_same_name() -> None:
     document = fixture("grafana.json")
     document["alerts"][0]["annotations"]["dashboardURL"] = "mine"
-    assert annotations(parse("grafana", document)[0])["dashboardURL"] == "mine"
+    assert annotations_of(parse("grafana", document)[0])["dashboardURL"] == "mine"
 
 
 def test_grafana_without_fingerprint_gets_the_label_fingerprint() -> None:
@@ -92,8 +92,8 @@ def test_datadog_default_payload_reads_transition_scope_and_name_from_the_title(
     assert message.summary == "CPU high on web tier"
     assert labels(message) == {"alertname": "CPU high on web tier", "host": "web-1"}
     assert message.starts_at == datetime(2025, 11, 25, 9, 20, tzinfo=UTC)
-    assert annotations(message)["transition"] == "Triggered"
-    assert annotations(message)["org"] == "Example Org"
+    assert annotations_of(message)["transition"] == "Triggered"
+    assert annotations_of(message)["org"] == "Example Org"
 
 
 def test_datadog_recovered_resolves_the_alert_its_trigger_opened() -> None:
@@ -119,7 +119,7 @@ def test_datadog_rich_template_uses_aggregation_key_priority_tags_and_link() -> 
         "severity": "critical",
     }
     assert message.generator_url == "https://app.datadoghq.com/monitors/98765"
-    assert annotations(message)["alert_cycle_key"] == "7473029812736120000"
+    assert annotations_of(message)["alert_cycle_key"] == "7473029812736120000"
 
 
 def test_datadog_unsubstituted_variables_and_empty_strings_count_as_absent() -> None:
@@ -129,7 +129,7 @@ def test_datadog_unsubstituted_variables_and_empty_strings_count_as_absent() -> 
     assert labels(message) == {"alertname": "Disk usage on db-1", "severity": "warning"}
     assert message.starts_at is None
     assert message.generator_url is None
-    assert annotations(message) == {"transition": "Warn"}
+    assert annotations_of(message) == {"transition": "Warn"}
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ def test_pagerduty_trigger_maps_payload_to_labels_and_keeps_the_dedup_key() -> N
         "group": "prod-datastore",
         "class": "replication lag",
     }
-    extra = annotations(message)
+    extra = annotations_of(message)
     assert json.loads(extra["custom_details"]) == {"lag seconds": 42, "replica": "db-2"}
     assert extra["link:runbook"] == "https://runbooks.example/replication"
     assert extra["image:lag graph"] == "https://graphs.example/lag.png"
@@ -260,7 +260,7 @@ def test_generic_alert_with_dedup_key_links_and_dotted_label_names() -> None:
     assert message.alertname == "DiskFull"
     assert message.severity == "warning"
     assert labels(message)["app.kubernetes.io/name"] == "postgres"
-    assert annotations(message)["link:dashboard"] == "https://grafana.example/d/disk"
+    assert annotations_of(message)["link:dashboard"] == "https://grafana.example/d/disk"
     assert message.generator_url == "https://grafana.example/d/disk"
 
 
