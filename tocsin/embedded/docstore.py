@@ -23,6 +23,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from tocsin.embedded.matching import (
+    MISSING,
     Document,
     UnsupportedOperation,
     apply_update,
@@ -153,6 +154,10 @@ class EmbeddedCollection:
         self.name = name
         self._docs: dict[Any, Document] = {}
         self._unique: list[tuple[str, ...]] = []
+        # Equality indexes on the first field of each declared index: value -> ids. Documents
+        # whose value there is not hashable (an array, a sub-document) are always scanned.
+        self._indexes: dict[str, dict[Any, set[Any]]] = {}
+        self._unindexable: dict[str, set[Any]] = {}
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -160,7 +165,32 @@ class EmbeddedCollection:
         if "_id" in query and not isinstance(query["_id"], Mapping):
             doc = self._docs.get(query["_id"])
             return [doc] if doc is not None and matches(doc, query) else []
+        for path, index in self._indexes.items():
+            value = query.get(path)
+            if value is not None and not isinstance(value, Mapping | list):
+                ids = index.get(value, set()) | self._unindexable[path]
+                # Like MongoDB, no order is promised without a sort.
+                return [self._docs[i] for i in ids if matches(self._docs[i], query)]
         return [doc for doc in self._docs.values() if matches(doc, query)]
+
+    def _index_add(self, doc: Document) -> None:
+        for path, index in self._indexes.items():
+            value = get_path(doc, path)
+            try:
+                index.setdefault(value if value is not MISSING else None, set()).add(doc["_id"])
+            except TypeError:
+                self._unindexable[path].add(doc["_id"])
+
+    def _index_remove(self, doc: Document) -> None:
+        for path, index in self._indexes.items():
+            value = get_path(doc, path)
+            self._unindexable[path].discard(doc["_id"])
+            try:
+                ids = index.get(value if value is not MISSING else None)
+            except TypeError:
+                continue
+            if ids is not None:
+                ids.discard(doc["_id"])
 
     def _first(self, query: Mapping[str, Any], sort: SortSpec | None) -> Document | None:
         docs = self._matching(query)
@@ -188,6 +218,11 @@ class EmbeddedCollection:
         fields = tuple(path for path, _direction in _sort_fields(keys))
         if unique and fields not in self._unique:
             self._unique.append(fields)
+        if fields[0] != "_id" and fields[0] not in self._indexes:
+            self._indexes[fields[0]] = {}
+            self._unindexable[fields[0]] = set()
+            for doc in self._docs.values():
+                self._index_add(doc)
         return "_".join(fields)
 
     def _check_unique(self, doc: Document) -> None:
@@ -203,7 +238,11 @@ class EmbeddedCollection:
     def _store(self, doc: Document) -> None:
         self._check_unique(doc)
         self._database._write(self.name, doc)
+        previous = self._docs.get(doc["_id"])
+        if previous is not None:
+            self._index_remove(previous)
         self._docs[doc["_id"]] = doc
+        self._index_add(doc)
 
     async def insert_one(self, document: Mapping[str, Any]) -> InsertOneResult:
         doc = _normalized(copy.deepcopy(dict(document)))
@@ -282,6 +321,7 @@ class EmbeddedCollection:
         if doc is None:
             return DeleteResult(0)
         self._database._delete(self.name, doc["_id"])
+        self._index_remove(doc)
         del self._docs[doc["_id"]]
         return DeleteResult(1)
 
@@ -290,6 +330,7 @@ class EmbeddedCollection:
         with self._database._transaction():
             for doc in docs:
                 self._database._delete(self.name, doc["_id"])
+                self._index_remove(doc)
                 del self._docs[doc["_id"]]
         return DeleteResult(len(docs))
 

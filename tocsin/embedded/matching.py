@@ -15,7 +15,7 @@ from typing import Any
 
 Document = dict[str, Any]
 
-_MISSING = object()
+MISSING = object()
 
 
 class UnsupportedOperation(Exception):
@@ -28,7 +28,7 @@ def get_path(doc: Mapping[str, Any], path: str) -> Any:
         if isinstance(current, Mapping) and part in current:
             current = current[part]
         else:
-            return _MISSING
+            return MISSING
     return current
 
 
@@ -63,7 +63,7 @@ def _comparable(a: Any, b: Any) -> bool:
 def _compare(op: str, value: Any, operand: Any) -> bool:
     candidates = value if isinstance(value, list) else [value]
     for candidate in candidates:
-        if candidate is _MISSING or candidate is None or not _comparable(candidate, operand):
+        if candidate is MISSING or candidate is None or not _comparable(candidate, operand):
             continue
         if (
             (op == "$gt" and candidate > operand)
@@ -76,7 +76,7 @@ def _compare(op: str, value: Any, operand: Any) -> bool:
 
 
 def _equals(value: Any, operand: Any) -> bool:
-    if value is _MISSING:
+    if value is MISSING:
         return operand is None
     if value == operand and _comparable_or_null(value, operand):
         return True
@@ -107,7 +107,7 @@ def _match_operators(value: Any, operators: Mapping[str, Any]) -> bool:
         elif op == "$nin":
             ok = not any(_equals(value, item) for item in operand)
         elif op == "$exists":
-            ok = (value is not _MISSING) == bool(operand)
+            ok = (value is not MISSING) == bool(operand)
         elif op == "$size":
             ok = isinstance(value, list) and len(value) == operand
         else:
@@ -167,24 +167,24 @@ def _apply_unset(doc: Document, path: str, _: Any) -> None:
 
 def _apply_inc(doc: Document, path: str, value: Any) -> None:
     current = get_path(doc, path)
-    _set_path(doc, path, (0 if current is _MISSING or current is None else current) + value)
+    _set_path(doc, path, (0 if current is MISSING or current is None else current) + value)
 
 
 def _apply_min(doc: Document, path: str, value: Any) -> None:
     current = get_path(doc, path)
-    if current is _MISSING or current is None or (_comparable(current, value) and value < current):
+    if current is MISSING or current is None or (_comparable(current, value) and value < current):
         _set_path(doc, path, copy.deepcopy(value))
 
 
 def _apply_max(doc: Document, path: str, value: Any) -> None:
     current = get_path(doc, path)
-    if current is _MISSING or current is None or (_comparable(current, value) and value > current):
+    if current is MISSING or current is None or (_comparable(current, value) and value > current):
         _set_path(doc, path, copy.deepcopy(value))
 
 
 def _array_at(doc: Document, path: str) -> list[Any]:
     current = get_path(doc, path)
-    if current is _MISSING or current is None:
+    if current is MISSING or current is None:
         array: list[Any] = []
         _set_path(doc, path, array)
         return array
@@ -265,7 +265,7 @@ def project(doc: Document, projection: Mapping[str, Any] | None) -> Document:
         result: Document = {}
         for key in included:
             value = get_path(doc, key)
-            if value is not _MISSING:
+            if value is not MISSING:
                 _set_path(result, key, copy.deepcopy(value))
         if projection.get("_id", 1) and "_id" in doc:
             result["_id"] = doc["_id"]
@@ -284,7 +284,7 @@ def sort_key(fields: list[tuple[str, int]]) -> Callable[[Document], Any]:
         parts: list[Any] = []
         for path, _direction in fields:
             value = get_path(doc, path)
-            if value is _MISSING or value is None:
+            if value is MISSING or value is None:
                 parts.append((0, "", 0))
             elif isinstance(value, bool):
                 parts.append((3, "bool", value))
