@@ -118,7 +118,8 @@ def router(
             messages = caller.format.parse(document, context)
         except ValidationError as error:
             return refuse(422, schema_errors(error), **who, reason="schema")
-        exceeded = limits.check(messages, caller.limits, many=caller.format.many_alerts)
+        many = caller.format.many_alerts and isinstance(document, dict) and "alerts" in document
+        exceeded = limits.check(messages, caller.limits, many=many)
         if exceeded is not None:
             return refuse(
                 exceeded.status,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 
 from schemas import ALERTS_RAW, AlertReceived
 from services.ingest.formats import Format
+from services.ingest.formats.common import json_path
 from services.ingest.metrics import ALERTS_ACCEPTED, BACKPRESSURE, REQUESTS_REJECTED
 from services.ingest.store import Integration
 from tocsin.bus import Bus, PublishError
@@ -98,21 +98,6 @@ def decode_json(raw: bytes) -> object:
         raise BadJson("body is not valid UTF-8 JSON: nested too deeply") from None
     except ValueError as error:  # JSONDecodeError, and numbers too long to read
         raise BadJson(f"body is not valid UTF-8 JSON: {error}") from None
-
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def json_path(loc: Sequence[int | str]) -> str:
-    path = "$"
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif _NAME.match(part):
-            path += f".{part}"
-        else:
-            path += f"[{json.dumps(part, ensure_ascii=False)}]"
-    return path
 
 
 def schema_errors(error: ValidationError) -> list[dict[str, object]]:

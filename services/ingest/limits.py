@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas import AlertReceived, Label
+from services.ingest.formats.common import json_path
 from tocsin.config import IngestLimitsConfig
 
 
@@ -20,31 +21,29 @@ class LimitExceeded:
     message: str
 
 
-def _alert_path(index: int, many: bool) -> str:
-    return f"alerts[{index}]" if many else "alert"
-
-
 def _pairs_problem(
-    pairs: Sequence[Label], where: str, limits: IngestLimitsConfig
+    pairs: Sequence[Label], loc: tuple[int | str, ...], limits: IngestLimitsConfig
 ) -> LimitExceeded | None:
+    where = json_path(loc)
     if len(pairs) > limits.max_labels:
         return LimitExceeded(
             413, where, f"{where}: {len(pairs)} entries exceed the limit of {limits.max_labels}"
         )
     for pair in pairs:
+        field = json_path((*loc, pair.name[:64]))
         if len(pair.name) > limits.max_name_length:
             return LimitExceeded(
                 422,
-                f"{where}[{pair.name[:64]!r}]",
+                field,
                 f"{where}: a name of {len(pair.name)} characters exceeds the limit of "
                 f"{limits.max_name_length}",
             )
         if len(pair.value) > limits.max_value_length:
             return LimitExceeded(
                 422,
-                f"{where}[{pair.name[:64]!r}]",
-                f"{where}[{pair.name[:64]!r}]: a value of {len(pair.value)} characters exceeds "
-                f"the limit of {limits.max_value_length}",
+                field,
+                f"{field}: a value of {len(pair.value)} characters exceeds the limit of "
+                f"{limits.max_value_length}",
             )
     return None
 
@@ -52,17 +51,17 @@ def _pairs_problem(
 def check(
     messages: Sequence[AlertReceived], limits: IngestLimitsConfig, *, many: bool = True
 ) -> LimitExceeded | None:
-    """The first limit the request breaks, or None."""
+    """The first limit the request breaks, or None. `many`: the body held an `alerts` list."""
     if len(messages) > limits.max_alerts:
         return LimitExceeded(
             413,
-            "alerts",
+            "$.alerts",
             f"alerts: {len(messages)} alerts exceed the limit of {limits.max_alerts} a request",
         )
     for index, message in enumerate(messages):
-        base = _alert_path(index, many)
+        base: tuple[int | str, ...] = ("alerts", index) if many else ()
         for section, pairs in (("labels", message.labels), ("annotations", message.annotations)):
-            problem = _pairs_problem(pairs, f"{base}.{section}", limits)
+            problem = _pairs_problem(pairs, (*base, section), limits)
             if problem is not None:
                 return problem
     return None

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from schemas import AlertReceived
 from services.ingest import limits, signatures
 from services.ingest.formats import FORMATS, ParseContext
-from services.ingest.intake import BadJson, decode_json, json_path
+from services.ingest.formats.common import json_path
+from services.ingest.intake import BadJson, decode_json
 from services.ingest.ratelimit import RateLimiter
 from tocsin.config import IngestLimitsConfig
 
@@ -40,27 +41,27 @@ def test_within_limits_passes() -> None:
 def test_too_many_alerts_is_413_naming_alerts() -> None:
     problem = limits.check(_generic({}, count=3), IngestLimitsConfig(max_alerts=2))
     assert problem is not None
-    assert (problem.status, problem.field) == (413, "alerts")
+    assert (problem.status, problem.field) == (413, "$.alerts")
 
 
 def test_too_many_labels_is_413_naming_the_alert() -> None:
     labels = {f"l{n}": "v" for n in range(5)}
     problem = limits.check(_generic(labels), IngestLimitsConfig(max_labels=4))
     assert problem is not None
-    assert (problem.status, problem.field) == (413, "alerts[0].labels")
+    assert (problem.status, problem.field) == (413, "$.alerts[0].labels")
 
 
 def test_long_label_name_is_422_naming_the_label() -> None:
     problem = limits.check(_generic({"n" * 30: "v"}), IngestLimitsConfig(max_name_length=20))
     assert problem is not None
     assert problem.status == 422
-    assert problem.field == f"alerts[0].labels[{'n' * 30!r}]"
+    assert problem.field == f"$.alerts[0].labels.{'n' * 30}"
 
 
 def test_long_value_is_422_naming_the_label() -> None:
     problem = limits.check(_generic({"big": "v" * 50}), IngestLimitsConfig(max_value_length=10))
     assert problem is not None
-    assert (problem.status, problem.field) == (422, "alerts[0].labels['big']")
+    assert (problem.status, problem.field) == (422, "$.alerts[0].labels.big")
     assert "50 characters" in problem.message
 
 
@@ -68,7 +69,7 @@ def test_single_alert_formats_name_the_alert_not_an_index() -> None:
     messages = _parse("generic", {"summary": "s", "annotations": {"a": "x" * 20}})
     problem = limits.check(messages, IngestLimitsConfig(max_value_length=10), many=False)
     assert problem is not None
-    assert problem.field == "alert.annotations['a']"
+    assert problem.field == "$.annotations.a"
 
 
 # --- signatures ------------------------------------------------------------------------------

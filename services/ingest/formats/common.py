@@ -9,8 +9,10 @@ label set, so alerts with the same labels dedupe across sources.
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
@@ -79,3 +81,19 @@ def first_present(candidates: Iterable[str | None]) -> str | None:
 
 def clip(text: str, limit: int) -> str:
     return text[:limit]
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def json_path(loc: Sequence[int | str]) -> str:
+    """`("alerts", 0, "labels", "app.kubernetes.io/name")` → `$.alerts[0].labels["app…"]`."""
+    path = "$"
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _NAME.match(part):
+            path += f".{part}"
+        else:
+            path += f"[{json.dumps(part, ensure_ascii=False)}]"
+    return path
