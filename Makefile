@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 
-.PHONY: setup run run-distributed test test-unit lint format infra-up infra-down schemas clean
+.PHONY: setup run run-distributed test test-unit lint format bench infra-up infra-down schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: setup
 
 test-unit: setup
 	$(BIN)/pytest tests/unit
+
+## bench: ingest throughput and latency on real Kafka (a measurement, not a test; infra stays up)
+bench: setup infra-up
+	source .cache/infra.env && $(BIN)/python bench/ingest_bench.py
 
 lint: setup
 	$(BIN)/ruff check .
