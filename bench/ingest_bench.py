@@ -436,7 +436,10 @@ def main() -> int:
                 f"{median([r.requests_per_s for r in runs]):.0f} req/s, "
                 f"{median([r.alerts_per_s for r in runs]):.0f} alerts/s, "
                 f"p50 {median([r.p50_ms for r in runs]):.1f} ms, "
-                f"p99 {median([r.p99_ms for r in runs]):.1f} ms",
+                f"p99 {median([r.p99_ms for r in runs]):.1f} ms; per CPU-second of the "
+                f"ingest process {median([r.requests_per_s / r.server_cpu for r in runs]):.0f} "
+                f"req, {median([r.alerts_per_s / r.server_cpu for r in runs]):.0f} alerts; "
+                f"other load {median([r.other_cpu for r in runs]):.2f} cores",
                 flush=True,
             )
     return 0
