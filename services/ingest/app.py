@@ -13,7 +13,7 @@ from services.ingest.ratelimit import RateLimiter
 from services.ingest.store import HeartbeatDeclaration, IngestStore, Integration
 from tocsin.bus import Bus
 from tocsin.clock import Clock
-from tocsin.config import IngestLimitsConfig, TocsinConfig
+from tocsin.config import TocsinConfig
 from tocsin.http import token_digest
 from tocsin.service import Service
 
@@ -31,7 +31,7 @@ def _callers(stored: list[Integration], config: TocsinConfig) -> dict[str, Calle
         callers[integration.token_sha256] = Caller(
             integration=integration,
             format=fmt,
-            limits=declared.limits if declared else IngestLimitsConfig(),
+            limits=declared.limits,
             hmac=declared.hmac,
             rate_limit_per_minute=declared.rate_limit_per_minute,
         )
