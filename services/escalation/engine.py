@@ -115,12 +115,11 @@ class Escalation:
     async def _open_or_update(self, event: IncidentEvent) -> None:
         existing = await self._store.get(event.incident_id)
         if existing is not None:
-            if await self._store.has_event(event.incident_id, event.event_id):
-                return
+            # Details are plain overwrites (idempotent); only the reopen needs dedup by event id.
             if existing.lifecycle.status is Status.RESOLVED and event.firing_count > 0:
                 await self._transition(event.incident_id, Action.REOPEN, "triage", event.event_id)
             await self._store.update_details(
-                event.incident_id, event.event_id, event.title, event.severity, event.alert_count
+                event.incident_id, event.title, event.severity, event.alert_count
             )
             return
         now = self._clock.now()

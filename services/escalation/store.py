@@ -87,12 +87,7 @@ class EscalationStore(Protocol):
         """Compare-and-set on `incident.version`; False if someone else changed it first."""
 
     async def update_details(
-        self,
-        incident_id: str,
-        event_id: uuid.UUID,
-        title: str,
-        severity: Severity,
-        alert_count: int,
+        self, incident_id: str, title: str, severity: Severity, alert_count: int
     ) -> None: ...
 
     async def clear_outbox(self, incident_id: str, version: int) -> bool:
@@ -227,19 +222,11 @@ class MongoEscalationStore:
         return result.modified_count == 1
 
     async def update_details(
-        self,
-        incident_id: str,
-        event_id: uuid.UUID,
-        title: str,
-        severity: Severity,
-        alert_count: int,
+        self, incident_id: str, title: str, severity: Severity, alert_count: int
     ) -> None:
         await self._incidents.update_one(
             {"_id": incident_id},
-            {
-                "$set": {"title": title, "severity": severity.value, "alert_count": alert_count},
-                "$addToSet": {"event_ids": str(event_id)},
-            },
+            {"$set": {"title": title, "severity": severity.value, "alert_count": alert_count}},
         )
 
     async def clear_outbox(self, incident_id: str, version: int) -> bool:

@@ -1,5 +1,6 @@
 """Triage's collections: `triage_alerts` (one document per fingerprint), `triage_incidents`,
-and `triage_open_groups` (one document per group key with an open incident).
+`triage_incident_alerts` (which alerts joined which incident) and `triage_open_groups` (one
+document per group key with an open incident).
 
 Opening or joining an incident is one atomic upsert on the open group's `_id`, so two triage
 replicas racing on one group agree on a single incident.
@@ -120,6 +121,7 @@ class MongoTriageStore:
         self._alerts = database["triage_alerts"]
         self._incidents = database["triage_incidents"]
         self._open_groups = database["triage_open_groups"]
+        self._members = database["triage_incident_alerts"]
 
     async def ensure_indexes(self) -> None:
         await self._alerts.create_index([("incident_id", 1), ("status", 1)])
@@ -203,13 +205,20 @@ class MongoTriageStore:
             },
             # "SEV0" < "SEV1" < ...: the most severe alert sets the incident's severity.
             "$min": {"severity": incident.severity.value},
-            "$addToSet": {"fingerprints": fingerprint},
         }
         try:
             await self._incidents.update_one({"_id": incident_id}, update, upsert=True)
         except DuplicateKeyError:
             # Two workers upserted the new incident at once; the document exists now.
             await self._incidents.update_one({"_id": incident_id}, update)
+        # Membership is a document per (incident, fingerprint), not an array in the incident:
+        # an alert storm would otherwise grow one document without bound.
+        try:
+            await self._members.insert_one({"_id": f"{incident_id}/{fingerprint}"})
+        except DuplicateKeyError:
+            pass  # this alert joined this incident before (it flapped, or a redelivery)
+        else:
+            await self._incidents.update_one({"_id": incident_id}, {"$inc": {"alert_count": 1}})
         return incident_id, incident_id == incident.candidate_id
 
     async def attach(self, fingerprint: str, incident_id: str) -> None:
@@ -239,7 +248,7 @@ class MongoTriageStore:
             severity=Severity(doc["severity"]),
             severity_reasons=tuple(doc.get("severity_reasons", ())),
             status=doc["status"],
-            alert_count=len(doc.get("fingerprints", ())),
+            alert_count=doc.get("alert_count", 0),
         )
 
     async def list_alerts(

@@ -157,6 +157,9 @@ class EmbeddedBus:
                     " ON CONFLICT (grp, topic) DO UPDATE SET next_seq = excluded.next_seq",
                     (group, topic, position),
                 )
+                # Embedded store and bus calls rarely suspend: yield after each record so that
+                # HTTP requests and the other consumers are not starved by a long batch.
+                await asyncio.sleep(0)
             self._maybe_trim(topic, len(rows))
 
     def _maybe_trim(self, topic: str, consumed: int) -> None:

@@ -9,7 +9,6 @@ indexes are enforced; other indexes are accepted and ignored (everything is in m
 
 from __future__ import annotations
 
-import copy
 import json
 import sqlite3
 import uuid
@@ -27,6 +26,7 @@ from tocsin.embedded.matching import (
     Document,
     UnsupportedOperation,
     apply_update,
+    clone,
     get_path,
     matches,
     project,
@@ -35,6 +35,7 @@ from tocsin.embedded.matching import (
 )
 
 SortSpec = str | list[tuple[str, int]]
+IndexKey = tuple[tuple[str, ...], tuple[Any, ...]]  # (fields, values)
 
 
 def _encode(value: Any) -> Any:
@@ -74,6 +75,12 @@ def _normalize(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_normalize(item) for item in value]
     return value
+
+
+def _plain(value: Any) -> bool:
+    """A value an equality index can look up (None excluded: it also matches a missing field).
+    Booleans are excluded too: `True == 1` would share a bucket with 1."""
+    return value is not None and not isinstance(value, Mapping | list | tuple | dict | bool)
 
 
 def _sort_fields(spec: SortSpec, direction: int = 1) -> list[tuple[str, int]]:
@@ -154,41 +161,63 @@ class EmbeddedCollection:
         self.name = name
         self._docs: dict[Any, Document] = {}
         self._unique: list[tuple[str, ...]] = []
-        # Equality indexes on the first field of each declared index: value -> ids. Documents
+        # Equality indexes on every prefix of each declared index: values -> ids. Documents
         # whose value there is not hashable (an array, a sub-document) are always scanned.
-        self._indexes: dict[str, dict[Any, set[Any]]] = {}
-        self._unindexable: dict[str, set[Any]] = {}
+        self._indexes: dict[tuple[str, ...], dict[tuple[Any, ...], set[Any]]] = {}
+        self._unindexable: dict[tuple[str, ...], set[Any]] = {}
 
     # -- reading ---------------------------------------------------------------------------
+
+    def _index_for(self, query: Mapping[str, Any]) -> IndexKey | None:
+        """The longest declared index whose every field the query pins to a plain value."""
+        best: IndexKey | None = None
+        for fields in self._indexes:
+            values = tuple(query.get(f) for f in fields)
+            if all(_plain(v) for v in values) and (best is None or len(fields) > len(best[0])):
+                best = (fields, values)
+        return best
 
     def _matching(self, query: Mapping[str, Any]) -> list[Document]:
         if "_id" in query and not isinstance(query["_id"], Mapping):
             doc = self._docs.get(query["_id"])
             return [doc] if doc is not None and matches(doc, query) else []
-        for path, index in self._indexes.items():
-            value = query.get(path)
-            if value is not None and not isinstance(value, Mapping | list):
-                ids = index.get(value, set()) | self._unindexable[path]
-                # Like MongoDB, no order is promised without a sort.
-                return [self._docs[i] for i in ids if matches(self._docs[i], query)]
-        return [doc for doc in self._docs.values() if matches(doc, query)]
+        chosen = self._index_for(query)
+        if chosen is None:
+            return [doc for doc in self._docs.values() if matches(doc, query)]
+        fields, values = chosen
+        bucket = self._indexes[fields].get(values, set())
+        unindexed = [self._docs[i] for i in self._unindexable[fields]]
+        if len(fields) == len(query):
+            # The query is exactly the index's equalities: the bucket matches as it is.
+            found = [self._docs[i] for i in bucket]
+        else:
+            found = [self._docs[i] for i in bucket if matches(self._docs[i], query)]
+        # Like MongoDB, no order is promised without a sort.
+        return found + [doc for doc in unindexed if matches(doc, query)]
+
+    def _keys(self, doc: Document, fields: tuple[str, ...]) -> tuple[Any, ...] | None:
+        values = []
+        for path in fields:
+            value = get_path(doc, path)
+            value = None if value is MISSING else value
+            if isinstance(value, list | dict):
+                return None
+            values.append(value)
+        return tuple(values)
 
     def _index_add(self, doc: Document) -> None:
-        for path, index in self._indexes.items():
-            value = get_path(doc, path)
-            try:
-                index.setdefault(value if value is not MISSING else None, set()).add(doc["_id"])
-            except TypeError:
-                self._unindexable[path].add(doc["_id"])
+        for fields, index in self._indexes.items():
+            key = self._keys(doc, fields)
+            if key is None:
+                self._unindexable[fields].add(doc["_id"])
+            else:
+                index.setdefault(key, set()).add(doc["_id"])
 
     def _index_remove(self, doc: Document) -> None:
-        for path, index in self._indexes.items():
-            value = get_path(doc, path)
-            self._unindexable[path].discard(doc["_id"])
-            try:
-                ids = index.get(value if value is not MISSING else None)
-            except TypeError:
-                continue
+        for fields, index in self._indexes.items():
+            self._unindexable[fields].discard(doc["_id"])
+            key = self._keys(doc, fields)
+            ids = index.get(key) if key is not None else None
             if ids is not None:
                 ids.discard(doc["_id"])
 
@@ -218,11 +247,18 @@ class EmbeddedCollection:
         fields = tuple(path for path, _direction in _sort_fields(keys))
         if unique and fields not in self._unique:
             self._unique.append(fields)
-        if fields[0] != "_id" and fields[0] not in self._indexes:
-            self._indexes[fields[0]] = {}
-            self._unindexable[fields[0]] = set()
-            for doc in self._docs.values():
-                self._index_add(doc)
+        for length in range(1, len(fields) + 1):
+            prefix = fields[:length]
+            if prefix[0] != "_id" and prefix not in self._indexes:
+                self._indexes[prefix] = {}
+                self._unindexable[prefix] = set()
+                index = self._indexes[prefix]
+                for doc in self._docs.values():
+                    key = self._keys(doc, prefix)
+                    if key is None:
+                        self._unindexable[prefix].add(doc["_id"])
+                    else:
+                        index.setdefault(key, set()).add(doc["_id"])
         return "_".join(fields)
 
     def _check_unique(self, doc: Document) -> None:
@@ -245,7 +281,7 @@ class EmbeddedCollection:
         self._index_add(doc)
 
     async def insert_one(self, document: Mapping[str, Any]) -> InsertOneResult:
-        doc = _normalized(copy.deepcopy(dict(document)))
+        doc = _normalized(clone(dict(document)))
         doc.setdefault("_id", uuid.uuid4().hex)
         if doc["_id"] in self._docs:
             raise DuplicateKeyError(f"E11000 duplicate key _id in {self.name}")

@@ -9,7 +9,6 @@ not match a missing or null `due_at`.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +19,20 @@ MISSING = object()
 
 class UnsupportedOperation(Exception):
     """The embedded store does not implement this MongoDB feature (it is outside DESIGN §5)."""
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of a JSON-like value (dicts, lists, immutable scalars); much faster than
+    `copy.deepcopy` for the documents the store holds."""
+    if isinstance(value, dict):
+        return {key: clone(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [clone(item) for item in value]
+    return value
+
+
+def clone_document(doc: Mapping[str, Any]) -> Document:
+    return {key: clone(item) for key, item in doc.items()}
 
 
 def get_path(doc: Mapping[str, Any], path: str) -> Any:
@@ -158,7 +171,7 @@ def _each(value: Any) -> list[Any]:
 
 
 def _apply_set(doc: Document, path: str, value: Any) -> None:
-    _set_path(doc, path, copy.deepcopy(value))
+    _set_path(doc, path, clone(value))
 
 
 def _apply_unset(doc: Document, path: str, _: Any) -> None:
@@ -173,13 +186,13 @@ def _apply_inc(doc: Document, path: str, value: Any) -> None:
 def _apply_min(doc: Document, path: str, value: Any) -> None:
     current = get_path(doc, path)
     if current is MISSING or current is None or (_comparable(current, value) and value < current):
-        _set_path(doc, path, copy.deepcopy(value))
+        _set_path(doc, path, clone(value))
 
 
 def _apply_max(doc: Document, path: str, value: Any) -> None:
     current = get_path(doc, path)
     if current is MISSING or current is None or (_comparable(current, value) and value > current):
-        _set_path(doc, path, copy.deepcopy(value))
+        _set_path(doc, path, clone(value))
 
 
 def _array_at(doc: Document, path: str) -> list[Any]:
@@ -197,11 +210,11 @@ def _apply_add_to_set(doc: Document, path: str, value: Any) -> None:
     array = _array_at(doc, path)
     for item in _each(value):
         if item not in array:
-            array.append(copy.deepcopy(item))
+            array.append(clone(item))
 
 
 def _apply_push(doc: Document, path: str, value: Any) -> None:
-    _array_at(doc, path).extend(copy.deepcopy(item) for item in _each(value))
+    _array_at(doc, path).extend(clone(item) for item in _each(value))
 
 
 def _apply_pull(doc: Document, path: str, condition: Any) -> None:
@@ -226,7 +239,7 @@ def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool) -
     """Return a new document with `update` applied (`$setOnInsert` only when inserting)."""
     if not update or not all(key.startswith("$") for key in update):
         raise UnsupportedOperation("replacement updates; use update operators")
-    result = copy.deepcopy(doc)
+    result = clone_document(doc)
     for operator, fields in update.items():
         if operator == "$setOnInsert":
             if inserting:
@@ -251,26 +264,26 @@ def seed_from_query(query: Mapping[str, Any]) -> Document:
             continue
         if _is_operator_dict(condition):
             if "$eq" in condition:
-                _set_path(seed, key, copy.deepcopy(condition["$eq"]))
+                _set_path(seed, key, clone(condition["$eq"]))
         else:
-            _set_path(seed, key, copy.deepcopy(condition))
+            _set_path(seed, key, clone(condition))
     return seed
 
 
 def project(doc: Document, projection: Mapping[str, Any] | None) -> Document:
     if not projection:
-        return copy.deepcopy(doc)
+        return clone_document(doc)
     included = [k for k, v in projection.items() if v and k != "_id"]
     if included:
         result: Document = {}
         for key in included:
             value = get_path(doc, key)
             if value is not MISSING:
-                _set_path(result, key, copy.deepcopy(value))
+                _set_path(result, key, clone(value))
         if projection.get("_id", 1) and "_id" in doc:
             result["_id"] = doc["_id"]
         return result
-    result = copy.deepcopy(doc)
+    result = clone_document(doc)
     for key, value in projection.items():
         if not value:
             _unset_path(result, key)
