@@ -108,20 +108,22 @@ class Escalation:
             await self._transition(
                 event.incident_id, Action.RESOLVE, "alerts resolved", event.event_id
             )
-        else:
-            await self._open_or_update(event)
+        elif not await self._open_or_update(event):
+            return  # only details changed: nothing to carry out
         await self.flush(event.incident_id)
 
-    async def _open_or_update(self, event: IncidentEvent) -> None:
-        existing = await self._store.get(event.incident_id)
-        if existing is not None:
+    async def _open_or_update(self, event: IncidentEvent) -> bool:
+        """Open the incident or update its details; True if that left outbox items."""
+        status = await self._store.status(event.incident_id)
+        if status is not None:
             # Details are plain overwrites (idempotent); only the reopen needs dedup by event id.
-            if existing.lifecycle.status is Status.RESOLVED and event.firing_count > 0:
+            reopen = status is Status.RESOLVED and event.firing_count > 0
+            if reopen:
                 await self._transition(event.incident_id, Action.REOPEN, "triage", event.event_id)
             await self._store.update_details(
                 event.incident_id, event.title, event.severity, event.alert_count
             )
-            return
+            return reopen
         now = self._clock.now()
         policy_id, plan = self._plan(event.service_id)
         outcome = open_incident(plan, now)
@@ -144,6 +146,7 @@ class Escalation:
         ):
             TRANSITIONS_APPLIED.labels(action="trigger").inc()
             log.info("incident %s triggered (%s)", incident.id, incident.severity.value)
+        return True  # a redelivery finds the incident created: flushing again is harmless
 
     # -- people and timers -----------------------------------------------------------------
 

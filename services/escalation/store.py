@@ -70,6 +70,9 @@ class EscalationStore(Protocol):
 
     async def get(self, incident_id: str) -> EscalationIncident | None: ...
 
+    async def status(self, incident_id: str) -> Status | None:
+        """Just the lifecycle status (cheap), or None for an unknown incident."""
+
     async def has_event(self, incident_id: str, event_id: uuid.UUID) -> bool: ...
 
     async def list_incidents(
@@ -182,6 +185,10 @@ class MongoEscalationStore:
     async def get(self, incident_id: str) -> EscalationIncident | None:
         doc = await self._incidents.find_one({"_id": incident_id})
         return _incident(doc) if doc else None
+
+    async def status(self, incident_id: str) -> Status | None:
+        doc = await self._incidents.find_one({"_id": incident_id}, projection={"status": 1})
+        return Status(doc["status"]) if doc else None
 
     async def has_event(self, incident_id: str, event_id: uuid.UUID) -> bool:
         found = await self._incidents.find_one(

@@ -37,6 +37,10 @@ ALERTS_TRIAGED = Counter(
 )
 
 
+def _opened_or_added(opened: bool) -> IncidentEventKind:
+    return IncidentEventKind.OPENED if opened else IncidentEventKind.ALERT_ADDED
+
+
 class AlertTriage:
     def __init__(self, bus: Bus, store: TriageStore, config: TocsinConfig) -> None:
         self._bus = bus
@@ -47,27 +51,33 @@ class AlertTriage:
         key = group_key(alert.service_id, alert.alertname)
         previous = await self._store.get_alert(alert.fingerprint)
         if previous is not None and previous.last_event_id == alert.event_id:
-            # Redelivery: this message was recorded; finish its follow-up steps, if it had any.
-            if alert.status is AlertStatus.FIRING:
-                if previous.occurrence_event_id != alert.event_id:
-                    return
-                occurrence = Occurrence.NEW
-            else:
-                occurrence = Occurrence.RESOLVED
-        else:
-            state = AlertState(previous.status, previous.incident_id) if previous else None
-            occurrence = classify(state, alert)
-            await self._store.record_alert(alert, occurrence, key)
+            # Redelivery: the alert was recorded (after its incident was opened or joined);
+            # only the publish that followed may be missing. Do it again with the same id.
+            if previous.occurrence_event_id == alert.event_id and previous.incident_id:
+                opened = previous.incident_id == candidate_incident_id(alert.event_id)
+                await self._publish(alert, previous.incident_id, _opened_or_added(opened))
+            elif alert.status is AlertStatus.RESOLVED and previous.incident_id:
+                await self._resolve_if_quiet(alert, previous.incident_id, previous.group_key)
+            return
+        state = AlertState(previous.status, previous.incident_id) if previous else None
+        occurrence = classify(state, alert)
         ALERTS_TRIAGED.labels(outcome=occurrence.value).inc()
         if occurrence is Occurrence.NEW:
-            await self._attach(alert, key)
-        elif occurrence is Occurrence.RESOLVED and previous is not None and previous.incident_id:
+            # Open or join first, then record the alert with its incident in one write: a
+            # crash in between leaves the alert unrecorded, and the redelivery joins the same
+            # incident again (the ids are derived from the message).
+            incident_id, opened = await self._open_or_join(alert, key)
+            await self._store.record_alert(alert, occurrence, key, incident_id)
+            await self._publish(alert, incident_id, _opened_or_added(opened))
+            return
+        await self._store.record_alert(alert, occurrence, key, None)
+        if occurrence is Occurrence.RESOLVED and previous is not None and previous.incident_id:
             await self._resolve_if_quiet(alert, previous.incident_id, previous.group_key)
 
-    async def _attach(self, alert: AlertReceived, key: str) -> None:
+    async def _open_or_join(self, alert: AlertReceived, key: str) -> tuple[str, bool]:
         service = self._config.service(alert.service_id)
         severity, reasons = assess_severity(alert.severity, service.tier if service else 2)
-        incident_id, opened = await self._store.open_or_join(
+        return await self._store.open_or_join(
             NewIncident(
                 candidate_id=candidate_incident_id(alert.event_id),
                 group_key=key,
@@ -79,9 +89,6 @@ class AlertTriage:
             ),
             alert.fingerprint,
         )
-        await self._store.attach(alert.fingerprint, incident_id)
-        kind = IncidentEventKind.OPENED if opened else IncidentEventKind.ALERT_ADDED
-        await self._publish(alert, incident_id, kind)
 
     async def _resolve_if_quiet(self, alert: AlertReceived, incident_id: str, key: str) -> None:
         if await self._store.firing_count(incident_id) > 0:
@@ -111,4 +118,6 @@ class AlertTriage:
             fingerprint=alert.fingerprint,
         )
         await self._bus.publish(INCIDENTS_EVENTS, incident.id, event)
-        log.info("incident %s: %s (%s)", incident.id, kind.value, incident.severity.value)
+        # An alert storm adds thousands of alerts to one incident: log those at debug only.
+        level = logging.DEBUG if kind is IncidentEventKind.ALERT_ADDED else logging.INFO
+        log.log(level, "incident %s: %s (%s)", incident.id, kind.value, incident.severity.value)

@@ -92,13 +92,12 @@ class TriageStore(Protocol):
     async def get_alert(self, fingerprint: str) -> AlertRecord | None: ...
 
     async def record_alert(
-        self, alert: AlertReceived, occurrence: Occurrence, group_key: str
-    ) -> None: ...
+        self, alert: AlertReceived, occurrence: Occurrence, group_key: str, incident_id: str | None
+    ) -> None:
+        """Record this occurrence once per event id; a NEW one with the incident it joined."""
 
     async def open_or_join(self, incident: NewIncident, fingerprint: str) -> tuple[str, bool]:
         """Return (incident id, whether this call opened it)."""
-
-    async def attach(self, fingerprint: str, incident_id: str) -> None: ...
 
     async def firing_count(self, incident_id: str) -> int: ...
 
@@ -142,7 +141,7 @@ class MongoTriageStore:
         )
 
     async def record_alert(
-        self, alert: AlertReceived, occurrence: Occurrence, group_key: str
+        self, alert: AlertReceived, occurrence: Occurrence, group_key: str, incident_id: str | None
     ) -> None:
         event_id = str(alert.event_id)
         fields: Document = {
@@ -161,7 +160,7 @@ class MongoTriageStore:
         }
         if occurrence is Occurrence.NEW:
             fields["occurrence_event_id"] = event_id
-            fields["incident_id"] = None
+            fields["incident_id"] = incident_id
         if alert.status is AlertStatus.RESOLVED:
             fields["resolved_at"] = alert.ends_at or alert.occurred_at
         try:
@@ -220,9 +219,6 @@ class MongoTriageStore:
         else:
             await self._incidents.update_one({"_id": incident_id}, {"$inc": {"alert_count": 1}})
         return incident_id, incident_id == incident.candidate_id
-
-    async def attach(self, fingerprint: str, incident_id: str) -> None:
-        await self._alerts.update_one({"_id": fingerprint}, {"$set": {"incident_id": incident_id}})
 
     async def firing_count(self, incident_id: str) -> int:
         return await self._alerts.count_documents(

@@ -101,15 +101,16 @@ async def test_triage_record_alert_counts_each_event_once_and_survives_a_restart
     store = MongoTriageStore(db)
     await store.ensure_indexes()
     event = uuid.uuid4()
-    await store.record_alert(firing("f1", event), Occurrence.NEW, "checkout/Errors")
-    await store.record_alert(firing("f1", event), Occurrence.NEW, "checkout/Errors")
-    await store.record_alert(firing("f1"), Occurrence.REPEAT, "checkout/Errors")
+    await store.record_alert(firing("f1", event), Occurrence.NEW, "checkout/Errors", "i1")
+    await store.record_alert(firing("f1", event), Occurrence.NEW, "checkout/Errors", "i1")
+    await store.record_alert(firing("f1"), Occurrence.REPEAT, "checkout/Errors", None)
     record = await MongoTriageStore(reopen(db, tmp_path)).get_alert("f1")
     assert record is not None
-    assert (record.count, record.status, record.occurrence_event_id) == (
+    assert (record.count, record.status, record.occurrence_event_id, record.incident_id) == (
         2,
         AlertStatus.FIRING,
         event,
+        "i1",
     )
 
 
@@ -133,8 +134,7 @@ async def test_triage_close_frees_the_group_and_counts_firing_alerts(
 ) -> None:
     store = MongoTriageStore(db)
     first, _ = await store.open_or_join(new_incident("a"), "fp1")
-    await store.record_alert(firing("fp1"), Occurrence.NEW, "checkout/Errors")
-    await store.attach("fp1", first)
+    await store.record_alert(firing("fp1"), Occurrence.NEW, "checkout/Errors", first)
     assert await store.firing_count(first) == 1
     await store.close(first, "checkout/Errors", T0)
     closed = await store.get_incident(first)

@@ -193,9 +193,22 @@ def test_duplicate_contact_ids_within_a_user() -> None:
 
 def test_non_http_webhook_address() -> None:
     document = _document()
-    document["users"][0]["contacts"][0]["address"] = "ftp://example.com/hook"
+    (webhook,) = [c for c in document["users"][0]["contacts"] if c["type"] == "webhook"]
+    webhook["address"] = "ftp://example.com/hook"
     problem = _only_problem(document)
-    assert "users[0].contacts[0]" in problem
+    assert "users[0].contacts[" in problem
+    assert "http:// or https:// URL" in problem
+
+
+def test_webhook_contact_needs_an_address_and_a_log_contact_does_not() -> None:
+    document = _document()
+    document["users"][0]["contacts"] = [
+        {"id": "log", "type": "log"},
+        {"id": "hook", "type": "webhook"},
+    ]
+    document["users"][0]["notification_rules"] = [{"contact": "log", "after": "0s"}]
+    problem = _only_problem(document)
+    assert problem.startswith("users[0].contacts[1]")
     assert "http:// or https:// URL" in problem
 
 

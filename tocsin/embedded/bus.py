@@ -97,13 +97,15 @@ class EmbeddedBus:
                 for key, message in messages
             ]
             db = self._db
+            insert = "INSERT INTO messages (topic, key, value, headers) VALUES (?, ?, ?, ?)"
             try:
-                # One transaction: all of the batch is durable, or none of it.
-                db.execute("BEGIN")
-                db.executemany(
-                    "INSERT INTO messages (topic, key, value, headers) VALUES (?, ?, ?, ?)", rows
-                )
-                db.execute("COMMIT")
+                if len(rows) == 1:
+                    db.execute(insert, rows[0])  # autocommit: one statement, one transaction
+                else:
+                    # One transaction: all of the batch is durable, or none of it.
+                    db.execute("BEGIN")
+                    db.executemany(insert, rows)
+                    db.execute("COMMIT")
             except sqlite3.Error as error:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
@@ -151,15 +153,16 @@ class EmbeddedBus:
                     ),
                 )
                 position = seq + 1
-                # Commit per record: the handler's effects are durable, so is its position.
-                self._db.execute(
-                    "INSERT INTO positions (grp, topic, next_seq) VALUES (?, ?, ?)"
-                    " ON CONFLICT (grp, topic) DO UPDATE SET next_seq = excluded.next_seq",
-                    (group, topic, position),
-                )
                 # Embedded store and bus calls rarely suspend: yield after each record so that
                 # HTTP requests and the other consumers are not starved by a long batch.
                 await asyncio.sleep(0)
+            # Every record of the batch was handled and its effects are durable. A crash
+            # before this line redelivers the batch; the handlers are idempotent.
+            self._db.execute(
+                "INSERT INTO positions (grp, topic, next_seq) VALUES (?, ?, ?)"
+                " ON CONFLICT (grp, topic) DO UPDATE SET next_seq = excluded.next_seq",
+                (group, topic, position),
+            )
             self._maybe_trim(topic, len(rows))
 
     def _maybe_trim(self, topic: str, consumed: int) -> None:

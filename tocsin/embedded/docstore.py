@@ -38,26 +38,26 @@ SortSpec = str | list[tuple[str, int]]
 IndexKey = tuple[tuple[str, ...], tuple[Any, ...]]  # (fields, values)
 
 
-def _encode(value: Any) -> Any:
+def _json_default(value: Any) -> Any:
+    # Called by the C encoder only for what JSON lacks: datetimes (and tuples never reach it).
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return {"$date": value.astimezone(UTC).isoformat()}
-    if isinstance(value, dict):
-        return {key: _encode(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_encode(item) for item in value]
-    return value
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return {"$date": aware.astimezone(UTC).isoformat()}
+    raise TypeError(f"cannot store {type(value).__name__} in the embedded store")
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"$date"}:
-            return datetime.fromisoformat(value["$date"])
-        return {key: _decode(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_decode(item) for item in value]
-    return value
+def _json_object(pairs: dict[str, Any]) -> Any:
+    if len(pairs) == 1 and "$date" in pairs:
+        return datetime.fromisoformat(pairs["$date"])
+    return pairs
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, object_hook=_json_object)
 
 
 def _normalized(doc: Document) -> Document:
@@ -239,6 +239,13 @@ class EmbeddedCollection:
         return EmbeddedCursor(self, dict(filter or {}), projection)
 
     async def count_documents(self, filter: Mapping[str, Any]) -> int:
+        chosen = self._index_for(filter)
+        if chosen is not None and len(chosen[0]) == len(filter):
+            # Exactly the index's equalities: count the bucket without touching documents.
+            fields, values = chosen
+            bucket = self._indexes[fields].get(values, set())
+            unindexed = (self._docs[i] for i in self._unindexable[fields])
+            return len(bucket) + sum(1 for doc in unindexed if matches(doc, filter))
         return len(self._matching(filter))
 
     # -- writing ---------------------------------------------------------------------------
@@ -289,9 +296,10 @@ class EmbeddedCollection:
         return InsertOneResult(doc["_id"])
 
     def _upsert(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> Document:
-        doc = apply_update(seed_from_query(query), update, inserting=True)
+        doc = apply_update(
+            _normalized(seed_from_query(query)), _normalized(dict(update)), inserting=True
+        )
         doc.setdefault("_id", uuid.uuid4().hex)
-        doc = _normalized(doc)
         if doc["_id"] in self._docs:
             # As in MongoDB: the filter did not match, and the insert collides on _id.
             raise DuplicateKeyError(f"E11000 duplicate key _id in {self.name}")
@@ -299,7 +307,8 @@ class EmbeddedCollection:
         return doc
 
     def _update(self, doc: Document, update: Mapping[str, Any]) -> Document:
-        updated = _normalized(apply_update(doc, update, inserting=False))
+        # Stored documents are normalized already: normalizing the operands keeps them so.
+        updated = apply_update(doc, _normalized(dict(update)), inserting=False)
         if updated["_id"] != doc["_id"]:
             raise UnsupportedOperation("changing _id")
         if updated != doc:
@@ -391,7 +400,7 @@ class EmbeddedDatabase:
         self._in_transaction = False
         self._collections: dict[str, EmbeddedCollection] = {}
         for name, body in self._connection.execute("SELECT collection, body FROM docs"):
-            doc = _decode(json.loads(body))
+            doc = _loads(body)
             self[name]._docs[doc["_id"]] = doc
 
     def __getitem__(self, name: str) -> EmbeddedCollection:
@@ -410,12 +419,12 @@ class EmbeddedDatabase:
         self._connection.close()
 
     def _key(self, doc_id: Any) -> str:
-        return json.dumps(_encode(doc_id), sort_keys=True)
+        return _dumps(doc_id)
 
     def _write(self, collection: str, doc: Document) -> None:
         self._connection.execute(
             "INSERT OR REPLACE INTO docs (collection, id, body) VALUES (?, ?, ?)",
-            (collection, self._key(doc["_id"]), json.dumps(_encode(doc))),
+            (collection, self._key(doc["_id"]), _dumps(doc)),
         )
 
     def _delete(self, collection: str, doc_id: Any) -> None:
