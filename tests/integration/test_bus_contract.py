@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -18,6 +18,7 @@ from schemas import ALERTS_RAW, AlertReceived, AlertStatus, DeadLetter, Envelope
 from tocsin import telemetry
 from tocsin.bus import Bus, Subscription
 from tocsin.embedded.bus import EmbeddedBus
+from tocsin.embedded.sqlite import SqliteFile
 from tocsin.kafka import KafkaBus
 
 GROUP = "contract"
@@ -27,19 +28,28 @@ BusFactory = Callable[[], Bus]
 
 
 @pytest.fixture(params=["kafka", "embedded"])
-def new_bus(request: pytest.FixtureRequest, tmp_path: Path, namespace: str) -> BusFactory:
+def new_bus(request: pytest.FixtureRequest, tmp_path: Path, namespace: str) -> Iterator[BusFactory]:
     """Makes bus instances that share one log (one Kafka namespace, or one SQLite file)."""
     if request.param == "kafka":
         bootstrap = request.getfixturevalue("kafka_bootstrap")
-        return lambda: KafkaBus(
+        yield lambda: KafkaBus(
             bootstrap,
             client_id=f"contract-{uuid.uuid4().hex[:6]}",
             namespace=namespace,
             handler_attempts=3,
             handler_backoff_seconds=0.01,
         )
-    path = tmp_path / "bus.sqlite"
-    return lambda: EmbeddedBus(path, handler_attempts=3, handler_backoff_seconds=0.01)
+        return
+    files: list[SqliteFile] = []
+
+    def embedded() -> Bus:
+        # Each instance has its own connection, as a restarted process would.
+        files.append(SqliteFile(tmp_path / "tocsin.sqlite"))
+        return EmbeddedBus(files[-1], handler_attempts=3, handler_backoff_seconds=0.01)
+
+    yield embedded
+    for file in files:
+        file.close()
 
 
 @pytest.fixture

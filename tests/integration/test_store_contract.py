@@ -34,6 +34,7 @@ from services.notifier.store import MongoNotifierStore
 from services.triage.domain import Occurrence
 from services.triage.store import MongoTriageStore, NewIncident
 from tocsin.embedded.docstore import EmbeddedDatabase
+from tocsin.embedded.sqlite import SqliteFile
 from tocsin.mongo import Document, open_client
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -50,17 +51,19 @@ async def db(
         await client.drop_database(name)
         await client.close()
         return
-    embedded = EmbeddedDatabase(tmp_path / "store.sqlite")
+    embedded = EmbeddedDatabase(SqliteFile(tmp_path / "tocsin.sqlite"))
     # The embedded store implements the part of pymongo's API our stores use (see docstore.py).
     yield cast(AsyncDatabase[Document], embedded)
-    embedded.close()
+    embedded.file.close()
 
 
 def reopen(db: AsyncDatabase[Document], tmp_path: Path) -> AsyncDatabase[Document]:
     """The same data through a new connection (for the embedded store: a restart)."""
     if isinstance(db, EmbeddedDatabase):
-        db.close()
-        return cast(AsyncDatabase[Document], EmbeddedDatabase(tmp_path / "store.sqlite"))
+        db.file.close()
+        return cast(
+            AsyncDatabase[Document], EmbeddedDatabase(SqliteFile(tmp_path / "tocsin.sqlite"))
+        )
     return db
 
 

@@ -2,7 +2,8 @@
 embedded bus and document store (SQLite files under the data directory).
 
 The services and their handlers are exactly those of the distributed mode; only the adapters
-behind the bus and store ports differ. A lock file keeps a second process off the same data.
+behind the bus and store ports differ. Bus and store share one SQLite file (`tocsin.sqlite`,
+see sqlite.py for when it commits). A lock file keeps a second process off the same data.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, cast
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.escalation import app as escalation
@@ -32,9 +34,10 @@ from tocsin.config import TocsinConfig
 from tocsin.distributed import api_keys
 from tocsin.embedded.bus import EmbeddedBus
 from tocsin.embedded.docstore import EmbeddedDatabase
+from tocsin.embedded.sqlite import SqliteFile
 from tocsin.http import api_key_dependency
 from tocsin.mongo import Document
-from tocsin.service import ProcessState, create_app
+from tocsin.service import ProcessState, Service, create_app
 from tocsin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,13 +66,13 @@ def create_embedded_app(
 ) -> FastAPI:
     telemetry.setup("tocsin", console_spans=settings.otel_console)
     lock = lock_data_dir(data_dir)
+    file = SqliteFile(data_dir / "tocsin.sqlite", synchronous=settings.embedded_synchronous)
     bus = EmbeddedBus(
-        data_dir / "bus.sqlite",
-        synchronous=settings.embedded_synchronous,
+        file,
         handler_attempts=settings.handler_attempts,
         handler_backoff_seconds=settings.handler_backoff_seconds,
     )
-    store = EmbeddedDatabase(data_dir / "store.sqlite", synchronous=settings.embedded_synchronous)
+    store = EmbeddedDatabase(file)
     # The embedded store implements the part of pymongo's API the stores use (docstore.py).
     database = cast(AsyncDatabase[Document], store)
     clock = SystemClock()
@@ -100,10 +103,12 @@ def create_embedded_app(
 
     async def close() -> None:
         await http_client.aclose()
-        store.close()
+        file.close()
         lock.close()
 
-    return create_app(
+    # Writes of the timer and heartbeat loops are committed by this loop (see sqlite.py).
+    services.append(Service(name="embedded", loops=[file.run_committer]))
+    app = create_app(
         "Tocsin",
         services,
         bus,
@@ -111,3 +116,13 @@ def create_embedded_app(
         on_close=[close],
         state=state,
     )
+
+    @app.middleware("http")
+    async def commit_before_answering(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        file.commit()  # what the request changed is on disk before anyone hears of it
+        return response
+
+    return app

@@ -1,21 +1,20 @@
 """The embedded document store: the subset of pymongo's async collection API that Tocsin's
-stores use, on one SQLite file (WAL), so every `Mongo*Store` runs unchanged in `tocsin up`.
+stores use, on the embedded SQLite file (WAL), so every `Mongo*Store` runs unchanged in
+`tocsin up`.
 
-Documents live in memory and are written through to SQLite before an operation returns.
-Operations run on the event loop without awaiting in between, so each one is atomic, exactly
-like MongoDB's single-document operations; `update_many` writes in one transaction. Unique
+Documents live in memory and every change is written to SQLite before an operation returns
+(durable at the next commit: see sqlite.py). Operations run on the event loop without awaiting
+in between, so each one is atomic, exactly like MongoDB's single-document operations. Unique
 indexes are enforced; other indexes are accepted and ignored (everything is in memory).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -33,6 +32,7 @@ from tocsin.embedded.matching import (
     seed_from_query,
     sort_key,
 )
+from tocsin.embedded.sqlite import SqliteFile
 
 SortSpec = str | list[tuple[str, int]]
 IndexKey = tuple[tuple[str, ...], tuple[Any, ...]]  # (fields, values)
@@ -337,10 +337,9 @@ class EmbeddedCollection:
                 return UpdateResult(0, 0, inserted["_id"])
             return UpdateResult(0, 0)
         modified = 0
-        with self._database._transaction():
-            for doc in docs:
-                if self._update(doc, update) != doc:
-                    modified += 1
+        for doc in docs:
+            if self._update(doc, update) != doc:
+                modified += 1
         return UpdateResult(len(docs), modified)
 
     async def find_one_and_update(
@@ -372,11 +371,10 @@ class EmbeddedCollection:
 
     async def delete_many(self, filter: Mapping[str, Any]) -> DeleteResult:
         docs = self._matching(filter)
-        with self._database._transaction():
-            for doc in docs:
-                self._database._delete(self.name, doc["_id"])
-                self._index_remove(doc)
-                del self._docs[doc["_id"]]
+        for doc in docs:
+            self._database._delete(self.name, doc["_id"])
+            self._index_remove(doc)
+            del self._docs[doc["_id"]]
         return DeleteResult(len(docs))
 
     async def drop(self) -> None:
@@ -385,21 +383,21 @@ class EmbeddedCollection:
 
 
 class EmbeddedDatabase:
-    """One SQLite file holding every collection: `docs(collection, id, body)`."""
+    """Every collection in one table of the embedded SQLite file: `docs(collection, id, body)`.
 
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
-        self.name = path.stem
-        self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute(f"PRAGMA synchronous={_synchronous(synchronous)}")
-        self._connection.execute(
+    Writes join the file's open transaction; it commits as sqlite.py describes.
+    """
+
+    def __init__(self, file: SqliteFile) -> None:
+        self.name = file.path.stem
+        self.file = file
+        file.schema(
             "CREATE TABLE IF NOT EXISTS docs ("
             " collection TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,"
             " PRIMARY KEY (collection, id))"
         )
-        self._in_transaction = False
         self._collections: dict[str, EmbeddedCollection] = {}
-        for name, body in self._connection.execute("SELECT collection, body FROM docs"):
+        for name, body in file.read("SELECT collection, body FROM docs"):
             doc = _loads(body)
             self[name]._docs[doc["_id"]] = doc
 
@@ -412,42 +410,19 @@ class EmbeddedDatabase:
     async def command(self, command: str) -> dict[str, Any]:
         if command != "ping":
             raise UnsupportedOperation(f"command {command}")
-        self._connection.execute("SELECT 1")
+        self.file.read("SELECT 1")
         return {"ok": 1.0}
-
-    def close(self) -> None:
-        self._connection.close()
 
     def _key(self, doc_id: Any) -> str:
         return _dumps(doc_id)
 
     def _write(self, collection: str, doc: Document) -> None:
-        self._connection.execute(
+        self.file.write(
             "INSERT OR REPLACE INTO docs (collection, id, body) VALUES (?, ?, ?)",
             (collection, self._key(doc["_id"]), _dumps(doc)),
         )
 
     def _delete(self, collection: str, doc_id: Any) -> None:
-        self._connection.execute(
+        self.file.write(
             "DELETE FROM docs WHERE collection = ? AND id = ?", (collection, self._key(doc_id))
         )
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._connection)
-
-
-class _Transaction:
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._connection = connection
-
-    def __enter__(self) -> None:
-        self._connection.execute("BEGIN")
-
-    def __exit__(self, kind: object, error: object, traceback: object) -> None:
-        self._connection.execute("COMMIT" if error is None else "ROLLBACK")
-
-
-def _synchronous(level: str) -> str:
-    if level.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-        raise ValueError(f"SQLite synchronous must be OFF, NORMAL, FULL or EXTRA, not {level!r}")
-    return level.upper()
