@@ -111,6 +111,17 @@ class TriageStore(Protocol):
         """Up to `limit` alerts matching `where` in fingerprint order, after fingerprint `after`."""
 
 
+# What triage needs to classify an occurrence (not the labels and annotations).
+_ALERT_STATE = {
+    "status": 1,
+    "incident_id": 1,
+    "group_key": 1,
+    "last_event_id": 1,
+    "occurrence_event_id": 1,
+    "count": 1,
+}
+
+
 def _uuid(value: object) -> uuid.UUID | None:
     return uuid.UUID(str(value)) if value else None
 
@@ -127,7 +138,7 @@ class MongoTriageStore:
         await self._incidents.create_index("group_key")
 
     async def get_alert(self, fingerprint: str) -> AlertRecord | None:
-        doc = await self._alerts.find_one({"_id": fingerprint})
+        doc = await self._alerts.find_one({"_id": fingerprint}, projection=_ALERT_STATE)
         if doc is None:
             return None
         return AlertRecord(

@@ -67,10 +67,17 @@ def _normalized(doc: Document) -> Document:
 
 def _normalize(value: Any) -> Any:
     """What MongoDB would give back: tuples become lists, naive datetimes UTC, ms precision."""
+    kind = type(value)
+    if kind is str or kind is int or value is None:
+        return value
+    if kind is dict:
+        return {key: _normalize(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [_normalize(item) for item in value]
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {key: _normalize(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_normalize(item) for item in value]

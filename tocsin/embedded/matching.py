@@ -24,9 +24,10 @@ class UnsupportedOperation(Exception):
 def clone(value: Any) -> Any:
     """A deep copy of a JSON-like value (dicts, lists, immutable scalars); much faster than
     `copy.deepcopy` for the documents the store holds."""
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is dict:
         return {key: clone(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
+    if kind is list or kind is tuple:
         return [clone(item) for item in value]
     return value
 
