@@ -4,38 +4,18 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import timedelta
-from typing import Literal
 
 import httpx
 from fastapi import FastAPI
 
-from services.escalation import app as escalation
-from services.escalation.store import MongoEscalationStore
-from services.ingest import app as ingest
-from services.ingest.store import MongoIngestStore
-from services.notifier import app as notifier
-from services.notifier.store import MongoNotifierStore
-from services.triage import app as triage
-from services.triage.store import MongoTriageStore
 from tocsin import telemetry
 from tocsin.clock import SystemClock
 from tocsin.config import TocsinConfig
-from tocsin.http import ApiKeys, api_key_dependency, token_digest
 from tocsin.kafka import KafkaBus
 from tocsin.mongo import open_client, ping
-from tocsin.service import ProcessState, Service, create_app
+from tocsin.service import ProcessState, create_app
 from tocsin.settings import Settings
-
-ServiceName = Literal["ingest", "triage", "escalation", "notifier"]
-SERVICE_NAMES: tuple[ServiceName, ...] = ("ingest", "triage", "escalation", "notifier")
-
-
-def api_keys(settings: Settings) -> ApiKeys:
-    digests = {}
-    if settings.admin_token is not None:
-        digests["admin"] = token_digest(settings.admin_token.get_secret_value())
-    return ApiKeys(digests)
+from tocsin.wiring import Parts, ServiceName, build_service
 
 
 def create_service_app(
@@ -53,28 +33,9 @@ def create_service_app(
     )
     client = open_client(settings.mongo_url)
     database = client[settings.mongo_database]
-    clock = SystemClock()
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
-    service: Service
-    if name == "ingest":
-        service = ingest.build(bus, MongoIngestStore(database), config, clock)
-    elif name == "triage":
-        service = triage.build(
-            bus, MongoTriageStore(database), config, api_key_dependency(api_keys(settings))
-        )
-    elif name == "escalation":
-        service = escalation.build(
-            bus,
-            MongoEscalationStore(database),
-            config,
-            clock,
-            api_key_dependency(api_keys(settings)),
-            instance_id=instance_id,
-            lease=timedelta(seconds=settings.timer_lease_seconds),
-            poll_seconds=settings.timer_poll_seconds,
-        )
-    else:
-        service = notifier.build(bus, MongoNotifierStore(database), config, clock, http_client)
+    parts = Parts(bus, database, config, settings, SystemClock(), http_client, instance_id)
+    service = build_service(name, parts)
 
     async def mongo_ready() -> bool:
         return await ping(database)

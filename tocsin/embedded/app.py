@@ -12,7 +12,6 @@ import fcntl
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import IO, cast
 
@@ -20,25 +19,16 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.escalation import app as escalation
-from services.escalation.store import MongoEscalationStore
-from services.ingest import app as ingest
-from services.ingest.store import MongoIngestStore
-from services.notifier import app as notifier
-from services.notifier.store import MongoNotifierStore
-from services.triage import app as triage
-from services.triage.store import MongoTriageStore
 from tocsin import telemetry
 from tocsin.clock import SystemClock
 from tocsin.config import TocsinConfig
-from tocsin.distributed import api_keys
 from tocsin.embedded.bus import EmbeddedBus
 from tocsin.embedded.docstore import EmbeddedDatabase
 from tocsin.embedded.sqlite import SqliteFile
-from tocsin.http import api_key_dependency
 from tocsin.mongo import Document
 from tocsin.service import ProcessState, Service, create_app
 from tocsin.settings import Settings
+from tocsin.wiring import SERVICE_NAMES, Parts, build_service
 
 log = logging.getLogger(__name__)
 
@@ -75,24 +65,10 @@ def create_embedded_app(
     store = EmbeddedDatabase(file)
     # The embedded store implements the part of pymongo's API the stores use (docstore.py).
     database = cast(AsyncDatabase[Document], store)
-    clock = SystemClock()
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
-    require_api_key = api_key_dependency(api_keys(settings))
-    services = [
-        ingest.build(bus, MongoIngestStore(database), config, clock),
-        triage.build(bus, MongoTriageStore(database), config, require_api_key),
-        escalation.build(
-            bus,
-            MongoEscalationStore(database),
-            config,
-            clock,
-            require_api_key,
-            instance_id=settings.instance_id or f"embedded-{os.getpid()}",
-            lease=timedelta(seconds=settings.timer_lease_seconds),
-            poll_seconds=settings.timer_poll_seconds,
-        ),
-        notifier.build(bus, MongoNotifierStore(database), config, clock, http_client),
-    ]
+    instance_id = settings.instance_id or f"embedded-{os.getpid()}"
+    parts = Parts(bus, database, config, settings, SystemClock(), http_client, instance_id)
+    services = [build_service(name, parts) for name in SERVICE_NAMES]
 
     async def store_ready() -> bool:
         try:
