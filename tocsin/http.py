@@ -9,10 +9,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tocsin.metrics import HTTP_REQUESTS
 
@@ -61,12 +62,6 @@ def api_key_dependency(keys: ApiKeys) -> Callable[..., str]:
     return require_api_key
 
 
-def _route_template(request: Request) -> str:
-    # The router records the matched route in the scope; its path is the template.
-    route = request.scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
-
-
 def install_ops(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
     """Add /healthz, /readyz, /metrics and the access log that never prints a token."""
 
@@ -87,17 +82,37 @@ def install_ops(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def log_access(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    app.add_middleware(AccessLog)
+
+
+class AccessLog:
+    """Request metrics and an access log that prints the route template, never the concrete
+    path (tokens live in paths). Plain ASGI: `@app.middleware("http")` costs a task group and
+    a response copy per request, a fifth of ingest's time for small bodies."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        elapsed = time.perf_counter() - started
-        route = _route_template(request)
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).observe(elapsed)
-        if route not in ("/healthz", "/readyz", "/metrics"):
-            access_log.info(
-                "%s %s %d %.1fms", request.method, route, response.status_code, elapsed * 1000
-            )
-        return response
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, record_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            # The router records the matched route in the scope; its path is the template.
+            route = str(getattr(scope.get("route"), "path", "unmatched"))
+            method = str(scope.get("method", ""))
+            HTTP_REQUESTS.labels(method, route, str(status)).observe(elapsed)
+            if route not in ("/healthz", "/readyz", "/metrics"):
+                access_log.info("%s %s %d %.1fms", method, route, status, elapsed * 1000)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, cast
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tocsin import telemetry
 from tocsin.clock import SystemClock
@@ -31,6 +32,22 @@ from tocsin.settings import Settings
 from tocsin.wiring import SERVICE_NAMES, Parts, build_service
 
 log = logging.getLogger(__name__)
+
+
+class CommitBeforeAnswering:
+    """What a request changed is on disk before its answer starts (see sqlite.py)."""
+
+    def __init__(self, app: ASGIApp, commit: Callable[[], None]) -> None:
+        self._app = app
+        self._commit = commit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def commit_then_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._commit()
+            await send(message)
+
+        await self._app(scope, receive, commit_then_send)
 
 
 class DataDirInUse(Exception):
@@ -93,12 +110,5 @@ def create_embedded_app(
         state=state,
     )
 
-    @app.middleware("http")
-    async def commit_before_answering(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        file.commit()  # what the request changed is on disk before anyone hears of it
-        return response
-
+    app.add_middleware(CommitBeforeAnswering, commit=file.commit)
     return app
