@@ -10,13 +10,13 @@ indexes are enforced; other indexes are accepted and ignored (everything is in m
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -31,6 +31,7 @@ from tocsin.embedded.matching import (
     project,
     seed_from_query,
     sort_key,
+    touched_fields,
 )
 from tocsin.embedded.sqlite import SqliteFile
 
@@ -39,25 +40,30 @@ IndexKey = tuple[tuple[str, ...], tuple[Any, ...]]  # (fields, values)
 
 
 def _json_default(value: Any) -> Any:
-    # Called by the C encoder only for what JSON lacks: datetimes (and tuples never reach it).
+    # Called by the encoder only for what JSON lacks: datetimes (and tuples never reach it).
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return {"$date": aware.astimezone(UTC).isoformat()}
     raise TypeError(f"cannot store {type(value).__name__} in the embedded store")
 
 
-def _json_object(pairs: dict[str, Any]) -> Any:
-    if len(pairs) == 1 and "$date" in pairs:
-        return datetime.fromisoformat(pairs["$date"])
-    return pairs
+def _revive(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        if len(value) == 1 and "$date" in value:
+            return datetime.fromisoformat(value["$date"])
+        return {key: _revive(item) for key, item in value.items()}
+    if kind is list:
+        return [_revive(item) for item in value]
+    return value
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
-def _loads(text: str) -> Any:
-    return json.loads(text, object_hook=_json_object)
+def _loads(text: str | bytes) -> Any:
+    return _revive(orjson.loads(text))
 
 
 def _normalized(doc: Document) -> Document:
@@ -315,12 +321,15 @@ class EmbeddedCollection:
 
     def _update(self, doc: Document, update: Mapping[str, Any]) -> Document:
         # Stored documents are normalized already: normalizing the operands keeps them so.
-        updated = apply_update(doc, _normalized(dict(update)), inserting=False)
+        operands = _normalized(dict(update))
+        updated = apply_update(doc, operands, inserting=False)
         if updated["_id"] != doc["_id"]:
             raise UnsupportedOperation("changing _id")
-        if updated != doc:
+        # Stored documents are never changed in place, so comparing what was touched suffices.
+        if any(updated.get(f, MISSING) != doc.get(f, MISSING) for f in touched_fields(operands)):
             self._store(updated)
-        return updated
+            return updated
+        return doc
 
     async def update_one(
         self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False
@@ -332,7 +341,7 @@ class EmbeddedCollection:
             inserted = self._upsert(filter, update)
             return UpdateResult(0, 0, inserted["_id"])
         updated = self._update(doc, update)
-        return UpdateResult(1, int(updated != doc))
+        return UpdateResult(1, int(updated is not doc))
 
     async def update_many(
         self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False
@@ -345,7 +354,7 @@ class EmbeddedCollection:
             return UpdateResult(0, 0)
         modified = 0
         for doc in docs:
-            if self._update(doc, update) != doc:
+            if self._update(doc, update) is not doc:
                 modified += 1
         return UpdateResult(len(docs), modified)
 
@@ -421,7 +430,7 @@ class EmbeddedDatabase:
         return {"ok": 1.0}
 
     def _key(self, doc_id: Any) -> str:
-        return _dumps(doc_id)
+        return _dumps(doc_id).decode()
 
     def _write(self, collection: str, doc: Document) -> None:
         self.file.write(

@@ -236,11 +236,23 @@ _UPDATERS: Mapping[str, Callable[[Document, str, Any], None]] = {
 }
 
 
+def touched_fields(update: Mapping[str, Any]) -> set[str]:
+    """The top-level fields an update can change."""
+    return {path.split(".", 1)[0] for fields in update.values() for path in fields}
+
+
 def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool) -> Document:
-    """Return a new document with `update` applied (`$setOnInsert` only when inserting)."""
+    """Return a new document with `update` applied (`$setOnInsert` only when inserting).
+
+    Copy on write: the result shares untouched top-level values with `doc`; every field the
+    update touches is copied first, so `doc` itself never changes.
+    """
     if not update or not all(key.startswith("$") for key in update):
         raise UnsupportedOperation("replacement updates; use update operators")
-    result = clone_document(doc)
+    result = dict(doc)
+    for field in touched_fields(update):
+        if field in result:
+            result[field] = clone(result[field])
     for operator, fields in update.items():
         if operator == "$setOnInsert":
             if inserting:
