@@ -144,7 +144,7 @@ class EmbeddedBus:
                     (group, topic, position),
                 )
                 self._maybe_trim(topic, len(rows))
-                self._file.commit()
+                self._file.commit_soon()
 
     def _maybe_trim(self, topic: str, consumed: int) -> None:
         count = self._consumed_since_trim.get(topic, 0) + consumed
