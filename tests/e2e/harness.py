@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TOCSIN = ROOT / ".venv" / "bin" / "tocsin"
@@ -153,6 +154,44 @@ def stop_processes(processes: list[TocsinProcess]) -> None:
             proc.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.process.kill()
+
+
+def one_service_config(
+    token: str,
+    responders: dict[str, str | None],
+    levels: list[tuple[str, list[str]]],
+    *,
+    tier: int = 2,
+) -> str:
+    """A Tocsin config: service `checkout`, one Alertmanager integration with `token`, users
+    named in `responders` (each with a webhook contact at the given URL, or no contact), and a
+    policy with `levels` as (delay, [user ids])."""
+    users = []
+    for user, url in responders.items():
+        entry: dict[str, Any] = {"id": user, "name": user.title()}
+        if url is not None:
+            entry["contacts"] = [{"id": f"{user}-hook", "type": "webhook", "address": url}]
+            entry["notification_rules"] = [{"contact": f"{user}-hook", "after": "0s"}]
+        users.append(entry)
+    config = {
+        "services": [
+            {"id": "checkout", "name": "Checkout API", "tier": tier, "escalation_policy": "oncall"}
+        ],
+        "integrations": [
+            {"id": "prom", "type": "alertmanager", "token": token, "service": "checkout"}
+        ],
+        "users": users,
+        "escalation_policies": [
+            {
+                "id": "oncall",
+                "levels": [
+                    {"delay": delay, "targets": [{"user": u} for u in targets]}
+                    for delay, targets in levels
+                ],
+            }
+        ],
+    }
+    return str(yaml.safe_dump(config, sort_keys=False))
 
 
 def alertmanager_payload(status: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:

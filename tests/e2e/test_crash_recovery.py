@@ -17,6 +17,7 @@ from tests.e2e.harness import (
     WebhookReceiver,
     alertmanager_payload,
     free_port,
+    one_service_config,
     start_process,
     stop_processes,
     wait_ready,
@@ -30,31 +31,7 @@ TOKEN = "crash-test-token-0123456789abcdef"
 
 def write_config(path: Path, receiver: WebhookReceiver) -> None:
     path.write_text(
-        f"""services:
-  - id: checkout
-    name: Checkout
-    escalation_policy: oncall
-integrations:
-  - id: prom
-    type: alertmanager
-    token: {TOKEN}
-    service: checkout
-users:
-  - id: alice
-    name: Alice
-    contacts:
-      - id: hook
-        type: webhook
-        address: {receiver.url("/alice")}
-    notification_rules:
-      - contact: hook
-        after: 0s
-escalation_policies:
-  - id: oncall
-    levels:
-      - delay: 0s
-        targets: [{{user: alice}}]
-"""
+        one_service_config(TOKEN, {"alice": receiver.url("/alice")}, [("0s", ["alice"])])
     )
 
 

@@ -30,6 +30,7 @@ from tests.e2e.harness import (
     TocsinProcess,
     alertmanager_payload,
     free_port,
+    one_service_config,
     start_process,
     stop_processes,
     wait_ready,
@@ -85,25 +86,7 @@ def ingest(
     tmp_path: Path, private_kafka: PrivateKafka, mongo_url: str, namespace: str
 ) -> Iterator[TocsinProcess]:
     config = tmp_path / "tocsin.yaml"
-    config.write_text(
-        f"""services:
-  - id: checkout
-    name: Checkout API
-    escalation_policy: p
-integrations:
-  - id: prom
-    type: alertmanager
-    token: {TOKEN}
-    service: checkout
-users:
-  - id: alice
-    name: Alice
-escalation_policies:
-  - id: p
-    levels:
-      - targets: [{{user: alice}}]
-"""
-    )
+    config.write_text(one_service_config(TOKEN, {"alice": None}, [("0s", ["alice"])]))
     env = {
         "TOCSIN_KAFKA_BOOTSTRAP": private_kafka.bootstrap,
         "TOCSIN_MONGO_URL": mongo_url,

@@ -24,6 +24,7 @@ from tests.e2e.harness import (
     WebhookReceiver,
     alertmanager_payload,
     free_port,
+    one_service_config,
     start_process,
     stop_processes,
     wait_ready,
@@ -38,41 +39,17 @@ THIRD_LEVEL_DELAY_S = 8
 
 
 def write_config(path: Path, receiver: WebhookReceiver) -> None:
-    users = "\n".join(
-        f"""  - id: {user}
-    name: {user.title()}
-    contacts:
-      - id: {user}-hook
-        type: webhook
-        address: {receiver.url("/" + user)}
-    notification_rules:
-      - contact: {user}-hook
-        after: 0s"""
-        for user in ("alice", "bob", "carol")
-    )
     path.write_text(
-        f"""services:
-  - id: checkout
-    name: Checkout API
-    tier: 1
-    escalation_policy: checkout-oncall
-integrations:
-  - id: prom
-    type: alertmanager
-    token: {TOKEN}
-    service: checkout
-users:
-{users}
-escalation_policies:
-  - id: checkout-oncall
-    levels:
-      - delay: 0s
-        targets: [{{user: alice}}]
-      - delay: {ESCALATION_DELAY_S}s
-        targets: [{{user: bob}}]
-      - delay: {THIRD_LEVEL_DELAY_S}s
-        targets: [{{user: carol}}]
-"""
+        one_service_config(
+            TOKEN,
+            {user: receiver.url(f"/{user}") for user in ("alice", "bob", "carol")},
+            [
+                ("0s", ["alice"]),
+                (f"{ESCALATION_DELAY_S}s", ["bob"]),
+                (f"{THIRD_LEVEL_DELAY_S}s", ["carol"]),
+            ],
+            tier=1,
+        )
     )
 
 

@@ -29,6 +29,7 @@ from tests.e2e.harness import (
     TocsinProcess,
     WebhookReceiver,
     free_port,
+    one_service_config,
     start_process,
     stop_processes,
     wait_ready,
@@ -56,34 +57,13 @@ def eventually(probe: Callable[[], T | None], timeout: float, what: str) -> T:
 
 
 def tocsin_config(receiver: WebhookReceiver) -> str:
-    return f"""services:
-  - id: checkout
-    name: Checkout API
-    tier: 1
-    escalation_policy: checkout-oncall
-integrations:
-  - id: prom
-    type: alertmanager
-    token: {TOKEN}
-    service: checkout
-users:
-  - id: alice
-    name: Alice
-    contacts:
-      - id: alice-hook
-        type: webhook
-        address: {receiver.url("/alice")}
-    notification_rules:
-      - contact: alice-hook
-        after: 0s
-escalation_policies:
-  - id: checkout-oncall
-    levels:
-      - delay: 0s
-        targets: [{{user: alice}}]
-      - delay: 30m
-        targets: [{{user: alice}}]
-"""
+    # A second level far away: a re-send must never look like a reason to page again.
+    return one_service_config(
+        TOKEN,
+        {"alice": receiver.url("/alice")},
+        [("0s", ["alice"]), ("30m", ["alice"])],
+        tier=1,
+    )
 
 
 def alertmanager_config(ingest_url: str) -> str:
