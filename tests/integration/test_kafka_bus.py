@@ -5,32 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas import ALERTS_RAW, AlertReceived, AlertStatus, DeadLetter, dlq_topic
+from schemas import ALERTS_RAW, AlertReceived, DeadLetter, dlq_topic
 from tocsin.bus import Subscription
 from tocsin.kafka import KafkaBus
 
 pytestmark = pytest.mark.kafka
 
 GROUP = "bus-test"
-
-
-def alert(n: int = 0) -> AlertReceived:
-    return AlertReceived(
-        occurred_at=datetime.now(UTC),
-        correlation_id=f"c{n}",
-        fingerprint=f"{n:016x}",
-        status=AlertStatus.FIRING,
-        integration_id="prom",
-        source="alertmanager",
-        service_id="checkout",
-        alertname="CheckoutErrors",
-        summary="errors",
-    )
 
 
 def bus(bootstrap: str, namespace: str, *, attempts: int = 3) -> KafkaBus:
