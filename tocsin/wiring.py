@@ -68,4 +68,12 @@ def build_service(name: ServiceName, parts: Parts) -> Service:
             lease=timedelta(seconds=parts.settings.timer_lease_seconds),
             poll_seconds=parts.settings.timer_poll_seconds,
         )
-    return notifier.build(bus, MongoNotifierStore(database), config, clock, parts.http_client)
+    return notifier.build(
+        bus,
+        MongoNotifierStore(database),
+        config,
+        clock,
+        parts.http_client,
+        instance_id=parts.instance_id,
+        poll_seconds=parts.settings.timer_poll_seconds,
+    )

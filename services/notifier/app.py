@@ -1,4 +1,5 @@
-"""Wiring of the notifier service: the `notifications.requested` consumer and its channels."""
+"""Wiring of the notifier service: the `notifications.requested` consumer, the delivery loop
+and the channels."""
 
 from __future__ import annotations
 
@@ -17,9 +18,18 @@ CONSUMER_GROUP = "tocsin-notifier"
 
 
 def build(
-    bus: Bus, store: NotifierStore, config: TocsinConfig, clock: Clock, client: httpx.AsyncClient
+    bus: Bus,
+    store: NotifierStore,
+    config: TocsinConfig,
+    clock: Clock,
+    client: httpx.AsyncClient,
+    *,
+    instance_id: str,
+    poll_seconds: float = 0.25,
 ) -> Service:
-    delivery = Delivery(bus, store, config, channels(client), clock)
+    delivery = Delivery(
+        bus, store, config, channels(client), clock, instance_id, poll_seconds=poll_seconds
+    )
     return Service(
         name="notifier",
         subscriptions=[
@@ -27,5 +37,6 @@ def build(
                 NOTIFICATIONS_REQUESTED, CONSUMER_GROUP, NotificationRequested, delivery.handle
             )
         ],
+        loops=[delivery.run],
         on_start=[store.ensure_indexes],
     )

@@ -1,10 +1,15 @@
-"""Notifier's collection `notifier_notifications`: one document per `notification_id`
-(idempotency), with attempts and outcome."""
+"""Notifier's collection `notifier_notifications`: one document per `notification_id`, which
+is the idempotency key, the delivery queue and the record of the outcome at once.
+
+A notification is recorded `pending` with its request and a `due_at`; delivery workers claim
+due ones with a lease (so several notifier replicas never send one attempt twice), then mark
+them `delivered`, schedule a retry, or mark them `failed`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from pymongo import ReturnDocument
@@ -13,24 +18,34 @@ from pymongo.asynchronous.database import AsyncDatabase
 from schemas import NotificationRequested
 from tocsin.mongo import Document
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 @dataclass(frozen=True)
-class NotificationRecord:
-    notification_id: str
-    state: str  # pending | delivered | failed
-    attempts: int
+class ClaimedNotification:
+    request: NotificationRequested
+    attempt: int  # this attempt's number, from 1
 
 
 class NotifierStore(Protocol):
     async def ensure_indexes(self) -> None: ...
 
-    async def begin(self, request: NotificationRequested, at: datetime) -> NotificationRecord: ...
+    async def record(self, request: NotificationRequested, at: datetime) -> bool:
+        """Queue the notification unless it is known already; True if it was new."""
 
-    async def record_attempt(self, notification_id: str, at: datetime) -> int: ...
+    async def claim_due(
+        self, now: datetime, owner: str, lease: timedelta
+    ) -> ClaimedNotification | None: ...
 
-    async def finish(
-        self, notification_id: str, state: str, at: datetime, error: str | None
+    async def delivered(self, notification_id: str, owner: str, at: datetime) -> None: ...
+
+    async def retry_at(
+        self, notification_id: str, owner: str, due_at: datetime, error: str
     ) -> None: ...
+
+    async def failed(self, notification_id: str, owner: str, at: datetime, error: str) -> None: ...
+
+    async def state(self, notification_id: str) -> str | None: ...
 
 
 class MongoNotifierStore:
@@ -38,10 +53,11 @@ class MongoNotifierStore:
         self._notifications = database["notifier_notifications"]
 
     async def ensure_indexes(self) -> None:
+        await self._notifications.create_index([("state", 1), ("due_at", 1)])
         await self._notifications.create_index("incident_id")
 
-    async def begin(self, request: NotificationRequested, at: datetime) -> NotificationRecord:
-        doc = await self._notifications.find_one_and_update(
+    async def record(self, request: NotificationRequested, at: datetime) -> bool:
+        before = await self._notifications.find_one_and_update(
             {"_id": request.notification_id},
             {
                 "$setOnInsert": {
@@ -49,29 +65,59 @@ class MongoNotifierStore:
                     "user_id": request.recipient.user_id,
                     "contact_id": request.recipient.contact_id,
                     "event": request.event.value,
+                    "request": request.model_dump(mode="json"),
                     "state": "pending",
                     "attempts": 0,
                     "created_at": at,
+                    "due_at": at,
+                    "lease_until": _EPOCH,
+                    "lease_owner": None,
                 }
             },
             upsert=True,
-            return_document=ReturnDocument.AFTER,
+            return_document=ReturnDocument.BEFORE,
         )
-        assert doc is not None  # an upsert always returns the document
-        return NotificationRecord(doc["_id"], doc["state"], doc["attempts"])
+        return before is None
 
-    async def record_attempt(self, notification_id: str, at: datetime) -> int:
+    async def claim_due(
+        self, now: datetime, owner: str, lease: timedelta
+    ) -> ClaimedNotification | None:
         doc = await self._notifications.find_one_and_update(
-            {"_id": notification_id},
-            {"$inc": {"attempts": 1}, "$set": {"last_attempt_at": at}},
+            {"state": "pending", "due_at": {"$lte": now}, "lease_until": {"$lte": now}},
+            {
+                "$set": {"lease_until": now + lease, "lease_owner": owner, "last_attempt_at": now},
+                "$inc": {"attempts": 1},
+            },
+            sort=[("due_at", 1)],
             return_document=ReturnDocument.AFTER,
         )
-        return int(doc["attempts"]) if doc else 0
-
-    async def finish(
-        self, notification_id: str, state: str, at: datetime, error: str | None
-    ) -> None:
-        await self._notifications.update_one(
-            {"_id": notification_id},
-            {"$set": {"state": state, "finished_at": at, "error": error}},
+        if doc is None:
+            return None
+        return ClaimedNotification(
+            NotificationRequested.model_validate(doc["request"]), int(doc["attempts"])
         )
+
+    async def delivered(self, notification_id: str, owner: str, at: datetime) -> None:
+        await self._finish(notification_id, owner, {"state": "delivered", "finished_at": at})
+
+    async def retry_at(
+        self, notification_id: str, owner: str, due_at: datetime, error: str
+    ) -> None:
+        await self._finish(
+            notification_id, owner, {"due_at": due_at, "lease_until": _EPOCH, "error": error}
+        )
+
+    async def failed(self, notification_id: str, owner: str, at: datetime, error: str) -> None:
+        await self._finish(
+            notification_id, owner, {"state": "failed", "finished_at": at, "error": error}
+        )
+
+    async def _finish(self, notification_id: str, owner: str, fields: Document) -> None:
+        # Only the lease holder records the outcome of its attempt.
+        await self._notifications.update_one(
+            {"_id": notification_id, "lease_owner": owner, "state": "pending"}, {"$set": fields}
+        )
+
+    async def state(self, notification_id: str) -> str | None:
+        doc = await self._notifications.find_one({"_id": notification_id}, projection={"state": 1})
+        return str(doc["state"]) if doc else None

@@ -34,13 +34,15 @@ class Page:
     path: str
     body: dict[str, Any]
     received_at: float
+    status: int = 200  # what the receiver answered
 
 
 @dataclass
 class WebhookReceiver:
-    """Records every POST; answers 200."""
+    """Records every POST; answers 200, or 503 to the next `fail_next` requests."""
 
     pages: list[Page] = field(default_factory=list)
+    fail_next: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -59,8 +61,10 @@ class WebhookReceiver:
                     self.end_headers()
                     return
                 with receiver.lock:
-                    receiver.pages.append(Page(self.path, body, time.monotonic()))
-                self.send_response(200)
+                    status = 503 if receiver.fail_next > 0 else 200
+                    receiver.fail_next = max(0, receiver.fail_next - 1)
+                    receiver.pages.append(Page(self.path, body, time.monotonic(), status))
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:

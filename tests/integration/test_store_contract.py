@@ -307,18 +307,31 @@ def request(notification_id: str) -> NotificationRequested:
     )
 
 
-async def test_notifier_begin_is_idempotent_and_attempts_count(
+async def test_notifier_queue_records_once_and_claims_under_a_lease(
     db: AsyncDatabase[Document],
 ) -> None:
     store = MongoNotifierStore(db)
     await store.ensure_indexes()
-    first = await store.begin(request("n1"), T0)
-    assert (first.state, first.attempts) == ("pending", 0)
-    assert await store.record_attempt("n1", T0) == 1
-    assert await store.record_attempt("n1", T0) == 2
-    await store.finish("n1", "delivered", T0, None)
-    again = await store.begin(request("n1"), T0)
-    assert (again.state, again.attempts) == ("delivered", 2)
+    lease = timedelta(seconds=30)
+    queued = request("n1")
+    assert await store.record(queued, T0)
+    assert not await store.record(request("n1"), T0)  # a redelivered request queues nothing
+    claims = await asyncio.gather(*(store.claim_due(T0, f"w{n}", lease) for n in range(4)))
+    claimed = [c for c in claims if c is not None]
+    assert [(c.request.notification_id, c.attempt) for c in claimed] == [("n1", 1)]
+    owner = f"w{claims.index(claimed[0])}"
+    # A retry is due later; only the lease holder may record it.
+    await store.retry_at("n1", "someone-else", T0, "stolen")
+    await store.retry_at("n1", owner, T0 + timedelta(seconds=2), "webhook answered 503")
+    assert await store.claim_due(T0 + timedelta(seconds=1), "w9", lease) is None
+    second = await store.claim_due(T0 + timedelta(seconds=2), "w9", lease)
+    assert second is not None
+    assert second.attempt == 2
+    assert second.request == queued
+    await store.delivered("n1", "w9", T0 + timedelta(seconds=3))
+    assert await store.state("n1") == "delivered"
+    assert await store.claim_due(T0 + timedelta(hours=1), "w9", lease) is None
+    assert not await store.record(request("n1"), T0)  # delivered: never queued again
 
 
 async def test_ingest_integrations_upsert_and_tokens_are_unique(
