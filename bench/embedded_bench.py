@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ingest_bench import (
     RawClient,
     alertmanager_body,
@@ -39,36 +40,16 @@ from ingest_bench import (
     raw_request,
 )
 
+from tests.e2e.harness import one_service_config
+
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-integration-token-0123456789"  # noqa: S105 (a throwaway test token)
 TRIAGED = re.compile(r"^tocsin_triage_alerts_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 
 
 def config(webhook_port: int) -> str:
-    return f"""services:
-  - id: checkout
-    name: Checkout API
-    escalation_policy: p
-integrations:
-  - id: prom
-    type: alertmanager
-    token: {TOKEN}
-    service: checkout
-users:
-  - id: alice
-    name: Alice
-    contacts:
-      - id: hook
-        type: webhook
-        address: http://127.0.0.1:{webhook_port}/alice
-    notification_rules:
-      - contact: hook
-        after: 0s
-escalation_policies:
-  - id: p
-    levels:
-      - targets: [{{user: alice}}]
-"""
+    url = f"http://127.0.0.1:{webhook_port}/alice"
+    return one_service_config(TOKEN, {"alice": url}, [("0s", ["alice"])])
 
 
 @dataclass

@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -17,17 +16,11 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from schemas import (
-    IncidentSnapshot,
-    NotificationEvent,
-    NotificationRequested,
-    Recipient,
-    Severity,
-)
 from services.notifier.channels import channels
 from services.notifier.consumers import Delivery
 from services.notifier.store import MongoNotifierStore
 from tests.e2e.harness import WebhookReceiver
+from tests.integration.test_store_contract import request
 from tocsin.clock import SystemClock
 from tocsin.config import parse_config
 from tocsin.embedded.bus import EmbeddedBus
@@ -69,25 +62,6 @@ def receiver() -> Iterator[WebhookReceiver]:
     receiver.start()
     yield receiver
     receiver.stop()
-
-
-def request(notification_id: str, user: str) -> NotificationRequested:
-    return NotificationRequested(
-        occurred_at=datetime.now(UTC),
-        correlation_id="i",
-        notification_id=notification_id,
-        event=NotificationEvent.TRIGGERED,
-        incident=IncidentSnapshot(
-            id="i",
-            title="t",
-            severity=Severity.SEV1,
-            status="triggered",
-            service="s",
-            alert_count=1,
-        ),
-        recipient=Recipient(user_id=user, contact_id="hook"),
-        escalation_level=0,
-    )
 
 
 @pytest.fixture

@@ -288,7 +288,7 @@ async def test_escalation_cancelled_timers_never_fire(db: AsyncDatabase[Document
 # -- notifier and ingest -----------------------------------------------------------------
 
 
-def request(notification_id: str) -> NotificationRequested:
+def request(notification_id: str, user: str = "alice") -> NotificationRequested:
     return NotificationRequested(
         occurred_at=T0,
         correlation_id="i",
@@ -302,7 +302,7 @@ def request(notification_id: str) -> NotificationRequested:
             service="s",
             alert_count=1,
         ),
-        recipient=Recipient(user_id="alice", contact_id="hook"),
+        recipient=Recipient(user_id=user, contact_id="hook"),
         escalation_level=0,
     )
 
