@@ -38,7 +38,6 @@ from services.escalation.domain.lifecycle import (
 from services.escalation.domain.outbox import (
     ArmTimer,
     NotificationRule,
-    OutboxItem,
     SendNotification,
     outbox_items,
 )
@@ -292,5 +291,3 @@ def _with_lifecycle(
         version=incident.version if version is None else version,
     )
 
-
-__all__ = ["Escalation", "IncidentNotFound", "InvalidTransition", "OutboxItem"]
