@@ -1,5 +1,7 @@
 """What every bus adapter does with one consumed record: validate it, run the handler with
-bounded retries and backoff, and dead-letter it to `<topic>.dlq` with the reason.
+bounded retries and backoff, and dead-letter it to `<topic>.dlq` with the reason. A handler
+that fails because infrastructure is unavailable (`UNAVAILABLE`) is retried until it passes:
+the message is not at fault, and dead-lettering it would lose it.
 
 The adapter commits its position only after `RecordProcessor.process` returned, so a record
 whose handler never finished (the process died) is delivered again.
@@ -14,16 +16,21 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure
 
 from schemas import DeadLetter, Envelope, dlq_topic
 from tocsin import telemetry
-from tocsin.bus import M, Subscription
+from tocsin.bus import M, PublishError, Subscription
 from tocsin.clock import utc_now
 from tocsin.metrics import CONSUMED, DEAD_LETTERED, HANDLER_RETRIES
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, str, Envelope], Awaitable[None]]
+
+# Failures of infrastructure, not of the message: retried until they pass, never dead-lettered.
+# (The embedded SQLite file has no such transient failures: its errors are bugs, and go on.)
+UNAVAILABLE: tuple[type[Exception], ...] = (PublishError, ConnectionFailure)
 
 
 @dataclass(frozen=True)
@@ -56,13 +63,30 @@ class RecordProcessor:
                 CONSUMED.labels(topic=topic, outcome="invalid").inc()
                 return
             span.set_attribute("tocsin.event_id", str(message.event_id))
-            for attempt in range(1, self._attempts + 1):
+            attempt = 1
+            unavailable_for = 0
+            while True:
                 try:
                     await subscription.handler(message)
                 except asyncio.CancelledError:
                     raise
+                except UNAVAILABLE as error:
+                    # The message is fine; what it needs is down (a MongoDB failover, Kafka
+                    # restarting). Dead-lettering it would lose a page: wait and retry, without
+                    # moving on, for as long as it takes (backpressure, like Kafka's own).
+                    unavailable_for += 1
+                    delay = min(self._backoff * 2 ** min(unavailable_for, 10), 10.0)
+                    HANDLER_RETRIES.labels(topic=topic).inc()
+                    log.warning(
+                        "handler for %s: %s unavailable (%s); retrying in %.1fs",
+                        topic,
+                        type(error).__name__,
+                        error,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
                 except Exception as error:
-                    if attempt == self._attempts:
+                    if attempt >= self._attempts:
                         log.exception(
                             "handler for %s failed %d times; dead-lettering", topic, attempt
                         )
@@ -80,6 +104,7 @@ class RecordProcessor:
                         error,
                         delay,
                     )
+                    attempt += 1
                     await asyncio.sleep(delay)
                 else:
                     CONSUMED.labels(topic=topic, outcome="handled").inc()

@@ -45,6 +45,7 @@ from services.escalation.store import EscalationIncident, EscalationStore, Timel
 from tocsin.bus import Bus
 from tocsin.clock import Clock
 from tocsin.config import TocsinConfig
+from tocsin.consumer import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +235,19 @@ class Escalation:
     async def run_timers(self) -> None:
         """Claim due timers with a lease and fire them; sweep outboxes a crash left behind."""
         while True:
-            fired = await self.fire_due_timers()
-            for incident_id in await self._store.with_stale_outbox(
-                self._clock.now() - _STALE_OUTBOX, limit=50
-            ):
-                await self.flush(incident_id)
+            try:
+                fired = await self.fire_due_timers()
+                for incident_id in await self._store.with_stale_outbox(
+                    self._clock.now() - _STALE_OUTBOX, limit=50
+                ):
+                    await self.flush(incident_id)
+            except UNAVAILABLE as error:
+                # Timers and outboxes are durable: a claimed timer is retaken after its lease.
+                log.warning(
+                    "timer loop: %s unavailable (%s); retrying", type(error).__name__, error
+                )
+                fired = 0
+                await asyncio.sleep(1.0)
             if not fired:
                 await asyncio.sleep(self._poll)
 
@@ -290,4 +299,3 @@ def _with_lifecycle(
         lifecycle=outcome.state,
         version=incident.version if version is None else version,
     )
-

@@ -31,6 +31,7 @@ from services.notifier.store import ClaimedNotification, NotifierStore
 from tocsin.bus import Bus
 from tocsin.clock import Clock
 from tocsin.config import TocsinConfig
+from tocsin.consumer import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,12 @@ class Delivery:
                 self._wakeup.clear()
                 while len(in_flight) < self._concurrency:
                     now = self._clock.now()
-                    claimed = await self._store.claim_due(now, self._owner, self._lease)
+                    try:
+                        claimed = await self._store.claim_due(now, self._owner, self._lease)
+                    except UNAVAILABLE as error:
+                        log.warning("delivery loop: store unavailable (%s); retrying", error)
+                        await asyncio.sleep(1.0)
+                        break
                     if claimed is None:
                         break
                     task = asyncio.create_task(self._attempt(claimed))

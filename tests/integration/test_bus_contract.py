@@ -16,7 +16,7 @@ from opentelemetry import trace
 
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus, DeadLetter, Envelope, dlq_topic
 from tocsin import telemetry
-from tocsin.bus import Bus, Subscription
+from tocsin.bus import Bus, PublishError, Subscription
 from tocsin.embedded.bus import EmbeddedBus
 from tocsin.embedded.sqlite import SqliteFile
 from tocsin.kafka import KafkaBus
@@ -224,5 +224,28 @@ async def test_failing_handler_is_retried_then_dead_lettered_and_the_loop_moves_
         assert letter.attempts == 3
         assert "ValueError: cannot triage this one" in letter.error
         assert AlertReceived.model_validate_json(letter.payload).correlation_id == "c3"
+    finally:
+        await running.stop()
+
+
+async def test_handler_failing_on_unavailable_infrastructure_waits_instead_of_dead_lettering(
+    started: Bus,
+) -> None:
+    calls: list[str] = []
+    handled: asyncio.Queue[str] = asyncio.Queue()
+
+    async def handler(message: AlertReceived) -> None:
+        calls.append(message.correlation_id)
+        if len(calls) <= 5:  # more failures than the 3 attempts a poison message gets
+            raise PublishError("incidents.events: KafkaConnectionError: broker down")
+        await handled.put(message.correlation_id)
+
+    await started.publish(ALERTS_RAW, "k", alert(7))
+    running = Running(started, Subscription(ALERTS_RAW, GROUP, AlertReceived, handler))
+    try:
+        assert await asyncio.wait_for(handled.get(), 60) == "c7"
+        assert calls == ["c7"] * 6
+        with pytest.raises(TimeoutError):
+            await collect(started, dlq_topic(ALERTS_RAW), DeadLetter, 1, timeout=2)
     finally:
         await running.stop()
