@@ -7,7 +7,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.responses import JSONResponse
@@ -19,6 +19,8 @@ from tocsin.metrics import HTTP_REQUESTS
 
 access_log = logging.getLogger("tocsin.access")
 
+T = TypeVar("T")
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
@@ -27,20 +29,36 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class TokenDirectory(Generic[T]):
+    """Finds what a secret token names, holding only digests and comparing against every one,
+    so that the time taken does not tell which entry matched (or how close a guess came)."""
+
+    def __init__(self, entries: dict[str, T] | None = None) -> None:
+        self._by_digest: dict[str, T] = dict(entries or {})
+
+    def replace(self, entries: dict[str, T]) -> None:
+        self._by_digest = dict(entries)
+
+    def find(self, token: str) -> T | None:
+        try:
+            candidate = token_digest(token)
+        except UnicodeEncodeError:  # a lone surrogate: no token of ours
+            return None
+        found = None
+        for digest, entry in self._by_digest.items():
+            if hmac.compare_digest(candidate, digest):
+                found = entry
+        return found
+
+
 class ApiKeys:
-    """The operator API keys, held only as digests and compared in constant time."""
+    """The operator API keys: key name by digest."""
 
     def __init__(self, digests: dict[str, str]) -> None:
-        self._digests = digests  # name -> sha256 hex
+        self._keys = TokenDirectory({digest: name for name, digest in digests.items()})
 
     def authenticate(self, token: str) -> str | None:
-        candidate = token_digest(token)
-        found: str | None = None
-        for name, digest in self._digests.items():
-            # Compare against every key so the time taken does not tell which one matched.
-            if hmac.compare_digest(candidate, digest):
-                found = name
-        return found
+        return self._keys.find(token)
 
 
 _bearer = HTTPBearer(auto_error=False)

@@ -24,7 +24,6 @@ from services.ingest.intake import (
     BadJson,
     BodyTooLarge,
     Caller,
-    TokenDirectory,
     decode_json,
     publish,
     read_body,
@@ -36,6 +35,7 @@ from services.ingest.metrics import PAYLOAD_BYTES, REQUEST_SECONDS, UNKNOWN
 from services.ingest.ratelimit import RateLimiter
 from tocsin.bus import Bus
 from tocsin.clock import Clock
+from tocsin.http import TokenDirectory
 
 
 def _documented_body() -> dict[str, Any]:

@@ -8,13 +8,13 @@ from services.ingest import enqueue
 from services.ingest.api import router
 from services.ingest.formats import FORMATS
 from services.ingest.heartbeat_monitor import HeartbeatMonitor
-from services.ingest.intake import Caller, TokenDirectory
+from services.ingest.intake import Caller
 from services.ingest.ratelimit import RateLimiter
 from services.ingest.store import HeartbeatDeclaration, IngestStore, Integration
 from tocsin.bus import Bus
 from tocsin.clock import Clock
 from tocsin.config import TocsinConfig
-from tocsin.http import token_digest
+from tocsin.http import TokenDirectory, token_digest
 from tocsin.service import Service
 
 PRODUCES = (ALERTS_RAW,)

@@ -20,7 +20,6 @@ from services.ingest.intake import (
     BadJson,
     BodyTooLarge,
     Caller,
-    TokenDirectory,
     decode_json,
     publish,
     read_body,
@@ -37,6 +36,7 @@ from services.ingest.metrics import (
 from services.ingest.ratelimit import RateLimiter
 from tocsin.bus import Bus
 from tocsin.clock import Clock
+from tocsin.http import TokenDirectory
 
 SOURCE = "pagerduty"
 

@@ -1,14 +1,13 @@
-"""The edge every ingest route shares: finding who is calling by token (constant time), reading
-a bounded body, decoding JSON strictly, and publishing so that 2xx means durable."""
+"""The edge every ingest route shares: who is calling (by token, through the constant-time
+`tocsin.http.TokenDirectory`), reading a bounded body, decoding JSON strictly, and publishing
+so that 2xx means durable."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -21,33 +20,10 @@ from services.ingest.metrics import ALERTS_ACCEPTED, BACKPRESSURE, REQUESTS_REJE
 from services.ingest.store import Integration
 from tocsin.bus import Bus, PublishError
 from tocsin.config import HmacConfig, IngestLimitsConfig
-from tocsin.http import token_digest
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "5"
-T = TypeVar("T")
-
-
-class TokenDirectory(Generic[T]):
-    """Finds what a token names without revealing, through timing, which entry matched."""
-
-    def __init__(self) -> None:
-        self._by_digest: dict[str, T] = {}
-
-    def replace(self, entries: dict[str, T]) -> None:
-        self._by_digest = dict(entries)
-
-    def find(self, token: str) -> T | None:
-        try:
-            candidate = token_digest(token)
-        except UnicodeEncodeError:  # a lone surrogate: no token of ours
-            return None
-        found = None
-        for digest, entry in self._by_digest.items():
-            if hmac.compare_digest(candidate, digest):
-                found = entry
-        return found
 
 
 @dataclass(frozen=True)
