@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -147,6 +148,32 @@ def wait_ready(processes: list[TocsinProcess], timeout: float = 90.0) -> None:
         raise AssertionError(
             "not ready: " + ", ".join(f"{p.name}:\n{p.log()[-2000:]}" for p in pending)
         )
+
+
+def start_distributed(
+    config: Path, workdir: Path, kafka_bootstrap: str, mongo_url: str, admin_token: str
+) -> list[TocsinProcess]:
+    """The four services as separate processes (ingest, triage, escalation, notifier), on a
+    topic namespace and a database of their own."""
+    run_id = uuid.uuid4().hex[:10]
+    env = {
+        "TOCSIN_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "TOCSIN_MONGO_URL": mongo_url,
+        "TOCSIN_KAFKA_NAMESPACE": f"e2e-{run_id}.",
+        "TOCSIN_MONGO_DATABASE": f"e2e_{run_id}",
+        "TOCSIN_ADMIN_TOKEN": admin_token,
+        "TOCSIN_TIMER_POLL_SECONDS": "0.1",
+    }
+    return [
+        start_process(["serve", name, "--config", str(config)], name, free_port(), env, workdir)
+        for name in ("ingest", "triage", "escalation", "notifier")
+    ]
+
+
+def print_logs(processes: list[TocsinProcess]) -> None:
+    """Shown by pytest when a test fails."""
+    for proc in processes:
+        print(f"----- {proc.name} log -----\n{proc.log()[-3000:]}")
 
 
 def stop_processes(processes: list[TocsinProcess]) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,8 @@ from tests.e2e.harness import (
     TocsinProcess,
     WebhookReceiver,
     alertmanager_payload,
-    free_port,
-    start_process,
+    print_logs,
+    start_distributed,
     stop_processes,
     wait_ready,
 )
@@ -88,27 +87,14 @@ def stack(
     receiver.start()
     config = workdir / "tocsin.yaml"
     write_config(config, receiver)
-    run_id = uuid.uuid4().hex[:10]
-    env = {
-        "TOCSIN_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "TOCSIN_MONGO_URL": mongo_url,
-        "TOCSIN_KAFKA_NAMESPACE": f"e2e-{run_id}.",
-        "TOCSIN_MONGO_DATABASE": f"e2e_{run_id}",
-        "TOCSIN_ADMIN_TOKEN": ADMIN,
-        "TOCSIN_TIMER_POLL_SECONDS": "0.1",
-    }
-    processes = [
-        start_process(["serve", name, "--config", str(config)], name, free_port(), env, workdir)
-        for name in ("ingest", "triage", "escalation", "notifier")
-    ]
+    processes = start_distributed(config, workdir, kafka_bootstrap, mongo_url, ADMIN)
     try:
         wait_ready(processes)
         yield Stack(processes[0].base_url, processes[2].base_url, receiver, processes)
     finally:
         stop_processes(processes)
         receiver.stop()
-        for proc in processes:
-            print(f"----- {proc.name} log -----\n{proc.log()[-3000:]}")
+        print_logs(processes)
 
 
 def _incident_status(stack: Stack, incident_id: str, wanted: str) -> str:

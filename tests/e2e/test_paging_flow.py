@@ -10,7 +10,6 @@ services as separate processes, and on `tocsin up` (one process, embedded bus an
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from tests.e2e.harness import (
     alertmanager_payload,
     free_port,
     one_service_config,
+    print_logs,
+    start_distributed,
     start_process,
     stop_processes,
     wait_ready,
@@ -74,22 +75,12 @@ def stack(
     receiver.start()
     config = workdir / "tocsin.yaml"
     write_config(config, receiver)
-    run_id = uuid.uuid4().hex[:10]
-    env = {"TOCSIN_ADMIN_TOKEN": ADMIN, "TOCSIN_TIMER_POLL_SECONDS": "0.1"}
     if request.param == "distributed":
-        env |= {
-            "TOCSIN_KAFKA_BOOTSTRAP": kafka_bootstrap,
-            "TOCSIN_MONGO_URL": mongo_url,
-            "TOCSIN_KAFKA_NAMESPACE": f"e2e-{run_id}.",
-            "TOCSIN_MONGO_DATABASE": f"e2e_{run_id}",
-        }
-        processes = [
-            start_process(["serve", name, "--config", str(config)], name, free_port(), env, workdir)
-            for name in ("ingest", "triage", "escalation", "notifier")
-        ]
+        processes = start_distributed(config, workdir, kafka_bootstrap, mongo_url, ADMIN)
         ingest, api = processes[0], processes[2]
     else:
         args = ["up", "--config", str(config), "--data-dir", str(workdir / "data")]
+        env = {"TOCSIN_ADMIN_TOKEN": ADMIN, "TOCSIN_TIMER_POLL_SECONDS": "0.1"}
         processes = [start_process(args, "tocsin-up", free_port(), env, workdir)]
         ingest = api = processes[0]
     try:
@@ -100,8 +91,7 @@ def stack(
     finally:
         stop_processes(processes)
         receiver.stop()
-        for proc in processes:
-            print(f"----- {proc.name} log -----\n{proc.log()[-3000:]}")
+        print_logs(processes)
 
 
 def _alerts(status: str) -> list[dict[str, object]]:

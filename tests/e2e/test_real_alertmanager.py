@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,11 +25,11 @@ import pytest
 
 from tests.e2e.harness import (
     ROOT,
-    TocsinProcess,
     WebhookReceiver,
     free_port,
     one_service_config,
-    start_process,
+    print_logs,
+    start_distributed,
     stop_processes,
     wait_ready,
 )
@@ -154,19 +153,7 @@ def stack(
     receiver.start()
     config = workdir / "tocsin.yaml"
     config.write_text(tocsin_config(receiver))
-    run_id = uuid.uuid4().hex[:10]
-    env = {
-        "TOCSIN_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "TOCSIN_MONGO_URL": mongo_url,
-        "TOCSIN_KAFKA_NAMESPACE": f"e2e-am-{run_id}.",
-        "TOCSIN_MONGO_DATABASE": f"e2e_am_{run_id}",
-        "TOCSIN_ADMIN_TOKEN": ADMIN,
-        "TOCSIN_TIMER_POLL_SECONDS": "0.1",
-    }
-    processes: list[TocsinProcess] = [
-        start_process(["serve", name, "--config", str(config)], name, free_port(), env, workdir)
-        for name in ("ingest", "triage", "escalation", "notifier")
-    ]
+    processes = start_distributed(config, workdir, kafka_bootstrap, mongo_url, ADMIN)
     manager: Alertmanager | None = None
     try:
         wait_ready(processes)
@@ -179,8 +166,7 @@ def stack(
             print(f"----- alertmanager log -----\n{manager.log_path.read_text()[-4000:]}")
         stop_processes(processes)
         receiver.stop()
-        for proc in processes:
-            print(f"----- {proc.name} log -----\n{proc.log()[-3000:]}")
+        print_logs(processes)
 
 
 def prometheus_alert(instance: str, ends_at: datetime | None = None) -> dict[str, Any]:
