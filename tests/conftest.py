@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tocsin.mongo import Document, open_client
+from tocsin.runtime.mongo import Document, open_client
 
 
 def _required_env(name: str) -> str:

@@ -10,10 +10,10 @@ from services.escalation.api import router
 from services.escalation.consumers import CommandHandler
 from services.escalation.engine import Escalation
 from services.escalation.store import EscalationStore
-from tocsin.bus import Bus, Subscription
-from tocsin.clock import Clock
-from tocsin.config import TocsinConfig
-from tocsin.service import Service
+from tocsin.composition.config import TocsinConfig
+from tocsin.runtime.bus import Bus, Subscription
+from tocsin.runtime.clock import Clock
+from tocsin.runtime.service import Service
 
 CONSUMER_GROUP = "tocsin-escalation"
 

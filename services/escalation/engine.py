@@ -42,10 +42,10 @@ from services.escalation.domain.outbox import (
     outbox_items,
 )
 from services.escalation.store import EscalationIncident, EscalationStore, TimelineEntry, Timer
-from tocsin.bus import Bus
-from tocsin.clock import Clock
-from tocsin.config import TocsinConfig
-from tocsin.consumer import UNAVAILABLE
+from tocsin.composition.config import TocsinConfig
+from tocsin.runtime.bus import Bus
+from tocsin.runtime.clock import Clock
+from tocsin.runtime.consumer import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 

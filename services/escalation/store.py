@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from schemas import Severity
 from services.escalation.domain.lifecycle import Lifecycle, Status
 from services.escalation.domain.outbox import ArmTimer, OutboxItem, SendNotification
-from tocsin.mongo import Document
+from tocsin.runtime.mongo import Document
 
 _ITEMS = TypeAdapter(list[OutboxItem])
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

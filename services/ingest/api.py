@@ -33,9 +33,9 @@ from services.ingest.intake import (
 )
 from services.ingest.metrics import PAYLOAD_BYTES, REQUEST_SECONDS, UNKNOWN
 from services.ingest.ratelimit import RateLimiter
-from tocsin.bus import Bus
-from tocsin.clock import Clock
-from tocsin.http import TokenDirectory
+from tocsin.runtime.bus import Bus
+from tocsin.runtime.clock import Clock
+from tocsin.runtime.http import TokenDirectory
 
 
 def _documented_body() -> dict[str, Any]:

@@ -11,11 +11,11 @@ from services.ingest.heartbeat_monitor import HeartbeatMonitor
 from services.ingest.intake import Caller
 from services.ingest.ratelimit import RateLimiter
 from services.ingest.store import HeartbeatDeclaration, IngestStore, Integration
-from tocsin.bus import Bus
-from tocsin.clock import Clock
-from tocsin.config import TocsinConfig
-from tocsin.http import TokenDirectory, token_digest
-from tocsin.service import Service
+from tocsin.composition.config import TocsinConfig
+from tocsin.runtime.bus import Bus
+from tocsin.runtime.clock import Clock
+from tocsin.runtime.http import TokenDirectory, token_digest
+from tocsin.runtime.service import Service
 
 PRODUCES = (ALERTS_RAW,)
 

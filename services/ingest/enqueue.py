@@ -34,9 +34,9 @@ from services.ingest.metrics import (
     UNKNOWN,
 )
 from services.ingest.ratelimit import RateLimiter
-from tocsin.bus import Bus
-from tocsin.clock import Clock
-from tocsin.http import TokenDirectory
+from tocsin.runtime.bus import Bus
+from tocsin.runtime.clock import Clock
+from tocsin.runtime.http import TokenDirectory
 
 SOURCE = "pagerduty"
 

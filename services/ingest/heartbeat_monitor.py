@@ -21,8 +21,8 @@ from pymongo.errors import PyMongoError
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus
 from services.ingest.heartbeats import Heartbeat, HeartbeatStatus, alert, transition
 from services.ingest.store import IngestStore, Outbox
-from tocsin.bus import Bus, PublishError
-from tocsin.clock import Clock
+from tocsin.runtime.bus import Bus, PublishError
+from tocsin.runtime.clock import Clock
 
 log = logging.getLogger(__name__)
 

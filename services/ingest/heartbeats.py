@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from schemas import AlertReceived, AlertStatus
 from services.ingest.formats.common import label_fingerprint, pairs
-from tocsin.durations import format_duration
+from tocsin.runtime.durations import format_duration
 
 SOURCE = "heartbeat"
 ALERTNAME = "HeartbeatMissed"

@@ -1,6 +1,6 @@
 """The edge every ingest route shares: who is calling (by token, through the constant-time
-`tocsin.http.TokenDirectory`), reading a bounded body, decoding JSON strictly, and publishing
-so that 2xx means durable."""
+`tocsin.runtime.http.TokenDirectory`), reading a bounded body, decoding JSON strictly, and
+publishing so that 2xx means durable."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from services.ingest.formats import Format
 from services.ingest.formats.common import json_path
 from services.ingest.metrics import ALERTS_ACCEPTED, BACKPRESSURE, REQUESTS_REJECTED
 from services.ingest.store import Integration
-from tocsin.bus import Bus, PublishError
-from tocsin.config import HmacConfig, IngestLimitsConfig
+from tocsin.composition.config import HmacConfig, IngestLimitsConfig
+from tocsin.runtime.bus import Bus, PublishError
 
 log = logging.getLogger(__name__)
 

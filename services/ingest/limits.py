@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from schemas import AlertReceived, Label
 from services.ingest.formats.common import json_path
-from tocsin.config import IngestLimitsConfig
+from tocsin.composition.config import IngestLimitsConfig
 
 
 @dataclass(frozen=True)

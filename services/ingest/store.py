@@ -13,7 +13,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.ingest.heartbeats import Heartbeat, HeartbeatStatus
-from tocsin.mongo import Document
+from tocsin.runtime.mongo import Document
 
 
 @dataclass(frozen=True)

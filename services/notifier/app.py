@@ -9,10 +9,10 @@ from schemas import NOTIFICATIONS_REQUESTED, NotificationRequested
 from services.notifier.channels import channels
 from services.notifier.consumers import Delivery
 from services.notifier.store import NotifierStore
-from tocsin.bus import Bus, Subscription
-from tocsin.clock import Clock
-from tocsin.config import TocsinConfig
-from tocsin.service import Service
+from tocsin.composition.config import TocsinConfig
+from tocsin.runtime.bus import Bus, Subscription
+from tocsin.runtime.clock import Clock
+from tocsin.runtime.service import Service
 
 CONSUMER_GROUP = "tocsin-notifier"
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import httpx
 
 from schemas import NotificationRequested
-from tocsin.config import ContactConfig
+from tocsin.composition.config import ContactConfig
 
 
 class DeliveryFailed(Exception):

@@ -28,10 +28,10 @@ from schemas import (
 )
 from services.notifier.channels import Channel, DeliveryFailed
 from services.notifier.store import ClaimedNotification, NotifierStore
-from tocsin.bus import Bus
-from tocsin.clock import Clock
-from tocsin.config import TocsinConfig
-from tocsin.consumer import UNAVAILABLE
+from tocsin.composition.config import TocsinConfig
+from tocsin.runtime.bus import Bus
+from tocsin.runtime.clock import Clock
+from tocsin.runtime.consumer import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 

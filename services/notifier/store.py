@@ -16,7 +16,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import NotificationRequested
-from tocsin.mongo import Document
+from tocsin.runtime.mongo import Document
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

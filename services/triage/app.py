@@ -8,9 +8,9 @@ from schemas import ALERTS_RAW, AlertReceived
 from services.triage.api import router
 from services.triage.consumers import AlertTriage
 from services.triage.store import TriageStore
-from tocsin.bus import Bus, Subscription
-from tocsin.config import TocsinConfig
-from tocsin.service import Service
+from tocsin.composition.config import TocsinConfig
+from tocsin.runtime.bus import Bus, Subscription
+from tocsin.runtime.service import Service
 
 CONSUMER_GROUP = "tocsin-triage"
 

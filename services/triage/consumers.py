@@ -27,8 +27,8 @@ from services.triage.domain import (
     incident_event_id,
 )
 from services.triage.store import NewIncident, TriageStore
-from tocsin.bus import Bus
-from tocsin.config import TocsinConfig
+from tocsin.composition.config import TocsinConfig
+from tocsin.runtime.bus import Bus
 
 log = logging.getLogger(__name__)
 

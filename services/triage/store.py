@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from schemas import AlertReceived, AlertStatus, Severity
 from services.triage.domain import Occurrence
-from tocsin.mongo import Document
+from tocsin.runtime.mongo import Document
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from services.triage import app as triage
 from services.triage.consumers import AlertTriage
 from services.triage.store import MongoTriageStore
 from tests.integration.test_kafka_bus import bus
-from tocsin.config import TocsinConfig
-from tocsin.http import ApiKeys, api_key_dependency, token_digest
-from tocsin.kafka import KafkaBus
-from tocsin.mongo import Document
+from tocsin.composition.config import TocsinConfig
+from tocsin.runtime.http import ApiKeys, api_key_dependency, token_digest
+from tocsin.runtime.kafka import KafkaBus
+from tocsin.runtime.mongo import Document
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 

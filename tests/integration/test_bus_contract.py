@@ -15,11 +15,11 @@ import pytest
 from opentelemetry import trace
 
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus, DeadLetter, Envelope, dlq_topic
-from tocsin import telemetry
-from tocsin.bus import Bus, PublishError, Subscription
-from tocsin.embedded.bus import EmbeddedBus
-from tocsin.embedded.sqlite import SqliteFile
-from tocsin.kafka import KafkaBus
+from tocsin.runtime import telemetry
+from tocsin.runtime.bus import Bus, PublishError, Subscription
+from tocsin.runtime.embedded.bus import EmbeddedBus
+from tocsin.runtime.embedded.sqlite import SqliteFile
+from tocsin.runtime.kafka import KafkaBus
 
 GROUP = "contract"
 E = TypeVar("E", bound=Envelope)

@@ -23,10 +23,10 @@ from schemas import ALERTS_RAW, AlertReceived, AlertStatus
 from services.ingest import app as ingest
 from services.ingest.store import MongoIngestStore
 from tests.integration.test_kafka_bus import bus, read_topic
-from tocsin.config import parse_config
-from tocsin.kafka import KafkaBus
-from tocsin.mongo import Document
-from tocsin.service import Service
+from tocsin.composition.config import parse_config
+from tocsin.runtime.kafka import KafkaBus
+from tocsin.runtime.mongo import Document
+from tocsin.runtime.service import Service
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 

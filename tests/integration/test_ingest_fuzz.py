@@ -23,11 +23,11 @@ from schemathesis import GenerationMode
 from services.ingest import app as ingest
 from services.ingest.store import MongoIngestStore
 from tests.e2e.harness import free_port
-from tocsin.clock import SystemClock
-from tocsin.config import parse_config
-from tocsin.kafka import KafkaBus
-from tocsin.mongo import open_client
-from tocsin.service import create_app
+from tocsin.composition.config import parse_config
+from tocsin.runtime.clock import SystemClock
+from tocsin.runtime.kafka import KafkaBus
+from tocsin.runtime.mongo import open_client
+from tocsin.runtime.service import create_app
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 

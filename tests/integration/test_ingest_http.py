@@ -15,10 +15,10 @@ from schemas import ALERTS_RAW, AlertReceived
 from services.ingest import app as ingest
 from services.ingest.store import MongoIngestStore
 from tests.integration.test_kafka_bus import bus, read_topic
-from tocsin.clock import SystemClock
-from tocsin.config import parse_config
-from tocsin.kafka import KafkaBus
-from tocsin.mongo import Document
+from tocsin.composition.config import parse_config
+from tocsin.runtime.clock import SystemClock
+from tocsin.runtime.kafka import KafkaBus
+from tocsin.runtime.mongo import Document
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 

@@ -10,8 +10,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas import ALERTS_RAW, AlertReceived, DeadLetter, dlq_topic
-from tocsin.bus import Subscription
-from tocsin.kafka import KafkaBus
+from tocsin.runtime.bus import Subscription
+from tocsin.runtime.kafka import KafkaBus
 
 pytestmark = pytest.mark.kafka
 

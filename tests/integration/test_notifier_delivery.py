@@ -21,12 +21,12 @@ from services.notifier.consumers import Delivery
 from services.notifier.store import MongoNotifierStore
 from tests.e2e.harness import WebhookReceiver
 from tests.integration.test_store_contract import request
-from tocsin.clock import SystemClock
-from tocsin.config import parse_config
-from tocsin.embedded.bus import EmbeddedBus
-from tocsin.embedded.docstore import EmbeddedDatabase
-from tocsin.embedded.sqlite import SqliteFile
-from tocsin.mongo import Document
+from tocsin.composition.config import parse_config
+from tocsin.runtime.clock import SystemClock
+from tocsin.runtime.embedded.bus import EmbeddedBus
+from tocsin.runtime.embedded.docstore import EmbeddedDatabase
+from tocsin.runtime.embedded.sqlite import SqliteFile
+from tocsin.runtime.mongo import Document
 
 
 @pytest.fixture

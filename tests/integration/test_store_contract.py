@@ -33,9 +33,9 @@ from services.ingest.store import Integration, MongoIngestStore
 from services.notifier.store import MongoNotifierStore
 from services.triage.domain import Occurrence
 from services.triage.store import MongoTriageStore, NewIncident
-from tocsin.embedded.docstore import EmbeddedDatabase
-from tocsin.embedded.sqlite import SqliteFile
-from tocsin.mongo import Document, open_client
+from tocsin.runtime.embedded.docstore import EmbeddedDatabase
+from tocsin.runtime.embedded.sqlite import SqliteFile
+from tocsin.runtime.mongo import Document, open_client
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

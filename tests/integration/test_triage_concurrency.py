@@ -14,8 +14,8 @@ from schemas import INCIDENTS_EVENTS, AlertReceived, AlertStatus, IncidentEvent,
 from services.triage.consumers import AlertTriage
 from services.triage.store import MongoTriageStore
 from tests.integration.test_kafka_bus import bus, read_topic
-from tocsin.config import TocsinConfig
-from tocsin.mongo import Document, open_client
+from tocsin.composition.config import TocsinConfig
+from tocsin.runtime.mongo import Document, open_client
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 

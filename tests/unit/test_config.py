@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tocsin.config import ConfigError, TocsinConfig, load_config, parse_config
+from tocsin.composition.config import ConfigError, TocsinConfig, load_config, parse_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tocsin.yaml"
 EXAMPLE_TOKEN = "example-token-change-me-0123456789"

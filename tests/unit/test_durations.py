@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tocsin.durations import format_duration, parse_duration
+from tocsin.runtime.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tocsin.embedded.matching import (
+from tocsin.runtime.embedded.matching import (
     UnsupportedOperation,
     apply_update,
     matches,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from tocsin.http import ApiKeys, token_digest
+from tocsin.runtime.http import ApiKeys, token_digest
 
 
 def test_token_digest_is_sha256_hex() -> None:

@@ -17,7 +17,7 @@ from services.ingest.formats import FORMATS, ParseContext
 from services.ingest.formats.common import json_path
 from services.ingest.intake import BadJson, decode_json
 from services.ingest.ratelimit import RateLimiter
-from tocsin.config import IngestLimitsConfig
+from tocsin.composition.config import IngestLimitsConfig
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 SECRET = "grafana-shared-secret-0123"

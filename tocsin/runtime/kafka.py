@@ -17,9 +17,9 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from opentelemetry import trace
 
 from schemas import TOPICS, Envelope, dlq_topic
-from tocsin import telemetry
-from tocsin.bus import M, PublishError, Subscription
-from tocsin.consumer import Record, RecordProcessor
+from tocsin.runtime import telemetry
+from tocsin.runtime.bus import M, PublishError, Subscription
+from tocsin.runtime.consumer import Record, RecordProcessor
 
 
 class KafkaBus:

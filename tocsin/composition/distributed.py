@@ -8,14 +8,14 @@ import socket
 import httpx
 from fastapi import FastAPI
 
-from tocsin import telemetry
-from tocsin.clock import SystemClock
-from tocsin.config import TocsinConfig
-from tocsin.kafka import KafkaBus
-from tocsin.mongo import open_client, ping
-from tocsin.service import ProcessState, create_app
-from tocsin.settings import Settings
-from tocsin.wiring import Parts, ServiceName, build_service
+from tocsin.composition.config import TocsinConfig
+from tocsin.composition.wiring import Parts, ServiceName, build_service
+from tocsin.runtime import telemetry
+from tocsin.runtime.clock import SystemClock
+from tocsin.runtime.kafka import KafkaBus
+from tocsin.runtime.mongo import open_client, ping
+from tocsin.runtime.service import ProcessState, create_app
+from tocsin.runtime.settings import Settings
 
 
 def create_service_app(

@@ -18,8 +18,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from tocsin.bus import Bus, Subscription
-from tocsin.http import ReadinessCheck, install_ops
+from tocsin.runtime.bus import Bus, Subscription
+from tocsin.runtime.http import ReadinessCheck, install_ops
 
 log = logging.getLogger(__name__)
 

@@ -20,16 +20,16 @@ from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tocsin import telemetry
-from tocsin.clock import SystemClock
-from tocsin.config import TocsinConfig
-from tocsin.embedded.bus import EmbeddedBus
-from tocsin.embedded.docstore import EmbeddedDatabase
-from tocsin.embedded.sqlite import SqliteFile
-from tocsin.mongo import Document
-from tocsin.service import ProcessState, Service, create_app
-from tocsin.settings import Settings
-from tocsin.wiring import SERVICE_NAMES, Parts, build_service
+from tocsin.composition.config import TocsinConfig
+from tocsin.composition.wiring import SERVICE_NAMES, Parts, build_service
+from tocsin.runtime import telemetry
+from tocsin.runtime.clock import SystemClock
+from tocsin.runtime.embedded.bus import EmbeddedBus
+from tocsin.runtime.embedded.docstore import EmbeddedDatabase
+from tocsin.runtime.embedded.sqlite import SqliteFile
+from tocsin.runtime.mongo import Document
+from tocsin.runtime.service import ProcessState, Service, create_app
+from tocsin.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tocsin.metrics import HTTP_REQUESTS
+from tocsin.runtime.metrics import HTTP_REQUESTS
 
 access_log = logging.getLogger("tocsin.access")
 

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from opentelemetry import trace
 
 from schemas import Envelope
-from tocsin import telemetry
-from tocsin.bus import M, PublishError, Subscription
-from tocsin.consumer import Record, RecordProcessor
-from tocsin.embedded.sqlite import SqliteFile, consumer_batch, in_consumer_batch
+from tocsin.runtime import telemetry
+from tocsin.runtime.bus import M, PublishError, Subscription
+from tocsin.runtime.consumer import Record, RecordProcessor
+from tocsin.runtime.embedded.sqlite import SqliteFile, consumer_batch, in_consumer_batch
 
 _BATCH = 500
 _TRIM_EVERY = 1000

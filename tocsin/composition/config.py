@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from tocsin.durations import format_duration, parse_duration
+from tocsin.runtime.durations import format_duration, parse_duration
 
 Identifier = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

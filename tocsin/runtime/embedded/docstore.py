@@ -20,7 +20,7 @@ import orjson
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from tocsin.embedded.matching import (
+from tocsin.runtime.embedded.matching import (
     MISSING,
     Document,
     UnsupportedOperation,
@@ -33,7 +33,7 @@ from tocsin.embedded.matching import (
     sort_key,
     touched_fields,
 )
-from tocsin.embedded.sqlite import SqliteFile
+from tocsin.runtime.embedded.sqlite import SqliteFile
 
 SortSpec = str | list[tuple[str, int]]
 IndexKey = tuple[tuple[str, ...], tuple[Any, ...]]  # (fields, values)

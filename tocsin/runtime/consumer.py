@@ -19,10 +19,10 @@ from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
 
 from schemas import DeadLetter, Envelope, dlq_topic
-from tocsin import telemetry
-from tocsin.bus import M, PublishError, Subscription
-from tocsin.clock import utc_now
-from tocsin.metrics import CONSUMED, DEAD_LETTERED, HANDLER_RETRIES
+from tocsin.runtime import telemetry
+from tocsin.runtime.bus import M, PublishError, Subscription
+from tocsin.runtime.clock import utc_now
+from tocsin.runtime.metrics import CONSUMED, DEAD_LETTERED, HANDLER_RETRIES
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import uvicorn
 
-from tocsin.config import ConfigError, TocsinConfig, load_config
-from tocsin.service import ProcessState
-from tocsin.settings import Settings
+from tocsin.composition.config import ConfigError, TocsinConfig, load_config
+from tocsin.runtime.service import ProcessState
+from tocsin.runtime.settings import Settings
 
 DEFAULT_PORTS = {"ingest": 8081, "triage": 8082, "escalation": 8083, "notifier": 8084}
 EMBEDDED_PORT = 8080
@@ -71,7 +71,7 @@ def _run(app: object, host: str, port: int, state: ProcessState) -> int:
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
-    from tocsin.embedded.app import DataDirInUse, create_embedded_app
+    from tocsin.composition.embedded import DataDirInUse, create_embedded_app
 
     config_path: Path | None = args.config or settings.config
     try:
@@ -95,7 +95,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from tocsin.distributed import create_service_app
+    from tocsin.composition.distributed import create_service_app
 
     config_path: Path | None = args.config or settings.config
     try:

@@ -18,13 +18,13 @@ from services.notifier import app as notifier
 from services.notifier.store import MongoNotifierStore
 from services.triage import app as triage
 from services.triage.store import MongoTriageStore
-from tocsin.bus import Bus
-from tocsin.clock import Clock
-from tocsin.config import TocsinConfig
-from tocsin.http import ApiKeys, api_key_dependency, token_digest
-from tocsin.mongo import Document
-from tocsin.service import Service
-from tocsin.settings import Settings
+from tocsin.composition.config import TocsinConfig
+from tocsin.runtime.bus import Bus
+from tocsin.runtime.clock import Clock
+from tocsin.runtime.http import ApiKeys, api_key_dependency, token_digest
+from tocsin.runtime.mongo import Document
+from tocsin.runtime.service import Service
+from tocsin.runtime.settings import Settings
 
 ServiceName = Literal["ingest", "triage", "escalation", "notifier"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("ingest", "triage", "escalation", "notifier")
