@@ -12,10 +12,13 @@ from schemas.alerts import AlertReceived, AlertStatus
 from schemas.dlq import DeadLetter
 from schemas.envelope import Contract, Envelope, Label
 from schemas.incidents import (
+    AlertDetails,
     CommandKind,
     IncidentCommand,
     IncidentEvent,
     IncidentEventKind,
+    IncidentLifecycleChanged,
+    LifecycleStatus,
     Severity,
 )
 from schemas.notifications import (
@@ -30,6 +33,7 @@ from schemas.notifications import (
 ALERTS_RAW = "alerts.raw"
 INCIDENTS_EVENTS = "incidents.events"
 INCIDENTS_COMMANDS = "incidents.commands"
+INCIDENTS_LIFECYCLE = "incidents.lifecycle"
 NOTIFICATIONS_REQUESTED = "notifications.requested"
 NOTIFICATIONS_RESULTS = "notifications.results"
 
@@ -37,6 +41,7 @@ TOPICS: Mapping[str, type[Envelope]] = {
     ALERTS_RAW: AlertReceived,
     INCIDENTS_EVENTS: IncidentEvent,
     INCIDENTS_COMMANDS: IncidentCommand,
+    INCIDENTS_LIFECYCLE: IncidentLifecycleChanged,
     NOTIFICATIONS_REQUESTED: NotificationRequested,
     NOTIFICATIONS_RESULTS: NotificationResult,
 }
@@ -50,9 +55,11 @@ __all__ = [
     "ALERTS_RAW",
     "INCIDENTS_COMMANDS",
     "INCIDENTS_EVENTS",
+    "INCIDENTS_LIFECYCLE",
     "NOTIFICATIONS_REQUESTED",
     "NOTIFICATIONS_RESULTS",
     "TOPICS",
+    "AlertDetails",
     "AlertReceived",
     "AlertStatus",
     "CommandKind",
@@ -63,8 +70,10 @@ __all__ = [
     "IncidentCommand",
     "IncidentEvent",
     "IncidentEventKind",
+    "IncidentLifecycleChanged",
     "IncidentSnapshot",
     "Label",
+    "LifecycleStatus",
     "NotificationEvent",
     "NotificationRequested",
     "NotificationResult",

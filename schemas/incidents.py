@@ -1,4 +1,5 @@
-"""`incidents.events` (triage → escalation) and `incidents.commands` (people → escalation)."""
+"""`incidents.events` (triage → escalation), `incidents.commands` (people → escalation) and
+`incidents.lifecycle` (escalation → triage and any later reader: what people and timers did)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.envelope import Envelope
+from schemas.envelope import Contract, Envelope, Label
 
 
 class Severity(StrEnum):
@@ -24,6 +25,21 @@ class IncidentEventKind(StrEnum):
     ALERTS_RESOLVED = "incident.alerts_resolved"
 
 
+MAX_DETAIL_LABELS = 32
+"""Labels or annotations carried per alert in a message; more are cut (the alert keeps all)."""
+
+
+class AlertDetails(Contract):
+    """What a responder needs from the alert that caused an event, bounded for messages."""
+
+    fingerprint: str = Field(min_length=1, max_length=256)
+    summary: str = Field(max_length=4096)
+    labels: tuple[Label, ...] = Field(default=(), max_length=MAX_DETAIL_LABELS)
+    annotations: tuple[Label, ...] = Field(default=(), max_length=MAX_DETAIL_LABELS)
+    generator_url: str | None = Field(default=None, max_length=4096)
+    runbook_url: str | None = Field(default=None, max_length=4096)
+
+
 class IncidentEvent(Envelope):
     """Something triage decided about an incident's alerts."""
 
@@ -37,6 +53,9 @@ class IncidentEvent(Envelope):
     alert_count: int = Field(ge=0, description="Alerts in the incident (firing or not).")
     firing_count: int = Field(ge=0)
     fingerprint: str | None = Field(default=None, max_length=256)
+    alert: AlertDetails | None = Field(
+        default=None, description="The alert occurrence behind this event, when there is one."
+    )
 
 
 class CommandKind(StrEnum):
@@ -55,3 +74,24 @@ class IncidentCommand(Envelope):
     actor: str = Field(min_length=1, max_length=200, description="User id or 'api:<key name>'.")
     via: str = Field(default="api", max_length=64)
     snooze_seconds: int | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+
+
+class LifecycleStatus(StrEnum):
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class IncidentLifecycleChanged(Envelope):
+    """Escalation moved an incident to another status (a person, a timer or triage did).
+
+    Triage reads it so that an alert still firing after a manual resolve opens a new incident;
+    status pages and analytics read it later."""
+
+    kind: Literal["incident.lifecycle_changed"] = "incident.lifecycle_changed"
+    incident_id: str = Field(min_length=1, max_length=200)
+    service_id: str = Field(min_length=1, max_length=200)
+    status: LifecycleStatus
+    actor: str | None = Field(
+        default=None, max_length=200, description="User id, 'api:<key name>', or none (system)."
+    )

@@ -7,7 +7,10 @@ from enum import StrEnum
 from pydantic import Field
 
 from schemas.envelope import Contract, Envelope
-from schemas.incidents import Severity
+from schemas.incidents import AlertDetails, Severity
+
+MAX_SNAPSHOT_ALERTS = 10
+"""Alerts a page carries; the incident's API URL leads to all of them."""
 
 
 class NotificationEvent(StrEnum):
@@ -26,6 +29,10 @@ class IncidentSnapshot(Contract):
     status: str = Field(max_length=32)
     service: str = Field(max_length=200)
     alert_count: int = Field(ge=0)
+    url: str | None = Field(
+        default=None, max_length=2048, description="The incident in the operator API."
+    )
+    alerts: tuple[AlertDetails, ...] = Field(default=(), max_length=MAX_SNAPSHOT_ALERTS)
 
 
 class Recipient(Contract):
@@ -46,12 +53,18 @@ class NotificationRequested(Envelope):
 class DeliveryOutcome(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
-    RETRYING = "retrying"
+    """Final: retries are exhausted (or the error cannot be retried)."""
 
 
 class NotificationResult(Envelope):
+    """The final outcome of one notification. Escalation puts it on the incident's timeline
+    and, on failure, pages the recipient's next contact method."""
+
     notification_id: str = Field(min_length=1, max_length=512)
     incident_id: str = Field(min_length=1, max_length=200)
     outcome: DeliveryOutcome
     attempt: int = Field(ge=1)
     error: str | None = Field(default=None, max_length=2048)
+    event: NotificationEvent
+    recipient: Recipient
+    escalation_level: int = Field(ge=0)

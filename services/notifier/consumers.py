@@ -190,5 +190,8 @@ class Delivery:
                 outcome=outcome,
                 attempt=attempt,
                 error=error,
+                event=request.event,
+                recipient=request.recipient,
+                escalation_level=request.escalation_level,
             ),
         )
