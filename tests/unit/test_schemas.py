@@ -18,6 +18,7 @@ from schemas import (
     IncidentCommand,
     IncidentEvent,
     IncidentEventKind,
+    IncidentLifecycleChanged,
     Label,
     NotificationEvent,
     NotificationRequested,
@@ -84,6 +85,17 @@ VALID: dict[type[Envelope], dict[str, Any]] = {
         "incident_id": "inc-1",
         "outcome": "delivered",
         "attempt": 1,
+        "event": "incident.triggered",
+        "recipient": {"user_id": "alice", "contact_id": "hook"},
+        "escalation_level": 0,
+    },
+    IncidentLifecycleChanged: {
+        "occurred_at": NOW,
+        "correlation_id": "c",
+        "incident_id": "inc-1",
+        "service_id": "checkout",
+        "status": "resolved",
+        "actor": "alice",
     },
     DeadLetter: {
         "occurred_at": NOW,
@@ -129,6 +141,7 @@ def test_topics_map_to_the_expected_models() -> None:
         "alerts.raw": AlertReceived,
         "incidents.events": IncidentEvent,
         "incidents.commands": IncidentCommand,
+        "incidents.lifecycle": IncidentLifecycleChanged,
         "notifications.requested": NotificationRequested,
         "notifications.results": NotificationResult,
     }
