@@ -55,14 +55,21 @@ class DataDirInUse(Exception):
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
-    """Hold an exclusive lock on the data directory for the life of the process."""
+    """Hold an exclusive lock on the data directory for the life of the process.
+
+    The file is opened without truncating and rewritten only once the lock is held, so a
+    refused second start leaves the running process's PID in it (and can name it)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    handle = (data_dir / "tocsin.lock").open("w")
+    path = data_dir / "tocsin.lock"
+    handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+", encoding="ascii")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        holder = handle.read(32).strip()
         handle.close()
-        raise DataDirInUse(f"{data_dir} is in use by another tocsin process") from None
+        by = f"tocsin process {holder}" if holder.isdigit() else "another tocsin process"
+        raise DataDirInUse(f"{data_dir} is in use by {by} (lock file {path})") from None
+    handle.truncate(0)
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
