@@ -12,7 +12,7 @@ from tocsin.composition.config import TocsinConfig
 from tocsin.composition.wiring import Parts, ServiceName, build_service
 from tocsin.runtime import telemetry
 from tocsin.runtime.clock import SystemClock
-from tocsin.runtime.kafka import KafkaBus
+from tocsin.runtime.kafka import ConsumerTiming, KafkaBus, TopicLayout
 from tocsin.runtime.mongo import open_client, ping
 from tocsin.runtime.service import ProcessState, create_app
 from tocsin.runtime.settings import Settings
@@ -30,6 +30,15 @@ def create_service_app(
         handler_backoff_seconds=settings.handler_backoff_seconds,
         publish_timeout_seconds=settings.publish_timeout_seconds,
         namespace=settings.kafka_namespace,
+        topics=TopicLayout(
+            settings.kafka_partitions,
+            settings.kafka_replication_factor,
+            settings.kafka_min_insync_replicas,
+        ),
+        timing=ConsumerTiming(
+            max_poll_interval_seconds=settings.kafka_max_poll_interval_seconds,
+            batch_budget_seconds=settings.kafka_batch_budget_seconds,
+        ),
     )
     client = open_client(settings.mongo_url)
     database = client[settings.mongo_database]

@@ -4,22 +4,62 @@ Producer: idempotent, `acks=all`; `publish` returns only after the broker acknow
 Consumer loop: fetches batches, hands each record to the shared `RecordProcessor` in partition
 order (validation, bounded retries, dead-lettering), and commits offsets only after every
 record of the batch was handled or dead-lettered.
+
+Rebalances never stop a consumer. aiokafka rebalances in the background while a batch is
+being handled; a partition revoked mid-batch ends that partition's batch without committing
+(its new owner redoes it from the last commit; handlers are idempotent), and a commit refused
+because the group moved on (`CommitFailedError`, `IllegalStateError`) is logged and dropped
+for the same reason. A batch also stops at a time budget well inside `max.poll.interval`: the
+records done are committed and the fetch position is moved back to the first one not done, so
+retries of a slow batch never get the consumer thrown out of its group.
+
+Topics are created explicitly with the configured partitions, replication factor and
+`min.insync.replicas`; relying on the broker's auto-creation (replication 1) would defeat
+`acks=all`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
 from opentelemetry import trace
 
 from schemas import TOPICS, Envelope, dlq_topic
 from tocsin.runtime import telemetry
 from tocsin.runtime.bus import M, PublishError, Subscription
 from tocsin.runtime.consumer import Record, RecordProcessor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicLayout:
+    """How contract topics are created. Production wants replication 3 and min ISR 2."""
+
+    partitions: int = 4
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+
+
+@dataclass(frozen=True)
+class ConsumerTiming:
+    # Kafka's own limit between two fetches of one consumer; past it, the group evicts it.
+    max_poll_interval_seconds: float = 300.0
+    # A batch stops taking new records after this long (must stay well inside the above).
+    batch_budget_seconds: float = 60.0
+    max_records: int = 500
 
 
 class KafkaBus:
@@ -32,6 +72,8 @@ class KafkaBus:
         handler_backoff_seconds: float = 0.2,
         publish_timeout_seconds: float = 5.0,
         namespace: str = "",
+        topics: TopicLayout | None = None,
+        timing: ConsumerTiming | None = None,
     ) -> None:
         # `namespace` prefixes every topic and consumer group, so several deployments (or test
         # runs) can share one cluster without reading each other's messages.
@@ -39,14 +81,19 @@ class KafkaBus:
         self._bootstrap = bootstrap
         self._client_id = client_id
         self._publish_timeout = publish_timeout_seconds
+        self._topics = topics or TopicLayout()
+        self._timing = timing or ConsumerTiming()
+        if self._timing.batch_budget_seconds >= self._timing.max_poll_interval_seconds:
+            raise ValueError("the batch budget must be shorter than max.poll.interval")
         self._producer: AIOKafkaProducer | None = None
         self._tracer = telemetry.tracer(__name__)
         self._processor = RecordProcessor(
             self.publish, attempts=handler_attempts, backoff_seconds=handler_backoff_seconds
         )
 
-    async def ensure_topics(self, partitions: int = 4, replication: int = 1) -> None:
+    async def ensure_topics(self) -> None:
         """Create every contract topic and its DLQ if missing (idempotent)."""
+        layout = self._topics
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
         await admin.start()
         try:
@@ -56,7 +103,17 @@ class KafkaBus:
             if wanted:
                 try:
                     await admin.create_topics(
-                        [NewTopic(t, partitions, replication) for t in wanted],
+                        [
+                            NewTopic(
+                                t,
+                                layout.partitions,
+                                layout.replication_factor,
+                                topic_configs={
+                                    "min.insync.replicas": str(layout.min_insync_replicas)
+                                },
+                            )
+                            for t in wanted
+                        ],
                         timeout_ms=10_000,
                     )
                 except TopicAlreadyExistsError:
@@ -121,6 +178,7 @@ class KafkaBus:
                 raise PublishError(f"{topic}: {type(error).__name__}: {error}") from error
 
     async def consume(self, subscription: Subscription[M]) -> None:
+        timing = self._timing
         consumer = AIOKafkaConsumer(
             self._name(subscription.topic),
             bootstrap_servers=self._bootstrap,
@@ -129,27 +187,56 @@ class KafkaBus:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            max_poll_interval_ms=int(timing.max_poll_interval_seconds * 1000),
         )
         await consumer.start()
         try:
             while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                batches = await consumer.getmany(timeout_ms=500, max_records=timing.max_records)
+                deadline = time.monotonic() + timing.batch_budget_seconds
                 for partition, records in batches.items():
-                    for record in records:
-                        await self._processor.process(
-                            subscription,
-                            Record(
-                                key=record.key,
-                                value=record.value or b"",
-                                headers=record.headers,
-                                partition=record.partition,
-                                offset=record.offset,
-                            ),
-                        )
-                    # Effects of every record up to here are durable: commit past the last one.
-                    await consumer.commit({partition: records[-1].offset + 1})
+                    await self._consume_partition(
+                        consumer, subscription, partition, records, deadline
+                    )
         finally:
             await consumer.stop()
 
+    async def _consume_partition(
+        self,
+        consumer: AIOKafkaConsumer,
+        subscription: Subscription[M],
+        partition: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+        deadline: float,
+    ) -> None:
+        done: int | None = None  # offset after the last record handled
+        for record in records:
+            if partition not in consumer.assignment():
+                log.info("%s revoked mid-batch; its new owner redoes the rest", partition)
+                return
+            if done is not None and time.monotonic() > deadline:
+                # Out of time: commit what is done, fetch the rest again next round.
+                consumer.seek(partition, done)
+                break
+            await self._processor.process(
+                subscription,
+                Record(
+                    key=record.key,
+                    value=record.value or b"",
+                    headers=record.headers,
+                    partition=record.partition,
+                    offset=record.offset,
+                ),
+            )
+            done = record.offset + 1
+        if done is None:
+            return
+        try:
+            await consumer.commit({partition: done})
+        except (CommitFailedError, IllegalStateError) as error:
+            # The group moved on: another member owns the partition now and redoes the
+            # uncommitted records (handlers are idempotent). Nothing is lost; go on.
+            log.info("commit of %s at %d dropped after a rebalance: %s", partition, done, error)
 
-__all__ = ["KafkaBus"]
+
+__all__ = ["ConsumerTiming", "KafkaBus", "TopicLayout"]
