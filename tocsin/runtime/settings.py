@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     handler_attempts: int = Field(default=5, ge=1, le=50)
     handler_backoff_seconds: float = Field(default=0.2, gt=0)
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Contract topics are created with these (production: 3 replicas, min ISR 2).
+    kafka_partitions: int = Field(default=4, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    # Kafka evicts a consumer that does not fetch within max.poll.interval; a batch stops taking
+    # new records after the budget (the rest is fetched again), which must be well inside it.
+    kafka_max_poll_interval_seconds: float = Field(default=300.0, gt=0)
+    kafka_batch_budget_seconds: float = Field(default=60.0, gt=0)
     timer_poll_seconds: float = Field(default=0.25, gt=0)
     timer_lease_seconds: float = Field(default=30.0, gt=0)
     otel_console: bool = False
