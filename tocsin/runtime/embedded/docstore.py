@@ -1,6 +1,6 @@
-"""The embedded document store: the subset of pymongo's async collection API that Tocsin's
-stores use, on the embedded SQLite file (WAL), so every `Mongo*Store` runs unchanged in
-`tocsin up`.
+"""The embedded document store: the document store port (`tocsin.runtime.store`, the subset of
+pymongo's async collection API that Tocsin's stores use) on the embedded SQLite file (WAL), so
+every `Mongo*Store` runs unchanged in `tocsin up`.
 
 Documents live in memory and every change is written to SQLite before an operation returns
 (durable at the next commit: see sqlite.py). Operations run on the event loop without awaiting
@@ -11,7 +11,7 @@ indexes are enforced; other indexes are accepted and ignored (everything is in m
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +35,7 @@ from tocsin.runtime.embedded.matching import (
 )
 from tocsin.runtime.embedded.sqlite import SqliteFile
 
-SortSpec = str | list[tuple[str, int]]
+SortSpec = str | Sequence[tuple[str, int]]
 IndexKey = tuple[tuple[str, ...], tuple[Any, ...]]  # (fields, values)
 
 

@@ -1,0 +1,91 @@
+"""The document store port: exactly the part of a MongoDB collection the services' stores use.
+
+Two adapters satisfy it: pymongo's `AsyncDatabase`/`AsyncCollection` (MongoDB, FerretDB) and the
+embedded store (`tocsin.runtime.embedded.docstore`), so every `Mongo*Store` runs unchanged on
+either. Nothing here imports a driver. A store that needs a method this port lacks adds it here,
+to the embedded store, and to the differential test (tests/integration/test_store_differential.py)
+in the same change.
+
+Positional-only and keyword-only markers mirror how the stores call each method: the port names
+only what is used, and pymongo's much wider signatures stay compatible with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol, Self
+
+Document = dict[str, Any]
+
+# A sort or an index: one field name, or (field, 1 | -1) pairs in order of significance.
+SortFields = Sequence[tuple[str, int]]
+
+
+class UpdateOutcome(Protocol):
+    @property
+    def matched_count(self) -> int: ...
+
+    @property
+    def modified_count(self) -> int: ...
+
+    @property
+    def upserted_id(self) -> Any: ...
+
+
+class InsertOutcome(Protocol):
+    @property
+    def inserted_id(self) -> Any: ...
+
+
+class DeleteOutcome(Protocol):
+    @property
+    def deleted_count(self) -> int: ...
+
+
+class DocumentCursor(Protocol):
+    def sort(self, key: str, direction: int, /) -> Self: ...
+
+    def limit(self, limit: int, /) -> Self: ...
+
+    def __aiter__(self) -> AsyncIterator[Document]: ...
+
+
+class DocumentCollection(Protocol):
+    async def create_index(self, keys: str | SortFields, /, *, unique: bool = False) -> str: ...
+
+    async def find_one(
+        self, filter: Mapping[str, Any], /, *, projection: Mapping[str, Any] | None = None
+    ) -> Document | None: ...
+
+    def find(
+        self, filter: Mapping[str, Any], /, *, projection: Mapping[str, Any] | None = None
+    ) -> DocumentCursor: ...
+
+    async def count_documents(self, filter: Mapping[str, Any], /) -> int: ...
+
+    async def insert_one(self, document: Document, /) -> InsertOutcome: ...
+
+    async def update_one(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any], /, *, upsert: bool = False
+    ) -> UpdateOutcome: ...
+
+    async def update_many(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any], /
+    ) -> UpdateOutcome: ...
+
+    async def find_one_and_update(
+        self,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any],
+        /,
+        *,
+        sort: SortFields | None = None,
+        upsert: bool = False,
+        return_document: bool = False,  # pymongo.ReturnDocument.BEFORE (False) or AFTER (True)
+    ) -> Document | None: ...
+
+    async def delete_one(self, filter: Mapping[str, Any], /) -> DeleteOutcome: ...
+
+
+class DocumentDatabase(Protocol):
+    def __getitem__(self, name: str, /) -> DocumentCollection: ...
