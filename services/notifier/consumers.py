@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -29,6 +30,7 @@ from schemas import (
 from services.notifier.channels import Channel, DeliveryFailed
 from services.notifier.store import ClaimedNotification, NotifierStore
 from tocsin.composition.config import TocsinConfig
+from tocsin.runtime.backoff import Random, backoff_delay
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.consumer import UNAVAILABLE
@@ -57,6 +59,8 @@ class Delivery:
         *,
         attempts: int = 4,
         backoff_seconds: float = 0.5,
+        backoff_cap_seconds: float = 30.0,
+        random_source: Random = random.random,
         concurrency: int = 16,
         # One attempt takes at most the webhook timeout (5 s); a lease a few times that lets a
         # restarted process retake what a crashed one had claimed soon enough.
@@ -71,6 +75,8 @@ class Delivery:
         self._owner = owner
         self._attempts = attempts
         self._backoff = backoff_seconds
+        self._backoff_cap = backoff_cap_seconds
+        self._random = random_source
         self._concurrency = concurrency
         self._lease = lease
         self._poll = poll_seconds
@@ -89,6 +95,7 @@ class Delivery:
             in_flight.discard(task)
             self._wakeup.set()  # a slot is free
 
+        unavailable_for = 0
         try:
             while True:
                 self._wakeup.clear()
@@ -97,9 +104,18 @@ class Delivery:
                     try:
                         claimed = await self._store.claim_due(now, self._owner, self._lease)
                     except UNAVAILABLE as error:
-                        log.warning("delivery loop: store unavailable (%s); retrying", error)
-                        await asyncio.sleep(1.0)
+                        unavailable_for += 1
+                        delay = backoff_delay(
+                            unavailable_for, base=0.5, cap=10.0, random=self._random
+                        )
+                        log.warning(
+                            "delivery loop: store unavailable (%s); retrying in %.1fs",
+                            error,
+                            delay,
+                        )
+                        await asyncio.sleep(delay)
                         break
+                    unavailable_for = 0
                     if claimed is None:
                         break
                     task = asyncio.create_task(self._attempt(claimed))
@@ -147,7 +163,10 @@ class Delivery:
                 failure,
             )
             if failure.retryable and attempt < self._attempts:
-                due = self._clock.now() + timedelta(seconds=self._backoff * 2 ** (attempt - 1))
+                delay = backoff_delay(
+                    attempt, base=self._backoff, cap=self._backoff_cap, random=self._random
+                )
+                due = self._clock.now() + timedelta(seconds=delay)
                 await self._store.retry_at(request.notification_id, self._owner, due, str(failure))
             else:
                 await self._give_up(request, attempt, str(failure), contact.type)
