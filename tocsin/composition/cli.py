@@ -17,6 +17,8 @@ from tocsin.runtime.settings import Settings
 
 DEFAULT_PORTS = {"ingest": 8081, "triage": 8082, "escalation": 8083, "notifier": 8084}
 EMBEDDED_PORT = 8080
+# The services whose routes include the operator API (`/api/v1/...`).
+OPERATOR_API_SERVICES = ("triage", "escalation")
 
 log = logging.getLogger("tocsin")
 
@@ -64,6 +66,18 @@ def _check(path: Path) -> int:
     return 0
 
 
+def _warn_if_operator_api_locked(settings: Settings) -> None:
+    # Without the variable every key is unknown: each API call answers 401 `invalid API key`,
+    # which says nothing about why. Say it once, at start, with the way out.
+    if settings.admin_token is None:
+        log.warning(
+            "the operator API (/api/v1/...) is locked: TOCSIN_ADMIN_TOKEN is not set, so it "
+            "answers every request with 401 invalid API key. To unlock it, restart with "
+            "TOCSIN_ADMIN_TOKEN=<a long random secret> in the environment and send "
+            "`Authorization: Bearer <that secret>`"
+        )
+
+
 def _run(app: object, host: str, port: int, state: ProcessState) -> int:
     # Our own access log prints route templates; uvicorn's would print tokens in URL paths.
     uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)  # type: ignore[arg-type]
@@ -90,6 +104,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
             "start with `tocsin up --config examples/tocsin.yaml` (see the README's "
             "configuration reference; `tocsin config check FILE` validates a file)"
         )
+    _warn_if_operator_api_locked(settings)
     log.info("data in %s; listening on http://%s:%d", args.data_dir.resolve(), args.host, args.port)
     return _run(app, args.host, args.port, state)
 
@@ -104,6 +119,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return _report(error)
     state = ProcessState()
     app = create_service_app(args.service, settings, config, state)
+    if args.service in OPERATOR_API_SERVICES:
+        _warn_if_operator_api_locked(settings)
     default_port = DEFAULT_PORTS[args.service]
     port = args.port or int(os.environ.get(f"TOCSIN_{args.service.upper()}_PORT", default_port))
     return _run(app, args.host, port, state)
