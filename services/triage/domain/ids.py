@@ -1,0 +1,16 @@
+"""Deterministic ids: a redelivered message must produce the same incident id and event ids, so
+that every downstream handler can dedupe on them. Ids are persisted: never change a derivation."""
+
+from __future__ import annotations
+
+import uuid
+
+_NAMESPACE = uuid.UUID("6f1c1d2e-4b7a-4e49-9a43-1d0a8f5b2c11")
+
+
+def candidate_incident_id(occurrence_event_id: uuid.UUID) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"incident:{occurrence_event_id}"))
+
+
+def incident_event_id(cause_event_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, f"incident-event:{cause_event_id}")

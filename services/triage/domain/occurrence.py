@@ -1,0 +1,30 @@
+"""Whether a new occurrence of an alert is a repeat (dedup), a first firing or a resolution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from schemas import AlertReceived, AlertStatus
+
+
+class Occurrence(Enum):
+    NEW = "new"  # first firing, or firing again after it resolved: attach to an incident
+    REPEAT = "repeat"  # still firing (Alertmanager resends the group): only counts
+    RESOLVED = "resolved"  # was firing, now resolved
+    RESOLVED_REPEAT = "resolved_repeat"  # resolved again, or resolved without having fired
+
+
+@dataclass(frozen=True)
+class AlertState:
+    status: AlertStatus
+    incident_id: str | None
+
+
+def classify(previous: AlertState | None, alert: AlertReceived) -> Occurrence:
+    firing_before = previous is not None and previous.status is AlertStatus.FIRING
+    if alert.status is AlertStatus.FIRING:
+        if firing_before and previous is not None and previous.incident_id is not None:
+            return Occurrence.REPEAT
+        return Occurrence.NEW
+    return Occurrence.RESOLVED if firing_before else Occurrence.RESOLVED_REPEAT

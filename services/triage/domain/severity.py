@@ -1,0 +1,43 @@
+"""How severe an incident is, and why."""
+
+from __future__ import annotations
+
+from schemas import Severity
+
+_SEVERITY_BY_LABEL: dict[str, Severity] = {
+    "critical": Severity.SEV1,
+    "page": Severity.SEV1,
+    "high": Severity.SEV1,
+    "error": Severity.SEV2,
+    "warning": Severity.SEV2,
+    "medium": Severity.SEV2,
+    "info": Severity.SEV3,
+    "low": Severity.SEV3,
+    "none": Severity.SEV3,
+}
+
+
+def assess_severity(
+    severity_label: str | None, service_tier: int
+) -> tuple[Severity, tuple[str, ...]]:
+    """Impact-based severity from the sender's severity and the service's tier.
+
+    A `critical` alert on a tier-0 service (the critical path: payments, login, data) is SEV0;
+    otherwise the sender's severity maps to SEV1..SEV3, and an unknown one to SEV2.
+    """
+    label = (severity_label or "").strip().lower()
+    base = _SEVERITY_BY_LABEL.get(label)
+    reasons: list[str] = []
+    if base is None:
+        base = Severity.SEV2
+        reasons.append(
+            f"sender severity {severity_label!r} unknown: default SEV2"
+            if label
+            else "no severity label: default SEV2"
+        )
+    else:
+        reasons.append(f"sender severity {label!r} maps to {base.value}")
+    if base is Severity.SEV1 and service_tier == 0:
+        base = Severity.SEV0
+        reasons.append("tier-0 service (critical path): raised to SEV0")
+    return base, tuple(reasons)
