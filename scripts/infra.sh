@@ -215,7 +215,9 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$KDATA
 num.partitions=4
-auto.create.topics.enable=true
+# Tocsin creates its topics itself (replication, min ISR from settings); a topic created by
+# accident with broker defaults would be a bug, so the broker refuses to auto-create.
+auto.create.topics.enable=false
 # One broker: internal topics must not wait for replicas that will never exist.
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=4
