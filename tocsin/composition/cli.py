@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import uvicorn
@@ -23,21 +24,87 @@ OPERATOR_API_SERVICES = ("triage", "escalation")
 log = logging.getLogger("tocsin")
 
 
+UP_ENVIRONMENT = """\
+environment:
+  TOCSIN_ADMIN_TOKEN    the operator API key (Authorization: Bearer ...); unset, the
+                        API under /api/v1 refuses every request
+  TOCSIN_CONFIG         configuration file when --config is not given
+  TOCSIN_EMBEDDED_SYNCHRONOUS
+                        NORMAL (default: survives a process crash) or FULL (fsync
+                        every commit: survives an OS crash or power loss too)
+"""
+
+SERVE_ENVIRONMENT = """\
+environment:
+  TOCSIN_KAFKA_BOOTSTRAP  Kafka brokers (default: 127.0.0.1:19092)
+  TOCSIN_MONGO_URL        MongoDB URL (default: mongodb://127.0.0.1:27018/...)
+  TOCSIN_ADMIN_TOKEN      the operator API key (triage, escalation); unset, the API
+                          under /api/v1 refuses every request
+  TOCSIN_CONFIG           configuration file when --config is not given
+  TOCSIN_HOST, TOCSIN_<SERVICE>_PORT
+                          defaults of --host and --port
+"""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("tocsin")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed; run `make setup`)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tocsin", description="Alert triage and on-call paging.")
+    parser.add_argument("--version", action="version", version=f"tocsin {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    up = commands.add_parser("up", help="run everything in one process (embedded bus and store)")
-    up.add_argument("--config", type=Path, help="configuration file (YAML)")
-    up.add_argument("--data-dir", type=Path, default=Path("tocsin-data"))
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=EMBEDDED_PORT)
+    up = commands.add_parser(
+        "up",
+        help="run everything in one process (embedded bus and store)",
+        description="Run all four services in one process on one port, on an embedded bus and\n"
+        "store (one SQLite file under --data-dir).",
+        epilog=UP_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument(
+        "--config",
+        type=Path,
+        help="configuration file (YAML); default: $TOCSIN_CONFIG, else none (Tocsin starts "
+        "empty and accepts nothing)",
+    )
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("tocsin-data"),
+        help="where the SQLite file and the lock file live (default: %(default)s)",
+    )
+    up.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    up.add_argument(
+        "--port", type=int, default=EMBEDDED_PORT, help="port to listen on (default: %(default)s)"
+    )
 
-    serve = commands.add_parser("serve", help="run one service (Kafka + MongoDB)")
+    serve = commands.add_parser(
+        "serve",
+        help="run one service (Kafka + MongoDB)",
+        description="Run one service in this process, on Apache Kafka and MongoDB.",
+        epilog=SERVE_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("service", choices=sorted(DEFAULT_PORTS))
-    serve.add_argument("--config", type=Path, help="configuration file (YAML)")
-    serve.add_argument("--host", default=os.environ.get("TOCSIN_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, help="default: 8081-8084 by service")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        help="configuration file (YAML); default: $TOCSIN_CONFIG, else none",
+    )
+    serve.add_argument(
+        "--host",
+        default=os.environ.get("TOCSIN_HOST", "127.0.0.1"),
+        help="address to listen on (default: %(default)s)",
+    )
+    ports = ", ".join(f"{name} {port}" for name, port in DEFAULT_PORTS.items())
+    serve.add_argument("--port", type=int, help=f"port to listen on (default: {ports})")
 
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(dest="config_command", required=True)
