@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from services.escalation.domain.lifecycle import Action, InvalidTransition, Status
-from services.escalation.engine import Escalation, IncidentNotFound
+from services.escalation.engine import Actor, Escalation, IncidentNotFound
 from services.escalation.store import EscalationIncident, EscalationStore
 
 
@@ -79,7 +79,7 @@ def router(
 
     async def _act(incident_id: str, action: Action, actor: str) -> IncidentView:
         try:
-            incident = await engine.command(incident_id, action, actor)
+            incident = await engine.command(incident_id, action, Actor(actor))
         except IncidentNotFound:
             raise HTTPException(404, f"no incident {incident_id!r}") from None
         except InvalidTransition as error:

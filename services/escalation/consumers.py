@@ -6,7 +6,7 @@ import logging
 
 from schemas import CommandKind, IncidentCommand
 from services.escalation.domain.lifecycle import Action, InvalidTransition
-from services.escalation.engine import Escalation, IncidentNotFound
+from services.escalation.engine import Actor, Escalation, IncidentNotFound
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class CommandHandler:
             log.warning("command %s is not supported yet; ignored", command.command.value)
             return
         try:
-            await self._engine.command(command.incident_id, action, command.actor)
+            await self._engine.command(command.incident_id, action, Actor(command.actor))
         except (IncidentNotFound, InvalidTransition) as error:
             # A person's stale or mistaken command is not a failure of the pipeline.
             log.info("command %s on %s refused: %s", action.value, command.incident_id, error)

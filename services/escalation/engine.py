@@ -13,16 +13,19 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from prometheus_client import Counter
 
 from schemas import (
+    INCIDENTS_LIFECYCLE,
     NOTIFICATIONS_REQUESTED,
     IncidentEvent,
     IncidentEventKind,
+    IncidentLifecycleChanged,
     IncidentSnapshot,
+    LifecycleStatus,
     NotificationRequested,
     Recipient,
 )
@@ -37,8 +40,11 @@ from services.escalation.domain.lifecycle import (
 )
 from services.escalation.domain.outbox import (
     ArmTimer,
+    CancelPendingTimers,
     NotificationRule,
+    PublishLifecycle,
     SendNotification,
+    lifecycle_item,
     outbox_items,
 )
 from services.escalation.store import EscalationIncident, EscalationStore, TimelineEntry, Timer
@@ -61,6 +67,23 @@ TRANSITIONS_APPLIED = Counter(
 
 class IncidentNotFound(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked for a change: a person (a user id or `api:<key name>`) or Tocsin itself."""
+
+    name: str
+    person: bool = True
+
+    @property
+    def published(self) -> str | None:
+        """The actor as `incidents.lifecycle` names it: none when Tocsin did it."""
+        return self.name if self.person else None
+
+
+TRIAGE = Actor("triage", person=False)
+TIMER = Actor("timer", person=False)
 
 
 class Escalation:
@@ -105,9 +128,7 @@ class Escalation:
 
     async def on_incident_event(self, event: IncidentEvent) -> None:
         if event.kind is IncidentEventKind.ALERTS_RESOLVED:
-            await self._transition(
-                event.incident_id, Action.RESOLVE, "alerts resolved", event.event_id
-            )
+            await self._transition(event.incident_id, Action.RESOLVE, TRIAGE, event.event_id)
         elif not await self._open_or_update(event):
             return  # only details changed: nothing to carry out
         await self.flush(event.incident_id)
@@ -119,7 +140,7 @@ class Escalation:
             # Details are plain overwrites (idempotent); only the reopen needs dedup by event id.
             reopen = status is Status.RESOLVED and event.firing_count > 0
             if reopen:
-                await self._transition(event.incident_id, Action.REOPEN, "triage", event.event_id)
+                await self._transition(event.incident_id, Action.REOPEN, TRIAGE, event.event_id)
             await self._store.update_details(
                 event.incident_id, event.title, event.severity, event.alert_count
             )
@@ -150,7 +171,7 @@ class Escalation:
 
     # -- people and timers -----------------------------------------------------------------
 
-    async def command(self, incident_id: str, action: Action, actor: str) -> EscalationIncident:
+    async def command(self, incident_id: str, action: Action, actor: Actor) -> EscalationIncident:
         """Apply a person's action; raise IncidentNotFound or InvalidTransition."""
         incident = await self._transition(incident_id, action, actor, None)
         await self.flush(incident_id)
@@ -160,7 +181,7 @@ class Escalation:
         self,
         incident_id: str,
         action: Action,
-        actor: str,
+        actor: Actor,
         event_id: uuid.UUID | None,
         *,
         step: int | None = None,
@@ -179,12 +200,15 @@ class Escalation:
                 return incident  # a no-op (stale timer, repeated ack): nothing to store
             cause = str(event_id or uuid.uuid5(_NAMESPACE, f"{incident_id}/{incident.version}"))
             items = outbox_items(incident_id, outcome.effects, self._rules, now, cause)
-            entry = TimelineEntry(now, action.value, actor)
+            if outcome.state.status is not incident.lifecycle.status:
+                status = LifecycleStatus(outcome.state.status.value)
+                items.append(lifecycle_item(incident_id, status, actor.published, now, cause))
+            entry = TimelineEntry(now, action.value, actor.name)
             if await self._store.save(
                 _with_lifecycle(incident, outcome), items, entry, event_id, now
             ):
                 TRANSITIONS_APPLIED.labels(action=action.value).inc()
-                log.info("incident %s: %s by %s", incident_id, action.value, actor)
+                log.info("incident %s: %s by %s", incident_id, action.value, actor.name)
                 return _with_lifecycle(incident, outcome, version=incident.version + 1)
         raise RuntimeError(f"incident {incident_id}: too much contention to {action.value}")
 
@@ -195,19 +219,40 @@ class Escalation:
         if incident is None or not incident.outbox:
             return
         sends: list[SendNotification] = []
+        changes: list[PublishLifecycle] = []
         for item in incident.outbox:
             if isinstance(item, SendNotification):
                 sends.append(item)
+            elif isinstance(item, PublishLifecycle):
+                changes.append(item)
             elif isinstance(item, ArmTimer):
                 await self._store.arm_timer(incident_id, item)
-            else:
+            elif isinstance(item, CancelPendingTimers):
                 await self._store.cancel_timers(incident_id)
         if sends:
             await self._bus.publish_many(
                 NOTIFICATIONS_REQUESTED,
                 [(incident_id, self._request(incident, send)) for send in sends],
             )
+        if changes:
+            await self._bus.publish_many(
+                INCIDENTS_LIFECYCLE,
+                [(incident_id, self._lifecycle_message(incident, item)) for item in changes],
+            )
         await self._store.clear_outbox(incident_id, incident.version)
+
+    def _lifecycle_message(
+        self, incident: EscalationIncident, item: PublishLifecycle
+    ) -> IncidentLifecycleChanged:
+        return IncidentLifecycleChanged(
+            event_id=uuid.uuid5(_NAMESPACE, item.id),
+            occurred_at=item.at,
+            correlation_id=incident.id,
+            incident_id=incident.id,
+            service_id=incident.service_id,
+            status=item.status,
+            actor=item.actor,
+        )
 
     def _request(
         self, incident: EscalationIncident, send: SendNotification
@@ -269,7 +314,7 @@ class Escalation:
                 await self._transition(
                     timer.incident_id,
                     Action.ESCALATE,
-                    "timer",
+                    TIMER,
                     None,
                     step=timer.step,
                     cycle=timer.cycle,

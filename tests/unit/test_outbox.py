@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import TypeAdapter
 
-from schemas import NotificationEvent
+from schemas import LifecycleStatus, NotificationEvent
 from services.escalation.domain.lifecycle import (
     Action,
     CancelTimers,
@@ -24,7 +24,9 @@ from services.escalation.domain.outbox import (
     CancelPendingTimers,
     NotificationRule,
     OutboxItem,
+    PublishLifecycle,
     SendNotification,
+    lifecycle_item,
     outbox_items,
 )
 
@@ -271,3 +273,13 @@ def test_outbox_items_round_trip_through_json() -> None:
         ]
     )
     assert adapter.validate_json(adapter.dump_json(items)) == items
+
+
+def test_lifecycle_item_id_is_unique_to_its_cause_and_round_trips() -> None:
+    first = lifecycle_item(INCIDENT, LifecycleStatus.RESOLVED, "api:ops", T0, "v3")
+    assert first == PublishLifecycle(
+        id="lifecycle:inc-1/v3", status=LifecycleStatus.RESOLVED, actor="api:ops", at=T0
+    )
+    assert lifecycle_item(INCIDENT, LifecycleStatus.RESOLVED, None, T0, "v4").id != first.id
+    adapter: TypeAdapter[list[OutboxItem]] = TypeAdapter(list[OutboxItem])
+    assert adapter.validate_json(adapter.dump_json([first])) == [first]

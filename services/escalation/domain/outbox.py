@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from schemas import Contract, NotificationEvent
+from schemas import Contract, LifecycleStatus, NotificationEvent
 from services.escalation.domain.lifecycle import (
     CancelTimers,
     Effect,
@@ -58,9 +58,29 @@ class CancelPendingTimers(Contract):
     id: str
 
 
+class PublishLifecycle(Contract):
+    """Tell `incidents.lifecycle` that the incident moved to `status` (once per transition)."""
+
+    type: Literal["lifecycle"] = "lifecycle"
+    id: str
+    status: LifecycleStatus
+    actor: str | None
+    at: datetime
+
+
 OutboxItem = Annotated[
-    SendNotification | ArmTimer | CancelPendingTimers, Field(discriminator="type")
+    SendNotification | ArmTimer | CancelPendingTimers | PublishLifecycle,
+    Field(discriminator="type"),
 ]
+
+
+def lifecycle_item(
+    incident_id: str, status: LifecycleStatus, actor: str | None, at: datetime, cause: str
+) -> PublishLifecycle:
+    """`cause` is unique to the transition, so its message id is too (and stable on redo)."""
+    return PublishLifecycle(
+        id=f"lifecycle:{incident_id}/{cause}", status=status, actor=actor, at=at
+    )
 
 
 def _page_items(
