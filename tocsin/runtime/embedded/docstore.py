@@ -11,7 +11,7 @@ indexes are enforced; other indexes are accepted and ignored (everything is in m
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from tocsin.runtime.embedded.matching import (
     UnsupportedOperation,
     apply_update,
     clone,
+    clone_document,
     get_path,
     matches,
     project,
@@ -34,8 +35,8 @@ from tocsin.runtime.embedded.matching import (
     touched_fields,
 )
 from tocsin.runtime.embedded.sqlite import SqliteFile
+from tocsin.runtime.store import SortFields
 
-SortSpec = str | Sequence[tuple[str, int]]
 IndexKey = tuple[tuple[str, ...], tuple[Any, ...]]  # (fields, values)
 
 
@@ -96,12 +97,6 @@ def _plain(value: Any) -> bool:
     return value is not None and not isinstance(value, Mapping | list | tuple | dict | bool)
 
 
-def _sort_fields(spec: SortSpec, direction: int = 1) -> list[tuple[str, int]]:
-    if isinstance(spec, str):
-        return [(spec, direction)]
-    return list(spec)
-
-
 def _sorted(docs: list[Document], fields: list[tuple[str, int]]) -> list[Document]:
     # Stable sorts applied from the last key to the first give a multi-key order.
     for path, direction in reversed(fields):
@@ -133,25 +128,19 @@ class EmbeddedCursor:
         self._projection = projection
         self._sort: list[tuple[str, int]] = []
         self._limit = 0
-        self._skip = 0
 
-    def sort(self, key_or_list: SortSpec, direction: int = 1) -> EmbeddedCursor:
-        self._sort = _sort_fields(key_or_list, direction)
+    def sort(self, key: str, direction: int) -> EmbeddedCursor:
+        self._sort = [(key, direction)]
         return self
 
     def limit(self, limit: int) -> EmbeddedCursor:
         self._limit = limit
         return self
 
-    def skip(self, skip: int) -> EmbeddedCursor:
-        self._skip = skip
-        return self
-
     def _results(self) -> list[Document]:
         docs = self._collection._matching(self._query)
         if self._sort:
             docs = _sorted(docs, self._sort)
-        docs = docs[self._skip :]
         if self._limit:
             docs = docs[: self._limit]
         return [project(doc, self._projection) for doc in docs]
@@ -162,10 +151,6 @@ class EmbeddedCursor:
     async def _iterate(self) -> AsyncIterator[Document]:
         for doc in self._results():
             yield doc
-
-    async def to_list(self, length: int | None = None) -> list[Document]:
-        results = self._results()
-        return results if length is None else results[:length]
 
 
 class EmbeddedCollection:
@@ -234,10 +219,12 @@ class EmbeddedCollection:
             if ids is not None:
                 ids.discard(doc["_id"])
 
-    def _first(self, query: Mapping[str, Any], sort: SortSpec | None) -> Document | None:
+    def _first(
+        self, query: Mapping[str, Any], sort: list[tuple[str, int]] | None
+    ) -> Document | None:
         docs = self._matching(query)
         if sort:
-            docs = _sorted(docs, _sort_fields(sort))
+            docs = _sorted(docs, sort)
         return docs[0] if docs else None
 
     async def find_one(
@@ -263,8 +250,8 @@ class EmbeddedCollection:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def create_index(self, keys: SortSpec, *, unique: bool = False, **_: Any) -> str:
-        fields = tuple(path for path, _direction in _sort_fields(keys))
+    async def create_index(self, keys: str | SortFields, *, unique: bool = False) -> str:
+        fields = (keys,) if isinstance(keys, str) else tuple(path for path, _direction in keys)
         if unique and fields not in self._unique:
             self._unique.append(fields)
         for length in range(1, len(fields) + 1):
@@ -344,14 +331,9 @@ class EmbeddedCollection:
         return UpdateResult(1, int(updated is not doc))
 
     async def update_many(
-        self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False
+        self, filter: Mapping[str, Any], update: Mapping[str, Any]
     ) -> UpdateResult:
         docs = self._matching(filter)
-        if not docs:
-            if upsert:
-                inserted = self._upsert(filter, update)
-                return UpdateResult(0, 0, inserted["_id"])
-            return UpdateResult(0, 0)
         modified = 0
         for doc in docs:
             if self._update(doc, update) is not doc:
@@ -362,19 +344,19 @@ class EmbeddedCollection:
         self,
         filter: Mapping[str, Any],
         update: Mapping[str, Any],
-        projection: Any = None,
-        sort: SortSpec | None = None,
+        *,
+        sort: SortFields | None = None,
         upsert: bool = False,
         return_document: bool = ReturnDocument.BEFORE,
     ) -> Document | None:
-        doc = self._first(filter, sort)
+        doc = self._first(filter, list(sort) if sort else None)
         if doc is None:
             if not upsert:
                 return None
             inserted = self._upsert(filter, update)
-            return project(inserted, projection) if return_document else None
+            return clone_document(inserted) if return_document else None
         updated = self._update(doc, update)
-        return project(updated if return_document else doc, projection)
+        return clone_document(updated if return_document else doc)
 
     async def delete_one(self, filter: Mapping[str, Any]) -> DeleteResult:
         doc = self._first(filter, None)
@@ -384,18 +366,6 @@ class EmbeddedCollection:
         self._index_remove(doc)
         del self._docs[doc["_id"]]
         return DeleteResult(1)
-
-    async def delete_many(self, filter: Mapping[str, Any]) -> DeleteResult:
-        docs = self._matching(filter)
-        for doc in docs:
-            self._database._delete(self.name, doc["_id"])
-            self._index_remove(doc)
-            del self._docs[doc["_id"]]
-        return DeleteResult(len(docs))
-
-    async def drop(self) -> None:
-        await self.delete_many({})
-        self._unique.clear()
 
 
 class EmbeddedDatabase:

@@ -1,10 +1,13 @@
-"""MongoDB query and update semantics for the subset Tocsin uses (DESIGN §5), on plain dicts.
+"""MongoDB query and update semantics for exactly the subset Tocsin's stores use, on plain dicts.
 
-Filters: equality (an array field matches when it contains the value), `$eq $ne $gt $gte $lt
-$lte $in $nin $exists $size`, `$and $or`, dotted paths. Updates: `$set $unset $inc $min $max
-$setOnInsert $addToSet $push` (with `$each`) and `$pull` (a value or a condition). Values of
+Filters: equality (an array field matches when it contains the value), `$eq $ne $gt $lte $in`,
+dotted paths into sub-documents. Updates of top-level fields: `$set $inc $min $setOnInsert`,
+`$push` (a value, or `$each`) and `$addToSet` (a value). Projections: inclusion. Values of
 different types never compare (MongoDB's type bracketing), so `{"due_at": {"$lte": now}}` does
 not match a missing or null `due_at`.
+
+Anything else raises `UnsupportedOperation`: a store that needs more adds it here, to the port
+(tocsin/runtime/store.py) and to the differential test against FerretDB in the same change.
 """
 
 from __future__ import annotations
@@ -54,17 +57,6 @@ def _set_path(doc: Document, path: str, value: Any) -> None:
     current[parts[-1]] = value
 
 
-def _unset_path(doc: Document, path: str) -> None:
-    parts = path.split(".")
-    current: Any = doc
-    for part in parts[:-1]:
-        current = current.get(part) if isinstance(current, dict) else None
-        if current is None:
-            return
-    if isinstance(current, dict):
-        current.pop(parts[-1], None)
-
-
 def _comparable(a: Any, b: Any) -> bool:
     numbers = (int, float)
     if isinstance(a, bool) or isinstance(b, bool):
@@ -79,12 +71,7 @@ def _compare(op: str, value: Any, operand: Any) -> bool:
     for candidate in candidates:
         if candidate is MISSING or candidate is None or not _comparable(candidate, operand):
             continue
-        if (
-            (op == "$gt" and candidate > operand)
-            or (op == "$gte" and candidate >= operand)
-            or (op == "$lt" and candidate < operand)
-            or (op == "$lte" and candidate <= operand)
-        ):
+        if (op == "$gt" and candidate > operand) or (op == "$lte" and candidate <= operand):
             return True
     return False
 
@@ -114,16 +101,10 @@ def _match_operators(value: Any, operators: Mapping[str, Any]) -> bool:
             ok = _equals(value, operand)
         elif op == "$ne":
             ok = not _equals(value, operand)
-        elif op in ("$gt", "$gte", "$lt", "$lte"):
+        elif op in ("$gt", "$lte"):
             ok = _compare(op, value, operand)
         elif op == "$in":
             ok = any(_equals(value, item) for item in operand)
-        elif op == "$nin":
-            ok = not any(_equals(value, item) for item in operand)
-        elif op == "$exists":
-            ok = (value is not MISSING) == bool(operand)
-        elif op == "$size":
-            ok = isinstance(value, list) and len(value) == operand
         else:
             raise UnsupportedOperation(f"query operator {op}")
         if not ok:
@@ -137,30 +118,15 @@ def _is_operator_dict(value: Any) -> bool:
 
 def matches(doc: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
     for key, condition in query.items():
-        if key == "$and":
-            if not all(matches(doc, sub) for sub in condition):
-                return False
-        elif key == "$or":
-            if not any(matches(doc, sub) for sub in condition):
-                return False
-        elif key.startswith("$"):
+        if key.startswith("$"):
             raise UnsupportedOperation(f"query operator {key}")
-        else:
-            value = get_path(doc, key)
-            if _is_operator_dict(condition):
-                if not _match_operators(value, condition):
-                    return False
-            elif not _equals(value, condition):
+        value = get_path(doc, key)
+        if _is_operator_dict(condition):
+            if not _match_operators(value, condition):
                 return False
+        elif not _equals(value, condition):
+            return False
     return True
-
-
-def _pull_matches(item: Any, condition: Any) -> bool:
-    if isinstance(condition, Mapping) and not _is_operator_dict(condition):
-        return isinstance(item, Mapping) and matches(item, condition)
-    if _is_operator_dict(condition):
-        return _match_operators(item, condition)
-    return bool(item == condition)
 
 
 def _each(value: Any) -> list[Any]:
@@ -175,10 +141,6 @@ def _apply_set(doc: Document, path: str, value: Any) -> None:
     _set_path(doc, path, clone(value))
 
 
-def _apply_unset(doc: Document, path: str, _: Any) -> None:
-    _unset_path(doc, path)
-
-
 def _apply_inc(doc: Document, path: str, value: Any) -> None:
     current = get_path(doc, path)
     _set_path(doc, path, (0 if current is MISSING or current is None else current) + value)
@@ -187,12 +149,6 @@ def _apply_inc(doc: Document, path: str, value: Any) -> None:
 def _apply_min(doc: Document, path: str, value: Any) -> None:
     current = get_path(doc, path)
     if current is MISSING or current is None or (_comparable(current, value) and value < current):
-        _set_path(doc, path, clone(value))
-
-
-def _apply_max(doc: Document, path: str, value: Any) -> None:
-    current = get_path(doc, path)
-    if current is MISSING or current is None or (_comparable(current, value) and value > current):
         _set_path(doc, path, clone(value))
 
 
@@ -208,37 +164,29 @@ def _array_at(doc: Document, path: str) -> list[Any]:
 
 
 def _apply_add_to_set(doc: Document, path: str, value: Any) -> None:
+    if isinstance(value, Mapping) and "$each" in value:
+        raise UnsupportedOperation("$addToSet with $each")
     array = _array_at(doc, path)
-    for item in _each(value):
-        if item not in array:
-            array.append(clone(item))
+    if value not in array:
+        array.append(clone(value))
 
 
 def _apply_push(doc: Document, path: str, value: Any) -> None:
     _array_at(doc, path).extend(clone(item) for item in _each(value))
 
 
-def _apply_pull(doc: Document, path: str, condition: Any) -> None:
-    current = get_path(doc, path)
-    if isinstance(current, list):
-        current[:] = [item for item in current if not _pull_matches(item, condition)]
-
-
 _UPDATERS: Mapping[str, Callable[[Document, str, Any], None]] = {
     "$set": _apply_set,
-    "$unset": _apply_unset,
     "$inc": _apply_inc,
     "$min": _apply_min,
-    "$max": _apply_max,
     "$addToSet": _apply_add_to_set,
     "$push": _apply_push,
-    "$pull": _apply_pull,
 }
 
 
 def touched_fields(update: Mapping[str, Any]) -> set[str]:
     """The top-level fields an update can change."""
-    return {path.split(".", 1)[0] for fields in update.values() for path in fields}
+    return {path for fields in update.values() for path in fields}
 
 
 def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool) -> Document:
@@ -249,6 +197,8 @@ def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool) -
     """
     if not update or not all(key.startswith("$") for key in update):
         raise UnsupportedOperation("replacement updates; use update operators")
+    if any("." in path for fields in update.values() for path in fields):
+        raise UnsupportedOperation("updates of dotted paths")
     result = dict(doc)
     for field in touched_fields(update):
         if field in result:
@@ -284,23 +234,12 @@ def seed_from_query(query: Mapping[str, Any]) -> Document:
 
 
 def project(doc: Document, projection: Mapping[str, Any] | None) -> Document:
+    """The document with only the projection's top-level fields (and `_id`)."""
     if not projection:
         return clone_document(doc)
-    included = [k for k, v in projection.items() if v and k != "_id"]
-    if included:
-        result: Document = {}
-        for key in included:
-            value = get_path(doc, key)
-            if value is not MISSING:
-                _set_path(result, key, clone(value))
-        if projection.get("_id", 1) and "_id" in doc:
-            result["_id"] = doc["_id"]
-        return result
-    result = clone_document(doc)
-    for key, value in projection.items():
-        if not value:
-            _unset_path(result, key)
-    return result
+    if any(not value or "." in key for key, value in projection.items()):
+        raise UnsupportedOperation("projections other than top-level inclusion")
+    return {key: clone(doc[key]) for key in doc if key in projection or key == "_id"}
 
 
 def sort_key(fields: list[tuple[str, int]]) -> Callable[[Document], Any]:
