@@ -44,7 +44,7 @@ class IncidentView(BaseModel):
             alert_count=incident.alert_count,
             opened_at=incident.opened_at,
             escalation_step=incident.lifecycle.next_step,
-            responders=list(incident.lifecycle.responders),
+            responders=list(incident.lifecycle.responder_ids),
             timeline=[
                 TimelineView(at=e.at, action=e.action, actor=e.actor) for e in incident.timeline
             ],

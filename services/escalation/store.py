@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from schemas import Severity
-from services.escalation.domain.lifecycle import Lifecycle, Status
+from services.escalation.domain.lifecycle import Lifecycle, Responder, Status
 from services.escalation.domain.outbox import ArmTimer, OutboxItem, SendNotification
 from tocsin.runtime.mongo import Document
 
@@ -114,12 +114,19 @@ def _lifecycle_fields(lifecycle: Lifecycle) -> Document:
         "status": lifecycle.status.value,
         "cycle": lifecycle.cycle,
         "next_step": lifecycle.next_step,
-        "responders": list(lifecycle.responders),
+        "responders": [{"user": r.user, "level": r.level} for r in lifecycle.responders],
     }
 
 
 def _entry(entry: TimelineEntry) -> Document:
     return {"at": entry.at, "action": entry.action, "actor": entry.actor}
+
+
+def _responder(stored: Document | str) -> Responder:
+    # Documents written before levels were kept hold bare user ids.
+    if isinstance(stored, str):
+        return Responder(stored, 0)
+    return Responder(stored["user"], stored["level"])
 
 
 def _incident(doc: Document) -> EscalationIncident:
@@ -135,7 +142,7 @@ def _incident(doc: Document) -> EscalationIncident:
             status=Status(doc["status"]),
             cycle=doc.get("cycle", 0),
             next_step=doc.get("next_step", 0),
-            responders=tuple(doc.get("responders", ())),
+            responders=tuple(_responder(r) for r in doc.get("responders", ())),
         ),
         version=doc["version"],
         outbox=tuple(_ITEMS.validate_python(doc.get("outbox", []))),

@@ -15,6 +15,7 @@ from schemas import (
     IncidentEventKind,
     IncidentLifecycleChanged,
     LifecycleStatus,
+    NotificationEvent,
     NotificationRequested,
 )
 from services.escalation.domain.lifecycle import Action, InvalidTransition, Status
@@ -106,3 +107,21 @@ async def test_refused_transition_publishes_nothing(two_levels: Rig) -> None:
     with pytest.raises(InvalidTransition):
         await r.engine.command("inc-1", Action.ACKNOWLEDGE, ALICE)
     assert [c.status for c in lifecycle(r)] == [LifecycleStatus.RESOLVED]
+
+
+# -- notices carry the level each person was paged at ---------------------------------------
+
+
+async def test_resolve_notice_to_a_later_level_says_the_level_they_were_paged_at(
+    two_levels: Rig,
+) -> None:
+    r = two_levels
+    await r.engine.on_incident_event(incident_event())
+    r.clock.advance(5 * MIN)
+    assert await r.engine.fire_due_timers() == 1
+    await r.engine.command("inc-1", Action.RESOLVE, ALICE)
+    notices = [p for p in pages(r) if p.event is NotificationEvent.RESOLVED]
+    assert sorted((p.recipient.user_id, p.escalation_level) for p in notices) == [
+        ("alice", 0),
+        ("bob", 1),
+    ]

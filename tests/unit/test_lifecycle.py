@@ -19,6 +19,7 @@ from services.escalation.domain.lifecycle import (
     NotifyResponders,
     Outcome,
     PageStep,
+    Responder,
     ScheduleEscalation,
     Status,
     apply,
@@ -78,7 +79,11 @@ def test_row_triggered_escalate_pages_due_step_and_schedules_next() -> None:
     outcome = apply(state, Action.ESCALATE, PLAN, now, step=1, cycle=0)
     assert outcome.state.status is Status.TRIGGERED
     assert outcome.state.next_step == 2
-    assert outcome.state.responders == ("alice", "bob", "carol")
+    assert outcome.state.responders == (
+        Responder("alice", 0),
+        Responder("bob", 1),
+        Responder("carol", 1),
+    )
     assert outcome.effects == (
         PageStep(1, 1, 0, ("bob", "carol"), NotificationEvent.ESCALATED),
         ScheduleEscalation(step=2, cycle=0, due_at=now + 10 * MIN),
@@ -90,10 +95,10 @@ def test_row_triggered_acknowledge_cancels_timers_and_tells_responders() -> None
     outcome = apply(state, Action.ACKNOWLEDGE, PLAN, T0 + MIN)
     assert outcome.state.status is Status.ACKNOWLEDGED
     assert outcome.state.cycle == 0
-    assert outcome.state.responders == ("alice",)
+    assert outcome.state.responder_ids == ("alice",)
     assert outcome.effects == (
         CancelTimers(),
-        NotifyResponders(("alice",), NotificationEvent.ACKNOWLEDGED, 0),
+        NotifyResponders((Responder("alice", 0),), NotificationEvent.ACKNOWLEDGED, 0),
     )
 
 
@@ -101,10 +106,10 @@ def test_row_triggered_resolve_cancels_timers_and_tells_responders() -> None:
     state = _triggered_after_first_page()
     outcome = apply(state, Action.RESOLVE, PLAN, T0 + MIN)
     assert outcome.state.status is Status.RESOLVED
-    assert outcome.state.responders == ("alice",)
+    assert outcome.state.responder_ids == ("alice",)
     assert outcome.effects == (
         CancelTimers(),
-        NotifyResponders(("alice",), NotificationEvent.RESOLVED, 0),
+        NotifyResponders((Responder("alice", 0),), NotificationEvent.RESOLVED, 0),
     )
 
 
@@ -123,7 +128,7 @@ def test_row_acknowledged_resolve_cancels_timers_and_tells_responders() -> None:
     assert outcome.state.cycle == 0
     assert outcome.effects == (
         CancelTimers(),
-        NotifyResponders(("alice",), NotificationEvent.RESOLVED, 0),
+        NotifyResponders((Responder("alice", 0),), NotificationEvent.RESOLVED, 0),
     )
 
 
@@ -135,7 +140,7 @@ def test_row_acknowledged_ack_timeout_triggers_a_new_cycle_from_step_0() -> None
     now = T0 + 36 * MIN
     outcome = apply(acked, Action.ACK_TIMEOUT, PLAN, now)
     assert outcome.state == Lifecycle(
-        status=Status.TRIGGERED, cycle=1, next_step=1, responders=("alice",)
+        status=Status.TRIGGERED, cycle=1, next_step=1, responders=(Responder("alice", 0),)
     )
     assert outcome.effects == (
         PageStep(0, 0, 1, ("alice",), NotificationEvent.TRIGGERED),
@@ -156,7 +161,7 @@ def test_row_resolved_reopen_triggers_a_new_cycle_from_step_0() -> None:
     now = T0 + 60 * MIN
     outcome = apply(resolved, Action.REOPEN, PLAN, now)
     assert outcome.state == Lifecycle(
-        status=Status.TRIGGERED, cycle=1, next_step=1, responders=("alice",)
+        status=Status.TRIGGERED, cycle=1, next_step=1, responders=(Responder("alice", 0),)
     )
     assert outcome.effects == (
         PageStep(0, 0, 1, ("alice",), NotificationEvent.TRIGGERED),
@@ -185,7 +190,7 @@ def test_there_are_seven_invalid_pairs() -> None:
 
 @pytest.mark.parametrize(("status", "action"), INVALID_PAIRS, ids=lambda v: str(v))
 def test_pair_not_in_table_raises_invalid_transition(status: Status, action: Action) -> None:
-    state = Lifecycle(status=status, next_step=1, responders=("alice",))
+    state = Lifecycle(status=status, next_step=1, responders=(Responder("alice", 0),))
     with pytest.raises(InvalidTransition) as caught:
         apply(state, action, PLAN, T0, step=1, cycle=0)
     assert caught.value.status is status
@@ -199,7 +204,7 @@ def test_pair_not_in_table_raises_invalid_transition(status: Status, action: Act
 def test_open_with_zero_delay_pages_level_0_now_and_schedules_level_1() -> None:
     outcome = open_incident(PLAN, T0)
     assert outcome.state == Lifecycle(
-        status=Status.TRIGGERED, cycle=0, next_step=1, responders=("alice",)
+        status=Status.TRIGGERED, cycle=0, next_step=1, responders=(Responder("alice", 0),)
     )
     assert outcome.effects == (
         PageStep(0, 0, 0, ("alice",), NotificationEvent.TRIGGERED),
@@ -278,7 +283,7 @@ def test_consecutive_zero_delay_levels_page_together() -> None:
         PageStep(1, 1, 0, ("bob",), NotificationEvent.ESCALATED),
         ScheduleEscalation(step=2, cycle=0, due_at=T0 + 3 * MIN),
     )
-    assert outcome.state.responders == ("alice", "bob")
+    assert outcome.state.responder_ids == ("alice", "bob")
     assert outcome.state.next_step == 2
 
 
@@ -361,7 +366,7 @@ def test_repeat_passes_page_each_level_again_and_stop_after_the_last_step() -> N
     ]
     assert now == T0 + 25 * MIN
     assert state.next_step == 6
-    assert state.responders == ("alice", "bob")
+    assert state.responder_ids == ("alice", "bob")
 
 
 def test_repeat_pass_level_0_with_zero_delay_waits_last_levels_delay() -> None:
@@ -389,7 +394,11 @@ def test_acknowledge_notifies_every_responder_of_the_cycle_in_paging_order() -> 
     outcome = apply(state, Action.ACKNOWLEDGE, PLAN, T0 + 6 * MIN)
     assert outcome.effects == (
         CancelTimers(),
-        NotifyResponders(("alice", "bob", "carol"), NotificationEvent.ACKNOWLEDGED, 0),
+        NotifyResponders(
+            (Responder("alice", 0), Responder("bob", 1), Responder("carol", 1)),
+            NotificationEvent.ACKNOWLEDGED,
+            0,
+        ),
     )
 
 
@@ -406,7 +415,7 @@ def test_acknowledge_before_anyone_was_paged_notifies_nobody() -> None:
 def test_acknowledge_keeps_cycle_and_next_step() -> None:
     state = _triggered_after_first_page()
     acked = apply(state, Action.ACKNOWLEDGE, PLAN, T0 + MIN).state
-    assert (acked.cycle, acked.next_step, acked.responders) == (0, 1, ("alice",))
+    assert (acked.cycle, acked.next_step, acked.responder_ids) == (0, 1, ("alice",))
 
 
 def test_resolve_in_a_later_cycle_notifies_with_that_cycle() -> None:
@@ -415,7 +424,7 @@ def test_resolve_in_a_later_cycle_notifies_with_that_cycle() -> None:
     outcome = apply(reopened, Action.RESOLVE, PLAN, T0 + 3 * MIN)
     assert outcome.effects == (
         CancelTimers(),
-        NotifyResponders(("alice",), NotificationEvent.RESOLVED, 1),
+        NotifyResponders((Responder("alice", 0),), NotificationEvent.RESOLVED, 1),
     )
     assert outcome.state.cycle == 1
 
@@ -432,10 +441,10 @@ def test_each_reopen_starts_a_new_cycle() -> None:
 def test_new_cycle_forgets_the_previous_cycles_responders() -> None:
     state = _triggered_after_first_page()
     state = apply(state, Action.ESCALATE, PLAN, T0 + 5 * MIN, step=1, cycle=0).state
-    assert state.responders == ("alice", "bob", "carol")
+    assert state.responder_ids == ("alice", "bob", "carol")
     acked = apply(state, Action.ACKNOWLEDGE, PLAN, T0 + 6 * MIN).state
     again = apply(acked, Action.ACK_TIMEOUT, PLAN, T0 + 30 * MIN).state
-    assert again.responders == ("alice",)
+    assert again.responder_ids == ("alice",)
 
 
 def test_responders_accumulate_without_duplicates() -> None:
@@ -445,14 +454,20 @@ def test_responders_accumulate_without_duplicates() -> None:
         repeat=1,
     )
     outcome = open_incident(plan, T0)
-    assert outcome.state.responders == ("alice", "bob", "carol")
+    assert outcome.state.responder_ids == ("alice", "bob", "carol")
     state, due = outcome.state, _schedules(outcome)
     while due:
         (timer,) = due
         outcome = apply(state, Action.ESCALATE, plan, timer.due_at, step=timer.step, cycle=0)
         state, due = outcome.state, _schedules(outcome)
     assert state.next_step == plan.total_steps
-    assert state.responders == ("alice", "bob", "carol", "dave")
+    # Each keeps the level they were first paged at.
+    assert state.responders == (
+        Responder("alice", 0),
+        Responder("bob", 0),
+        Responder("carol", 1),
+        Responder("dave", 2),
+    )
 
 
 # -- a full simulated scenario ---------------------------------------------------------------

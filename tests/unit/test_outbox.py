@@ -15,6 +15,7 @@ from services.escalation.domain.lifecycle import (
     EscalationPlan,
     NotifyResponders,
     PageStep,
+    Responder,
     ScheduleEscalation,
     apply,
     open_incident,
@@ -46,6 +47,11 @@ RULES: Mapping[str, Sequence[NotificationRule]] = {
 
 def _items(effects: Sequence[Effect], cause: str = "cause-1") -> list[OutboxItem]:
     return outbox_items(INCIDENT, effects, RULES, T0, cause)
+
+
+def _who(*users: str) -> tuple[Responder, ...]:
+    """Responders first paged at level 0."""
+    return tuple(Responder(user, 0) for user in users)
 
 
 def _page(
@@ -147,8 +153,9 @@ def test_cancel_timers_item_id_is_unique_to_its_cause() -> None:
     assert second == [CancelPendingTimers(id="cancel:inc-1/ack-2")]
 
 
-def test_notify_responders_uses_immediate_contacts() -> None:
-    items = _items([NotifyResponders(("alice", "bob"), NotificationEvent.ACKNOWLEDGED, 0)])
+def test_notify_responders_uses_immediate_contacts_and_the_level_each_was_paged_at() -> None:
+    responders = (Responder("alice", 0), Responder("bob", 1))
+    items = _items([NotifyResponders(responders, NotificationEvent.ACKNOWLEDGED, 0)])
     assert items == [
         SendNotification(
             id="send:inc-1/c0/incident.acknowledged/alice/alice-hook",
@@ -164,13 +171,13 @@ def test_notify_responders_uses_immediate_contacts() -> None:
             user_id="bob",
             contact_id="bob-hook",
             event=NotificationEvent.ACKNOWLEDGED,
-            escalation_level=0,
+            escalation_level=1,
         ),
     ]
 
 
 def test_notify_responders_falls_back_to_first_rule_when_none_is_immediate() -> None:
-    items = _items([NotifyResponders(("carol",), NotificationEvent.RESOLVED, 1)])
+    items = _items([NotifyResponders(_who("carol"), NotificationEvent.RESOLVED, 1)])
     assert [
         (i.user_id, i.contact_id, i.event) for i in items if isinstance(i, SendNotification)
     ] == [("carol", "carol-phone", NotificationEvent.RESOLVED)]
@@ -186,21 +193,21 @@ def test_notify_responders_sends_every_immediate_contact() -> None:
             NotificationRule("c", MIN),
         )
     }
-    effect = NotifyResponders(("dan",), NotificationEvent.RESOLVED, 0)
+    effect = NotifyResponders(_who("dan"), NotificationEvent.RESOLVED, 0)
     items = outbox_items(INCIDENT, [effect], rules, T0, "x")
     assert [i.contact_id for i in items if isinstance(i, SendNotification)] == ["a", "b"]
     assert len(items) == 2
 
 
 def test_notify_responders_without_users_or_rules_gives_nothing() -> None:
-    assert _items([NotifyResponders((), NotificationEvent.RESOLVED, 0)]) == []
-    assert _items([NotifyResponders(("nobody",), NotificationEvent.RESOLVED, 0)]) == []
+    assert _items([NotifyResponders(_who(), NotificationEvent.RESOLVED, 0)]) == []
+    assert _items([NotifyResponders(_who("nobody"), NotificationEvent.RESOLVED, 0)]) == []
 
 
 def test_items_follow_effect_order() -> None:
     effects: list[Effect] = [
         CancelTimers(),
-        NotifyResponders(("bob",), NotificationEvent.RESOLVED, 0),
+        NotifyResponders(_who("bob"), NotificationEvent.RESOLVED, 0),
         _page(users=("bob",)),
         ScheduleEscalation(1, 0, T0 + MIN),
     ]
@@ -233,9 +240,9 @@ def test_notification_ids_are_distinct_per_step_user_contact_and_cycle() -> None
         _page(step=0, users=("alice", "bob")),
         _page(step=1, level=1, users=("alice",), event=NotificationEvent.ESCALATED),
         _page(step=0, users=("alice",), cycle=1),
-        NotifyResponders(("alice", "bob"), NotificationEvent.ACKNOWLEDGED, 0),
-        NotifyResponders(("alice", "bob"), NotificationEvent.RESOLVED, 0),
-        NotifyResponders(("alice",), NotificationEvent.ACKNOWLEDGED, 1),
+        NotifyResponders(_who("alice", "bob"), NotificationEvent.ACKNOWLEDGED, 0),
+        NotifyResponders(_who("alice", "bob"), NotificationEvent.RESOLVED, 0),
+        NotifyResponders(_who("alice"), NotificationEvent.ACKNOWLEDGED, 1),
     ]
     items = _items(effects)
     ids = _notification_ids(items)
@@ -269,7 +276,7 @@ def test_outbox_items_round_trip_through_json() -> None:
             _page(users=("alice", "carol")),
             ScheduleEscalation(1, 0, T0 + 5 * MIN),
             CancelTimers(),
-            NotifyResponders(("bob",), NotificationEvent.ACKNOWLEDGED, 0),
+            NotifyResponders(_who("bob"), NotificationEvent.ACKNOWLEDGED, 0),
         ]
     )
     assert adapter.validate_json(adapter.dump_json(items)) == items

@@ -89,11 +89,23 @@ class EscalationPlan:
 
 
 @dataclass(frozen=True)
+class Responder:
+    """A user paged in this cycle, and the level they were first paged at."""
+
+    user: str
+    level: int
+
+
+@dataclass(frozen=True)
 class Lifecycle:
     status: Status
     cycle: int = 0  # bumped when a resolved or acknowledged incident triggers again
     next_step: int = 0  # the step the pending escalation timer will page
-    responders: tuple[str, ...] = ()  # users paged in this cycle, in paging order
+    responders: tuple[Responder, ...] = ()  # users paged in this cycle, in paging order
+
+    @property
+    def responder_ids(self) -> tuple[str, ...]:
+        return tuple(r.user for r in self.responders)
 
 
 # Effects: what must happen after the new state is stored.
@@ -120,7 +132,7 @@ class CancelTimers:
 
 @dataclass(frozen=True)
 class NotifyResponders:
-    users: tuple[str, ...]
+    responders: tuple[Responder, ...]
     event: NotificationEvent
     cycle: int
 
@@ -144,6 +156,7 @@ def _advance(
 ) -> Outcome:
     effects: list[Effect] = []
     responders = list(state.responders)
+    paged = {r.user for r in responders}
     first = True
     while step < plan.total_steps:
         level = plan.level_of(step)
@@ -155,7 +168,10 @@ def _advance(
         users = plan.targets[level]
         event = NotificationEvent.TRIGGERED if step == 0 else NotificationEvent.ESCALATED
         effects.append(PageStep(step, level, state.cycle, users, event))
-        responders.extend(u for u in users if u not in responders)
+        for user in users:
+            if user not in paged:
+                paged.add(user)
+                responders.append(Responder(user, level))
         step += 1
         first = False
     return Outcome(replace(state, next_step=step, responders=tuple(responders)), tuple(effects))

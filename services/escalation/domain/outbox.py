@@ -124,7 +124,8 @@ def _responder_items(
     incident_id: str, effect: NotifyResponders, rules: Mapping[str, Sequence[NotificationRule]]
 ) -> list[OutboxItem]:
     items: list[OutboxItem] = []
-    for user_id in effect.users:
+    for responder in effect.responders:
+        user_id = responder.user
         user_rules = rules.get(user_id, ())
         # Status updates go to the contacts a user is paged on at once (or the first one).
         immediate = [r for r in user_rules if r.after <= timedelta(0)] or list(user_rules[:1])
@@ -139,7 +140,7 @@ def _responder_items(
                     user_id=user_id,
                     contact_id=rule.contact_id,
                     event=effect.event,
-                    escalation_level=0,
+                    escalation_level=responder.level,
                 )
             )
     return items
