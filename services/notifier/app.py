@@ -3,18 +3,32 @@ and the channels."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 
 from schemas import NOTIFICATIONS_REQUESTED, NotificationRequested
 from services.notifier.channels import channels
 from services.notifier.consumers import Delivery
+from services.notifier.domain import DEFAULT_RETRY, RetryPolicy
 from services.notifier.store import NotifierStore
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.service import Service
+from tocsin.runtime.settings import Settings
 
 CONSUMER_GROUP = "tocsin-notifier"
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The notifier's retry policy from the process settings (`TOCSIN_NOTIFIER_*`)."""
+    return RetryPolicy(
+        period=timedelta(seconds=settings.notifier_retry_period_seconds),
+        max_attempts=settings.notifier_max_attempts,
+        backoff_base=timedelta(seconds=settings.notifier_backoff_seconds),
+        backoff_cap=timedelta(seconds=settings.notifier_backoff_cap_seconds),
+    )
 
 
 def build(
@@ -26,9 +40,17 @@ def build(
     *,
     instance_id: str,
     poll_seconds: float = 0.25,
+    retry: RetryPolicy = DEFAULT_RETRY,
 ) -> Service:
     delivery = Delivery(
-        bus, store, config, channels(client), clock, instance_id, poll_seconds=poll_seconds
+        bus,
+        store,
+        config,
+        channels(client),
+        clock,
+        instance_id,
+        retry=retry,
+        poll_seconds=poll_seconds,
     )
     return Service(
         name="notifier",

@@ -2,8 +2,11 @@
 
 The consumer only queues a notification in the store (durable before the offset commits) and
 wakes the delivery loop. The loop claims due notifications with a lease and delivers several
-at once, so one slow or dead webhook never holds up anyone else's page; a failed attempt is
-retried with backoff, durably, until the last attempt marks it failed.
+at once, so one slow or dead webhook never holds up anyone else's page. A failed attempt is
+retried with backoff, durably, for the retry period (see domain.py); then the notification is
+marked failed. Only the final outcome goes to `notifications.results` (once per outcome; the
+store's outbox field republishes it after a crash), and escalation pages the next contact
+method on a failure.
 
 A delivered notification is never sent again. A crash after the provider accepted but before
 the outcome was stored can resend it once, after the lease; the body carries the same
@@ -19,8 +22,6 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 
-from prometheus_client import Counter, Histogram
-
 from schemas import (
     NOTIFICATIONS_RESULTS,
     DeliveryOutcome,
@@ -28,6 +29,8 @@ from schemas import (
     NotificationResult,
 )
 from services.notifier.channels import Channel, DeliveryFailed
+from services.notifier.domain import DEFAULT_RETRY, RetryPolicy, retry_after_failure
+from services.notifier.metrics import DELIVERIES, DELIVERY_SECONDS
 from services.notifier.store import ClaimedNotification, NotifierStore
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.backoff import Random, backoff_delay
@@ -38,13 +41,6 @@ from tocsin.runtime.consumer import UNAVAILABLE
 log = logging.getLogger(__name__)
 
 _NAMESPACE = uuid.UUID("3e2a9d4c-51f0-4c8b-a7e6-94b1c0d2f311")
-
-DELIVERIES = Counter(
-    "tocsin_notifier_deliveries_total", "Notification outcomes by channel.", ["channel", "outcome"]
-)
-DELIVERY_SECONDS = Histogram(
-    "tocsin_notifier_delivery_seconds", "Time spent delivering one notification.", ["channel"]
-)
 
 
 class Delivery:
@@ -57,15 +53,15 @@ class Delivery:
         clock: Clock,
         owner: str,
         *,
-        attempts: int = 4,
-        backoff_seconds: float = 0.5,
-        backoff_cap_seconds: float = 30.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
         random_source: Random = random.random,
         concurrency: int = 16,
         # One attempt takes at most the webhook timeout (5 s); a lease a few times that lets a
         # restarted process retake what a crashed one had claimed soon enough.
         lease: timedelta = timedelta(seconds=15),
         poll_seconds: float = 0.25,
+        # How often to look for final results a crash or a bus outage left unpublished.
+        sweep_every: timedelta = timedelta(seconds=5),
     ) -> None:
         self._bus = bus
         self._store = store
@@ -73,13 +69,12 @@ class Delivery:
         self._channels = channels
         self._clock = clock
         self._owner = owner
-        self._attempts = attempts
-        self._backoff = backoff_seconds
-        self._backoff_cap = backoff_cap_seconds
+        self._retry = retry
         self._random = random_source
         self._concurrency = concurrency
         self._lease = lease
         self._poll = poll_seconds
+        self._sweep_every = sweep_every
         self._wakeup = asyncio.Event()
 
     async def handle(self, request: NotificationRequested) -> None:
@@ -96,31 +91,34 @@ class Delivery:
             self._wakeup.set()  # a slot is free
 
         unavailable_for = 0
+        next_sweep = self._clock.now()
         try:
             while True:
                 self._wakeup.clear()
-                while len(in_flight) < self._concurrency:
-                    now = self._clock.now()
-                    try:
+                try:
+                    if self._clock.now() >= next_sweep:
+                        await self.publish_unreported()
+                        next_sweep = self._clock.now() + self._sweep_every
+                    while len(in_flight) < self._concurrency:
+                        now = self._clock.now()
                         claimed = await self._store.claim_due(now, self._owner, self._lease)
-                    except UNAVAILABLE as error:
-                        unavailable_for += 1
-                        delay = backoff_delay(
-                            unavailable_for, base=0.5, cap=10.0, random=self._random
-                        )
-                        log.warning(
-                            "delivery loop: store unavailable (%s); retrying in %.1fs",
-                            error,
-                            delay,
-                        )
-                        await asyncio.sleep(delay)
-                        break
+                        if claimed is None:
+                            break
+                        task = asyncio.create_task(self._attempt(claimed))
+                        in_flight.add(task)
+                        task.add_done_callback(done)
                     unavailable_for = 0
-                    if claimed is None:
-                        break
-                    task = asyncio.create_task(self._attempt(claimed))
-                    in_flight.add(task)
-                    task.add_done_callback(done)
+                except UNAVAILABLE as error:
+                    unavailable_for += 1
+                    delay = backoff_delay(unavailable_for, base=0.5, cap=10.0, random=self._random)
+                    log.warning(
+                        "delivery loop: %s unavailable (%s); retrying in %.1fs",
+                        type(error).__name__,
+                        error,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
                 except TimeoutError:
@@ -131,6 +129,17 @@ class Delivery:
             for task in list(in_flight):
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def publish_unreported(self, limit: int = 100) -> int:
+        """Publish final results a crash or a bus outage left unpublished; how many."""
+        published = 0
+        while published < limit:
+            result = await self._store.claim_unreported(self._clock.now(), self._owner, self._lease)
+            if result is None:
+                break
+            await self._report(result)
+            published += 1
+        return published
 
     async def _attempt(self, claimed: ClaimedNotification) -> None:
         try:
@@ -148,32 +157,44 @@ class Delivery:
             None,
         )
         if contact is None or contact.type not in self._channels:
-            await self._give_up(request, attempt, "unknown contact", "unknown")
+            await self._finish(claimed, DeliveryOutcome.FAILED, "unknown contact", "unknown")
             return
         try:
             with DELIVERY_SECONDS.labels(contact.type).time():
                 await self._channels[contact.type].send(contact, request)
         except DeliveryFailed as failure:
+            now = self._clock.now()
+            due = (
+                retry_after_failure(
+                    self._retry,
+                    attempt=attempt,
+                    first_attempt_at=claimed.first_attempt_at,
+                    now=now,
+                    random=self._random,
+                )
+                if failure.retryable
+                else None
+            )
             log.warning(
-                "notification %s to %s/%s failed (attempt %d): %s",
+                "notification %s to %s/%s failed (attempt %d): %s; %s",
                 request.notification_id,
                 request.recipient.user_id,
                 contact.id,
                 attempt,
                 failure,
+                f"retrying in {(due - now).total_seconds():.1f}s" if due else "giving up",
             )
-            if failure.retryable and attempt < self._attempts:
-                delay = backoff_delay(
-                    attempt, base=self._backoff, cap=self._backoff_cap, random=self._random
+            if due is not None:
+                await self._store.retry_at(
+                    request.notification_id,
+                    self._owner,
+                    due,
+                    str(failure),
+                    first_attempt_at=claimed.first_attempt_at,
                 )
-                due = self._clock.now() + timedelta(seconds=delay)
-                await self._store.retry_at(request.notification_id, self._owner, due, str(failure))
             else:
-                await self._give_up(request, attempt, str(failure), contact.type)
+                await self._finish(claimed, DeliveryOutcome.FAILED, str(failure), contact.type)
             return
-        now = self._clock.now()
-        await self._store.delivered(request.notification_id, self._owner, now)
-        DELIVERIES.labels(contact.type, "delivered").inc()
         log.info(
             "paged %s via %s: %s %s",
             request.recipient.user_id,
@@ -181,36 +202,46 @@ class Delivery:
             request.event.value,
             request.incident.id,
         )
-        await self._publish(request, DeliveryOutcome.DELIVERED, attempt, None)
+        await self._finish(claimed, DeliveryOutcome.DELIVERED, None, contact.type)
 
-    async def _give_up(
-        self, request: NotificationRequested, attempt: int, error: str, channel: str
-    ) -> None:
-        await self._store.failed(request.notification_id, self._owner, self._clock.now(), error)
-        DELIVERIES.labels(channel, "failed").inc()
-        await self._publish(request, DeliveryOutcome.FAILED, attempt, error)
-
-    async def _publish(
+    async def _finish(
         self,
-        request: NotificationRequested,
+        claimed: ClaimedNotification,
         outcome: DeliveryOutcome,
-        attempt: int,
         error: str | None,
+        channel: str,
     ) -> None:
-        await self._bus.publish(
-            NOTIFICATIONS_RESULTS,
-            request.incident.id,
-            NotificationResult(
-                event_id=uuid.uuid5(_NAMESPACE, f"{request.notification_id}/{outcome.value}"),
-                occurred_at=self._clock.now(),
-                correlation_id=request.correlation_id,
-                notification_id=request.notification_id,
-                incident_id=request.incident.id,
-                outcome=outcome,
-                attempt=attempt,
-                error=error,
-                event=request.event,
-                recipient=request.recipient,
-                escalation_level=request.escalation_level,
-            ),
+        """Record the final outcome with its result (one update), then publish the result."""
+        request, now = claimed.request, self._clock.now()
+        result = NotificationResult(
+            event_id=uuid.uuid5(_NAMESPACE, f"{request.notification_id}/{outcome.value}"),
+            occurred_at=now,
+            correlation_id=request.correlation_id,
+            notification_id=request.notification_id,
+            incident_id=request.incident.id,
+            outcome=outcome,
+            attempt=claimed.attempt,
+            error=error,
+            event=request.event,
+            recipient=request.recipient,
+            escalation_level=request.escalation_level,
         )
+        if outcome is DeliveryOutcome.DELIVERED:
+            recorded = await self._store.delivered(
+                request.notification_id, self._owner, now, result=result
+            )
+        else:
+            recorded = await self._store.failed(
+                request.notification_id, self._owner, now, error or "", result=result
+            )
+        if not recorded:
+            # Our lease lapsed mid-attempt and another worker took the notification over: its
+            # attempt decides the outcome, and it reports it.
+            log.warning("lost the lease on %s; not reporting", request.notification_id)
+            return
+        DELIVERIES.labels(channel, outcome.value).inc()
+        await self._report(result)
+
+    async def _report(self, result: NotificationResult) -> None:
+        await self._bus.publish(NOTIFICATIONS_RESULTS, result.incident_id, result)
+        await self._store.reported(result.notification_id, self._owner)

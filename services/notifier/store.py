@@ -4,6 +4,11 @@ is the idempotency key, the delivery queue and the record of the outcome at once
 A notification is recorded `pending` with its request and a `due_at`; delivery workers claim
 due ones with a lease (so several notifier replicas never send one attempt twice), then mark
 them `delivered`, schedule a retry, or mark them `failed`.
+
+The final outcome and its `notifications.results` message are written in one update, with
+`report: unpublished` (an outbox field): the message is published afterwards and marked
+`published`; one left unpublished by a crash or a bus outage is claimed again after the lease
+and published then (same `event_id`, so escalation drops a copy).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Protocol
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from schemas import NotificationRequested
+from schemas import NotificationRequested, NotificationResult
 from tocsin.runtime.mongo import Document
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -25,6 +30,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class ClaimedNotification:
     request: NotificationRequested
     attempt: int  # this attempt's number, from 1
+    first_attempt_at: datetime  # when attempt 1 was claimed: retries are bounded from there
 
 
 class NotifierStore(Protocol):
@@ -37,15 +43,52 @@ class NotifierStore(Protocol):
         self, now: datetime, owner: str, lease: timedelta
     ) -> ClaimedNotification | None: ...
 
-    async def delivered(self, notification_id: str, owner: str, at: datetime) -> None: ...
+    async def delivered(
+        self,
+        notification_id: str,
+        owner: str,
+        at: datetime,
+        *,
+        result: NotificationResult | None = None,
+    ) -> bool:
+        """Record the final outcome (and the result to publish); False if the lease was lost."""
 
     async def retry_at(
-        self, notification_id: str, owner: str, due_at: datetime, error: str
+        self,
+        notification_id: str,
+        owner: str,
+        due_at: datetime,
+        error: str,
+        *,
+        first_attempt_at: datetime | None = None,
     ) -> None: ...
 
-    async def failed(self, notification_id: str, owner: str, at: datetime, error: str) -> None: ...
+    async def failed(
+        self,
+        notification_id: str,
+        owner: str,
+        at: datetime,
+        error: str,
+        *,
+        result: NotificationResult | None = None,
+    ) -> bool:
+        """Record the final outcome (and the result to publish); False if the lease was lost."""
+
+    async def reported(self, notification_id: str, owner: str) -> None:
+        """The outcome's result is published."""
+
+    async def claim_unreported(
+        self, now: datetime, owner: str, lease: timedelta
+    ) -> NotificationResult | None:
+        """A final outcome whose result a crash or an outage left unpublished."""
 
     async def state(self, notification_id: str) -> str | None: ...
+
+
+def _outbox(result: NotificationResult | None) -> Document:
+    if result is None:
+        return {}
+    return {"result": result.model_dump(mode="json"), "report": "unpublished"}
 
 
 class MongoNotifierStore:
@@ -55,6 +98,7 @@ class MongoNotifierStore:
     async def ensure_indexes(self) -> None:
         await self._notifications.create_index([("state", 1), ("due_at", 1)])
         await self._notifications.create_index("incident_id")
+        await self._notifications.create_index([("report", 1), ("lease_until", 1)])
 
     async def record(self, request: NotificationRequested, at: datetime) -> bool:
         before = await self._notifications.find_one_and_update(
@@ -93,30 +137,78 @@ class MongoNotifierStore:
         )
         if doc is None:
             return None
+        first_attempt_at = doc.get("first_attempt_at")
         return ClaimedNotification(
-            NotificationRequested.model_validate(doc["request"]), int(doc["attempts"])
+            NotificationRequested.model_validate(doc["request"]),
+            int(doc["attempts"]),
+            first_attempt_at if isinstance(first_attempt_at, datetime) else now,
         )
 
-    async def delivered(self, notification_id: str, owner: str, at: datetime) -> None:
-        await self._finish(notification_id, owner, {"state": "delivered", "finished_at": at})
+    async def delivered(
+        self,
+        notification_id: str,
+        owner: str,
+        at: datetime,
+        *,
+        result: NotificationResult | None = None,
+    ) -> bool:
+        return await self._finish(
+            notification_id, owner, {"state": "delivered", "finished_at": at, **_outbox(result)}
+        )
 
     async def retry_at(
-        self, notification_id: str, owner: str, due_at: datetime, error: str
+        self,
+        notification_id: str,
+        owner: str,
+        due_at: datetime,
+        error: str,
+        *,
+        first_attempt_at: datetime | None = None,
     ) -> None:
-        await self._finish(
-            notification_id, owner, {"due_at": due_at, "lease_until": _EPOCH, "error": error}
+        fields: Document = {"due_at": due_at, "lease_until": _EPOCH, "error": error}
+        if first_attempt_at is not None:
+            fields["first_attempt_at"] = first_attempt_at
+        await self._finish(notification_id, owner, fields)
+
+    async def failed(
+        self,
+        notification_id: str,
+        owner: str,
+        at: datetime,
+        error: str,
+        *,
+        result: NotificationResult | None = None,
+    ) -> bool:
+        return await self._finish(
+            notification_id,
+            owner,
+            {"state": "failed", "finished_at": at, "error": error, **_outbox(result)},
         )
 
-    async def failed(self, notification_id: str, owner: str, at: datetime, error: str) -> None:
-        await self._finish(
-            notification_id, owner, {"state": "failed", "finished_at": at, "error": error}
-        )
-
-    async def _finish(self, notification_id: str, owner: str, fields: Document) -> None:
+    async def _finish(self, notification_id: str, owner: str, fields: Document) -> bool:
         # Only the lease holder records the outcome of its attempt.
-        await self._notifications.update_one(
+        outcome = await self._notifications.update_one(
             {"_id": notification_id, "lease_owner": owner, "state": "pending"}, {"$set": fields}
         )
+        return outcome.matched_count == 1
+
+    async def reported(self, notification_id: str, owner: str) -> None:
+        await self._notifications.update_one(
+            {"_id": notification_id, "lease_owner": owner, "report": "unpublished"},
+            {"$set": {"report": "published", "lease_until": _EPOCH}},
+        )
+
+    async def claim_unreported(
+        self, now: datetime, owner: str, lease: timedelta
+    ) -> NotificationResult | None:
+        doc = await self._notifications.find_one_and_update(
+            {"report": "unpublished", "lease_until": {"$lte": now}},
+            {"$set": {"lease_until": now + lease, "lease_owner": owner}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            return None
+        return NotificationResult.model_validate(doc["result"])
 
     async def state(self, notification_id: str) -> str | None:
         doc = await self._notifications.find_one({"_id": notification_id}, projection={"state": 1})

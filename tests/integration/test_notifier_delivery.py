@@ -1,6 +1,6 @@
 """Notifier delivery on the real adapters (embedded bus and store) and real HTTP servers: a
-webhook that hangs does not hold up anyone else's page, and a failing one is retried with the
-same `notification_id` until it succeeds."""
+webhook that hangs does not hold up anyone else's page; a failing one is retried with the same
+`notification_id` for the retry period, and exactly one final result is published."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
@@ -16,17 +18,28 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from schemas import NOTIFICATIONS_RESULTS, DeliveryOutcome, NotificationResult
+from services.notifier.app import retry_policy
 from services.notifier.channels import channels
 from services.notifier.consumers import Delivery
 from services.notifier.store import MongoNotifierStore
 from tests.e2e.harness import WebhookReceiver
 from tests.integration.test_store_contract import request
 from tocsin.composition.config import parse_config
+from tocsin.runtime.bus import Subscription
 from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.embedded.bus import EmbeddedBus
 from tocsin.runtime.embedded.docstore import EmbeddedDatabase
 from tocsin.runtime.embedded.sqlite import SqliteFile
 from tocsin.runtime.mongo import Document
+from tocsin.runtime.settings import Settings
+
+# Short in the test; minutes in production (TOCSIN_NOTIFIER_RETRY_PERIOD_SECONDS).
+SETTINGS = Settings(
+    notifier_retry_period_seconds=1.5,
+    notifier_backoff_seconds=0.1,
+    notifier_backoff_cap_seconds=0.4,
+)
 
 
 @pytest.fixture
@@ -64,10 +77,24 @@ def receiver() -> Iterator[WebhookReceiver]:
     receiver.stop()
 
 
+@dataclass
+class Notifier:
+    bus: EmbeddedBus
+    delivery: Delivery
+    store: MongoNotifierStore
+    results: list[NotificationResult]
+
+    async def wait_for_results(self, count: int, timeout: float) -> list[NotificationResult]:
+        deadline = time.monotonic() + timeout
+        while len(self.results) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return list(self.results)
+
+
 @pytest.fixture
-async def delivery(
+async def notifier(
     tmp_path: Path, hanging_port: int, receiver: WebhookReceiver
-) -> AsyncIterator[Delivery]:
+) -> AsyncIterator[Notifier]:
     config = parse_config(
         {
             "users": [
@@ -89,23 +116,45 @@ async def delivery(
     database = cast(AsyncDatabase[Document], EmbeddedDatabase(file))
     store = MongoNotifierStore(database)
     await store.ensure_indexes()
+    results: list[NotificationResult] = []
+
+    async def collect(result: NotificationResult) -> None:
+        results.append(result)
+
     async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as client:
         delivery = Delivery(
-            bus, store, config, channels(client), SystemClock(), "test", backoff_seconds=0.1
+            bus,
+            store,
+            config,
+            channels(client),
+            SystemClock(),
+            "test",
+            retry=retry_policy(SETTINGS),
+            lease=timedelta(seconds=2),
+            poll_seconds=0.05,
+            sweep_every=timedelta(seconds=0.2),
         )
-        loop = asyncio.create_task(delivery.run())
-        yield delivery
-        loop.cancel()
-        await asyncio.gather(loop, return_exceptions=True)
+        tasks = [
+            asyncio.create_task(delivery.run()),
+            asyncio.create_task(
+                bus.consume(
+                    Subscription(NOTIFICATIONS_RESULTS, "test", NotificationResult, collect)
+                )
+            ),
+        ]
+        yield Notifier(bus, delivery, store, results)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     file.close()
 
 
 async def test_a_hanging_webhook_does_not_hold_up_other_pages(
-    delivery: Delivery, receiver: WebhookReceiver
+    notifier: Notifier, receiver: WebhookReceiver
 ) -> None:
-    await delivery.handle(request("n-stuck", "stuck"))
+    await notifier.delivery.handle(request("n-stuck", "stuck"))
     queued = time.monotonic()
-    await delivery.handle(request("n-alice", "alice"))
+    await notifier.delivery.handle(request("n-alice", "alice"))
     deadline = queued + 3
     while not receiver.snapshot() and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
@@ -115,14 +164,62 @@ async def test_a_hanging_webhook_does_not_hold_up_other_pages(
     assert page.received_at - queued < 3
 
 
-async def test_a_failing_webhook_is_retried_with_the_same_notification_id(
-    delivery: Delivery, receiver: WebhookReceiver
+async def test_a_receiver_that_recovers_within_the_retry_period_gets_the_page(
+    notifier: Notifier, receiver: WebhookReceiver
 ) -> None:
     receiver.fail_next = 2  # answer 503 twice, then 200
-    await delivery.handle(request("n-retry", "alice"))
-    deadline = time.monotonic() + 10
-    while len(receiver.snapshot()) < 3 and time.monotonic() < deadline:
+    await notifier.delivery.handle(request("n-retry", "alice"))
+    (result,) = await notifier.wait_for_results(1, timeout=10)
+    assert [(p.body["notification_id"], p.status) for p in receiver.snapshot()] == [
+        ("n-retry", 503),
+        ("n-retry", 503),
+        ("n-retry", 200),
+    ]
+    assert (result.notification_id, result.outcome, result.attempt) == (
+        "n-retry",
+        DeliveryOutcome.DELIVERED,
+        3,
+    )
+    assert (result.recipient.user_id, result.escalation_level) == ("alice", 0)
+    await asyncio.sleep(0.5)
+    assert len(notifier.results) == 1  # the final result only, once
+
+
+async def test_a_dead_receiver_is_retried_for_the_whole_period_then_failed_once(
+    notifier: Notifier, receiver: WebhookReceiver
+) -> None:
+    receiver.fail_next = 1_000_000  # answers 503 to everything
+    queued = time.monotonic()
+    await notifier.delivery.handle(request("n-dead", "alice"))
+    (result,) = await notifier.wait_for_results(1, timeout=10)
+    gave_up_after = time.monotonic() - queued
+    attempts = receiver.snapshot()
+    assert (result.outcome, result.error) == (DeliveryOutcome.FAILED, "webhook answered 503")
+    assert result.attempt == len(attempts) > 2
+    assert {p.body["notification_id"] for p in attempts} == {"n-dead"}
+    # Not before the retry period (1.5 s here), and soon after it.
+    assert 1.5 <= gave_up_after < 4
+    assert attempts[-1].received_at - attempts[0].received_at >= 1.5
+    await asyncio.sleep(0.6)
+    assert len(notifier.results) == 1
+    assert len(receiver.snapshot()) == len(attempts)  # no attempt after giving up
+    assert await notifier.store.state("n-dead") == "failed"
+
+
+async def test_a_result_the_bus_could_not_take_is_published_once_it_is_back(
+    notifier: Notifier, receiver: WebhookReceiver
+) -> None:
+    await notifier.bus.stop()  # publishing fails from here on
+    await notifier.delivery.handle(request("n-outage", "alice"))
+    deadline = time.monotonic() + 5
+    while await notifier.store.state("n-outage") != "delivered" and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    ids = [p.body["notification_id"] for p in receiver.snapshot()]
-    assert ids == ["n-retry"] * 3
-    assert [p.status for p in receiver.snapshot()] == [503, 503, 200]
+    assert await notifier.store.state("n-outage") == "delivered"
+    await asyncio.sleep(0.3)
+    assert notifier.results == []
+    await notifier.bus.start()
+    (result,) = await notifier.wait_for_results(1, timeout=10)
+    assert (result.notification_id, result.outcome) == ("n-outage", DeliveryOutcome.DELIVERED)
+    await asyncio.sleep(0.5)
+    assert len(notifier.results) == 1
+    assert len(receiver.snapshot()) == 1  # published again, never paged again

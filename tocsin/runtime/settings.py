@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     kafka_batch_budget_seconds: float = Field(default=60.0, gt=0)
     timer_poll_seconds: float = Field(default=0.25, gt=0)
     timer_lease_seconds: float = Field(default=30.0, gt=0)
+    # Notifier: a contact failing retryably (timeout, 5xx) is retried with backoff for this
+    # long, at most this many attempts, then reported failed (escalation tries the next one).
+    notifier_retry_period_seconds: float = Field(default=300.0, gt=0)
+    notifier_max_attempts: int = Field(default=30, ge=1, le=1000)
+    notifier_backoff_seconds: float = Field(default=1.0, gt=0)
+    notifier_backoff_cap_seconds: float = Field(default=30.0, gt=0)
     otel_console: bool = False
     # SQLite `synchronous` for the embedded bus and store. NORMAL (WAL) survives a kill -9 of
     # the process; an OS crash or power loss may lose the last transactions. FULL fsyncs each.

@@ -1,0 +1,12 @@
+"""Prometheus metrics of the notifier. Labels name channels and outcomes, never addresses."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+DELIVERIES = Counter(
+    "tocsin_notifier_deliveries_total", "Notification outcomes by channel.", ["channel", "outcome"]
+)
+DELIVERY_SECONDS = Histogram(
+    "tocsin_notifier_delivery_seconds", "Time spent delivering one notification.", ["channel"]
+)
