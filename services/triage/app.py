@@ -1,12 +1,13 @@
-"""Wiring of the triage service: the `alerts.raw` consumer and the alerts API."""
+"""Wiring of the triage service: the `alerts.raw` and `incidents.lifecycle` consumers and the
+alerts API."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from schemas import ALERTS_RAW, AlertReceived
+from schemas import ALERTS_RAW, INCIDENTS_LIFECYCLE, AlertReceived, IncidentLifecycleChanged
 from services.triage.api import router
-from services.triage.consumers import AlertTriage
+from services.triage.consumers import AlertTriage, LifecycleTriage
 from services.triage.store import TriageStore
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.bus import Bus, Subscription
@@ -19,9 +20,15 @@ def build(
     bus: Bus, store: TriageStore, config: TocsinConfig, require_api_key: Callable[..., str]
 ) -> Service:
     triage = AlertTriage(bus, store, config)
+    lifecycle = LifecycleTriage(store)
     return Service(
         name="triage",
         router=router(store, require_api_key),
-        subscriptions=[Subscription(ALERTS_RAW, CONSUMER_GROUP, AlertReceived, triage.handle)],
+        subscriptions=[
+            Subscription(ALERTS_RAW, CONSUMER_GROUP, AlertReceived, triage.handle),
+            Subscription(
+                INCIDENTS_LIFECYCLE, CONSUMER_GROUP, IncidentLifecycleChanged, lifecycle.handle
+            ),
+        ],
         on_start=[store.ensure_indexes],
     )

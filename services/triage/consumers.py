@@ -1,4 +1,5 @@
-"""Triage's handler of `alerts.raw`: dedup, open or join an incident, resolve it when quiet.
+"""Triage's handlers: `alerts.raw` (dedup, open or join an incident, resolve it when quiet)
+and `incidents.lifecycle` (release an incident escalation resolved, see domain/lifecycle.py).
 
 Re-entrant: a redelivered message (same `event_id`) finishes whatever an earlier delivery left
 half done, and publishes the same incident event id again, which escalation dedupes.
@@ -16,15 +17,18 @@ from schemas import (
     AlertStatus,
     IncidentEvent,
     IncidentEventKind,
+    IncidentLifecycleChanged,
 )
 from services.triage.domain import (
     AlertState,
+    LifecycleEffect,
     Occurrence,
     assess_severity,
     candidate_incident_id,
     classify,
     group_key,
     incident_event_id,
+    on_lifecycle,
 )
 from services.triage.store import NewIncident, TriageStore
 from tocsin.composition.config import TocsinConfig
@@ -34,6 +38,10 @@ log = logging.getLogger(__name__)
 
 ALERTS_TRIAGED = Counter(
     "tocsin_triage_alerts_total", "Alert occurrences triaged, by outcome.", ["outcome"]
+)
+INCIDENTS_RELEASED = Counter(
+    "tocsin_triage_incidents_released_total",
+    "Incidents escalation resolved that triage closed, detaching their firing alerts.",
 )
 
 
@@ -121,3 +129,22 @@ class AlertTriage:
         # An alert storm adds thousands of alerts to one incident: log those at debug only.
         level = logging.DEBUG if kind is IncidentEventKind.ALERT_ADDED else logging.INFO
         log.log(level, "incident %s: %s (%s)", incident.id, kind.value, incident.severity.value)
+
+
+class LifecycleTriage:
+    """Releases an incident once escalation resolved it, so that a still-firing alert pages
+    again with a new incident on its next firing occurrence instead of counting silently."""
+
+    def __init__(self, store: TriageStore) -> None:
+        self._store = store
+
+    async def handle(self, change: IncidentLifecycleChanged) -> None:
+        if on_lifecycle(change.status) is LifecycleEffect.NONE:
+            return
+        # Idempotent without a record of event ids: releasing twice changes nothing, and a
+        # late redelivery only touches this incident, never one opened after it.
+        if await self._store.release(change.incident_id, change.occurred_at, change.actor):
+            INCIDENTS_RELEASED.inc()
+            log.info("incident %s resolved by %s: released", change.incident_id, change.actor)
+        else:
+            log.debug("incident %s is not triage's: lifecycle change ignored", change.incident_id)

@@ -103,6 +103,10 @@ class TriageStore(Protocol):
 
     async def close(self, incident_id: str, group_key: str, at: datetime) -> None: ...
 
+    async def release(self, incident_id: str, at: datetime, actor: str | None) -> bool:
+        """Resolve the incident for triage after escalation resolved it: it takes no more
+        alerts, and its firing alerts are detached. False if triage does not know it."""
+
     async def get_incident(self, incident_id: str) -> IncidentRecord | None: ...
 
     async def list_alerts(
@@ -120,6 +124,9 @@ _ALERT_STATE = {
     "occurrence_event_id": 1,
     "count": 1,
 }
+
+
+_ATTEMPTS = 3
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -189,38 +196,17 @@ class MongoTriageStore:
             pass  # already recorded by an earlier delivery of this very message
 
     async def open_or_join(self, incident: NewIncident, fingerprint: str) -> tuple[str, bool]:
-        group: Document | None = None
-        for _ in range(3):
-            try:
-                group = await self._open_groups.find_one_and_update(
-                    {"_id": incident.group_key},
-                    {"$setOnInsert": {"incident_id": incident.candidate_id}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
+        for _ in range(_ATTEMPTS):
+            incident_id = await self._open_group(incident)
+            if await self._upsert_incident(incident_id, incident):
                 break
-            except DuplicateKeyError:
-                continue  # another replica inserted the group first: read its incident
-        if group is None:
+            # The group still names an incident that was resolved (released while we read
+            # it): free the group and open a new incident instead of joining a closed one.
+            await self._open_groups.delete_one(
+                {"_id": incident.group_key, "incident_id": incident_id}
+            )
+        else:
             raise RuntimeError(f"could not open or join group {incident.group_key!r}")
-        incident_id: str = group["incident_id"]
-        update = {
-            "$setOnInsert": {
-                "group_key": incident.group_key,
-                "service_id": incident.service_id,
-                "title": incident.title,
-                "severity_reasons": list(incident.severity_reasons),
-                "status": "open",
-                "opened_at": incident.opened_at,
-            },
-            # "SEV0" < "SEV1" < ...: the most severe alert sets the incident's severity.
-            "$min": {"severity": incident.severity.value},
-        }
-        try:
-            await self._incidents.update_one({"_id": incident_id}, update, upsert=True)
-        except DuplicateKeyError:
-            # Two workers upserted the new incident at once; the document exists now.
-            await self._incidents.update_one({"_id": incident_id}, update)
         # Membership is a document per (incident, fingerprint), not an array in the incident:
         # an alert storm would otherwise grow one document without bound.
         try:
@@ -230,6 +216,45 @@ class MongoTriageStore:
         else:
             await self._incidents.update_one({"_id": incident_id}, {"$inc": {"alert_count": 1}})
         return incident_id, incident_id == incident.candidate_id
+
+    async def _open_group(self, incident: NewIncident) -> str:
+        """The id of the group's open incident; this call's candidate if there was none."""
+        for _ in range(_ATTEMPTS):
+            try:
+                group = await self._open_groups.find_one_and_update(
+                    {"_id": incident.group_key},
+                    {"$setOnInsert": {"incident_id": incident.candidate_id}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                continue  # another replica inserted the group first: read its incident
+            if group is not None:
+                incident_id: str = group["incident_id"]
+                return incident_id
+        raise RuntimeError(f"could not open or join group {incident.group_key!r}")
+
+    async def _upsert_incident(self, incident_id: str, incident: NewIncident) -> bool:
+        """Create the incident or join it; False if it exists but is no longer open."""
+        is_open = {"_id": incident_id, "status": "open"}  # an insert takes its status from here
+        update = {
+            "$setOnInsert": {
+                "group_key": incident.group_key,
+                "service_id": incident.service_id,
+                "title": incident.title,
+                "severity_reasons": list(incident.severity_reasons),
+                "opened_at": incident.opened_at,
+            },
+            # "SEV0" < "SEV1" < ...: the most severe alert sets the incident's severity.
+            "$min": {"severity": incident.severity.value},
+        }
+        try:
+            await self._incidents.update_one(is_open, update, upsert=True)
+        except DuplicateKeyError:
+            # The incident exists but is resolved, or another worker inserted it just now.
+            joined = await self._incidents.update_one(is_open, update)
+            return joined.matched_count == 1
+        return True
 
     async def firing_count(self, incident_id: str) -> int:
         return await self._alerts.count_documents(
@@ -242,6 +267,25 @@ class MongoTriageStore:
             {"_id": incident_id, "status": "open"},
             {"$set": {"status": "resolved", "resolved_at": at}},
         )
+
+    async def release(self, incident_id: str, at: datetime, actor: str | None) -> bool:
+        incident = await self._incidents.find_one({"_id": incident_id}, projection={"group_key": 1})
+        if incident is None:
+            return False
+        # Each step is idempotent and the order lets a redelivery finish the work: the incident
+        # is closed first, so open_or_join refuses it even before the group is freed.
+        await self._incidents.update_one(
+            {"_id": incident_id, "status": "open"},
+            {"$set": {"status": "resolved", "resolved_at": at, "resolved_by": actor}},
+        )
+        await self._open_groups.delete_one(
+            {"_id": incident["group_key"], "incident_id": incident_id}
+        )
+        await self._alerts.update_many(
+            {"incident_id": incident_id, "status": AlertStatus.FIRING.value},
+            {"$set": {"incident_id": None}},
+        )
+        return True
 
     async def get_incident(self, incident_id: str) -> IncidentRecord | None:
         doc = await self._incidents.find_one({"_id": incident_id})

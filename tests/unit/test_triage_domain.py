@@ -9,15 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import AlertReceived, AlertStatus, Severity
+from schemas import AlertReceived, AlertStatus, LifecycleStatus, Severity
 from services.triage.domain import (
     AlertState,
+    LifecycleEffect,
     Occurrence,
     assess_severity,
     candidate_incident_id,
     classify,
     group_key,
     incident_event_id,
+    on_lifecycle,
 )
 
 
@@ -177,6 +179,28 @@ def test_alertmanager_resend_sequence_is_new_then_repeats_then_resolved() -> Non
         Occurrence.RESOLVED_REPEAT,
         Occurrence.NEW,
     ]
+
+
+# -- the re-fire rule (incidents.lifecycle) --------------------------------------------------
+
+
+def test_a_resolved_incident_is_released() -> None:
+    assert on_lifecycle(LifecycleStatus.RESOLVED) is LifecycleEffect.RELEASE
+
+
+@pytest.mark.parametrize("status", [LifecycleStatus.ACKNOWLEDGED, LifecycleStatus.TRIGGERED])
+def test_an_acknowledged_or_triggered_incident_keeps_its_alerts(status: LifecycleStatus) -> None:
+    assert on_lifecycle(status) is LifecycleEffect.NONE
+
+
+def test_a_still_firing_alert_pages_again_after_its_incident_is_released() -> None:
+    attached = AlertState(AlertStatus.FIRING, "inc-1")
+    assert classify(attached, FIRING) is Occurrence.REPEAT
+    # Releasing detaches the firing alert from the resolved incident (store.release).
+    detached = AlertState(AlertStatus.FIRING, None)
+    assert classify(detached, FIRING) is Occurrence.NEW
+    # Its source resolving it later touches no incident.
+    assert classify(detached, RESOLVED) is Occurrence.RESOLVED
 
 
 # -- deterministic ids -----------------------------------------------------------------------

@@ -3,15 +3,18 @@ new occurrence of an alert is a repeat (dedup). No I/O here."""
 
 from services.triage.domain.grouping import group_key
 from services.triage.domain.ids import candidate_incident_id, incident_event_id
+from services.triage.domain.lifecycle import LifecycleEffect, on_lifecycle
 from services.triage.domain.occurrence import AlertState, Occurrence, classify
 from services.triage.domain.severity import assess_severity
 
 __all__ = [
     "AlertState",
+    "LifecycleEffect",
     "Occurrence",
     "assess_severity",
     "candidate_incident_id",
     "classify",
     "group_key",
     "incident_event_id",
+    "on_lifecycle",
 ]

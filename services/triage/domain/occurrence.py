@@ -9,7 +9,9 @@ from schemas import AlertReceived, AlertStatus
 
 
 class Occurrence(Enum):
-    NEW = "new"  # first firing, or firing again after it resolved: attach to an incident
+    # First firing, firing again after it resolved, or firing while detached from an incident
+    # a person resolved (see lifecycle.py): attach to an incident.
+    NEW = "new"
     REPEAT = "repeat"  # still firing (Alertmanager resends the group): only counts
     RESOLVED = "resolved"  # was firing, now resolved
     RESOLVED_REPEAT = "resolved_repeat"  # resolved again, or resolved without having fired
@@ -18,7 +20,7 @@ class Occurrence(Enum):
 @dataclass(frozen=True)
 class AlertState:
     status: AlertStatus
-    incident_id: str | None
+    incident_id: str | None  # None: never attached, or detached when its incident resolved
 
 
 def classify(previous: AlertState | None, alert: AlertReceived) -> Occurrence:
