@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by every service: ops routes, API-key auth and a redacting access log."""
+"""HTTP plumbing shared by every service: ops routes, API-key auth, a redacting access log and
+the API docs page with its assets served locally."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Depends, FastAPI, HTTPException, Response
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from tocsin.runtime.metrics import HTTP_REQUESTS
 
@@ -101,6 +105,54 @@ def install_ops(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(AccessLog)
+
+
+# The Swagger UI files /docs needs, from the swagger-ui-bundle-v2 package, by media type.
+SWAGGER_UI_FILES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+    # Fetched only by a browser's developer tools.
+    "swagger-ui-bundle.js.map": "application/json",
+    "swagger-ui.css.map": "application/json",
+}
+
+
+def install_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs, its JavaScript and CSS served by Tocsin itself.
+
+    FastAPI's default page loads them from a CDN, so it is blank on a machine without internet
+    access, the normal case for a self-hosted pager (FastAPI's "self-hosting JavaScript and CSS
+    for docs"; the app is created with `docs_url=None, redoc_url=None`). The asset path names
+    the Swagger UI version (`/docs/swagger-ui-5.31.0/...`), so browsers may cache it for good.
+    """
+    directory = Path(swagger_ui_path)
+    assets = f"/docs/{directory.name}"
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{root}{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{assets}/favicon-32x32.png",
+            # Swagger UI would otherwise ask validator.swagger.io about the spec.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get(assets + "/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> FileResponse:
+        media_type = SWAGGER_UI_FILES.get(name)
+        if media_type is None:  # a fixed list: nothing else of the directory is served
+            raise HTTPException(404, "not found")
+        return FileResponse(
+            directory / name,
+            media_type=media_type,
+            headers={"Cache-Control": "public, max-age=31536000, immutable"},
+        )
 
 
 class AccessLog:

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from tocsin.runtime.bus import Bus, Subscription
-from tocsin.runtime.http import ReadinessCheck, install_ops
+from tocsin.runtime.http import ReadinessCheck, install_docs, install_ops
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,10 @@ def create_app(
             for close in on_close:
                 await close()
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    # /docs is installed by install_docs, with assets served locally; no CDN-backed /redoc.
+    app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_ops(app, checks)
+    install_docs(app)
     for service in services:
         app.include_router(service.router)
     return app
