@@ -93,7 +93,7 @@ def test_update_operators() -> None:
         "timeline": [{"at": 1}],
     }
     assert DOC["count"] == 3  # the original is untouched
-    assert len(DOC["outbox"]) == 2
+    assert DOC["outbox"] == [{"id": "x", "v": 1}, {"id": "y", "v": 2}]
 
 
 def test_set_on_insert_applies_only_when_inserting() -> None:

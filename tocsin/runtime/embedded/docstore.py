@@ -10,7 +10,6 @@ indexes are enforced; other indexes are accepted and ignored (everything is in m
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,9 +24,10 @@ from tocsin.runtime.embedded.matching import (
     Document,
     UnsupportedOperation,
     apply_update,
+    bson_key,
     clone,
     clone_document,
-    get_path,
+    identical,
     matches,
     project,
     seed_from_query,
@@ -91,10 +91,16 @@ def _normalize(value: Any) -> Any:
     return value
 
 
-def _plain(value: Any) -> bool:
-    """A value an equality index can look up (None excluded: it also matches a missing field).
-    Booleans are excluded too: `True == 1` would share a bucket with 1."""
-    return value is not None and not isinstance(value, Mapping | list | tuple | dict | bool)
+def _indexable(value: Any) -> bool:
+    """A value an equality index holds and looks up: a scalar. An array or a sub-document in a
+    document is scanned instead; in a query, it is not a plain equality."""
+    return not isinstance(value, Mapping | list | tuple)
+
+
+def _index_value(value: Any) -> tuple[Any, ...]:
+    # Keyed by BSON equality, not Python's: True == 1 and hash(True) == hash(1) would put
+    # {x: true} in the bucket of {x: 1}; a missing field is indexed as null, as in MongoDB.
+    return bson_key(None if value is MISSING else value)
 
 
 def _sorted(docs: list[Document], fields: list[tuple[str, int]]) -> list[Document]:
@@ -170,13 +176,14 @@ class EmbeddedCollection:
         """The longest declared index whose every field the query pins to a plain value."""
         best: IndexKey | None = None
         for fields in self._indexes:
-            values = tuple(query.get(f) for f in fields)
-            if all(_plain(v) for v in values) and (best is None or len(fields) > len(best[0])):
-                best = (fields, values)
+            if not all(f in query and _indexable(query[f]) for f in fields):
+                continue
+            if best is None or len(fields) > len(best[0]):
+                best = (fields, tuple(_index_value(query[f]) for f in fields))
         return best
 
     def _matching(self, query: Mapping[str, Any]) -> list[Document]:
-        if "_id" in query and not isinstance(query["_id"], Mapping):
+        if type(query.get("_id")) is str:  # every stored _id is a string (see _store)
             doc = self._docs.get(query["_id"])
             return [doc] if doc is not None and matches(doc, query) else []
         chosen = self._index_for(query)
@@ -195,12 +202,11 @@ class EmbeddedCollection:
 
     def _keys(self, doc: Document, fields: tuple[str, ...]) -> tuple[Any, ...] | None:
         values = []
-        for path in fields:
-            value = get_path(doc, path)
-            value = None if value is MISSING else value
-            if isinstance(value, list | dict):
+        for field in fields:
+            value = doc.get(field, MISSING)
+            if not _indexable(value):
                 return None
-            values.append(value)
+            values.append(_index_value(value))
         return tuple(values)
 
     def _index_add(self, doc: Document) -> None:
@@ -230,15 +236,16 @@ class EmbeddedCollection:
     async def find_one(
         self, filter: Mapping[str, Any] | None = None, projection: Any = None
     ) -> Document | None:
-        doc = self._first(filter or {}, None)
+        doc = self._first(_normalized(dict(filter or {})), None)
         return project(doc, projection) if doc is not None else None
 
     def find(
         self, filter: Mapping[str, Any] | None = None, projection: Any = None
     ) -> EmbeddedCursor:
-        return EmbeddedCursor(self, dict(filter or {}), projection)
+        return EmbeddedCursor(self, _normalized(dict(filter or {})), projection)
 
     async def count_documents(self, filter: Mapping[str, Any]) -> int:
+        filter = _normalized(dict(filter))
         chosen = self._index_for(filter)
         if chosen is not None and len(chosen[0]) == len(filter):
             # Exactly the index's equalities: count the bucket without touching documents.
@@ -252,6 +259,8 @@ class EmbeddedCollection:
 
     async def create_index(self, keys: str | SortFields, *, unique: bool = False) -> str:
         fields = (keys,) if isinstance(keys, str) else tuple(path for path, _direction in keys)
+        if any("." in field for field in fields):
+            raise UnsupportedOperation("indexes on dotted paths")
         if unique and fields not in self._unique:
             self._unique.append(fields)
         for length in range(1, len(fields) + 1):
@@ -270,13 +279,21 @@ class EmbeddedCollection:
 
     def _check_unique(self, doc: Document) -> None:
         for fields in self._unique:
-            values = tuple(get_path(doc, f) for f in fields)
+            values = tuple(bson_key(doc.get(f)) for f in fields)
             for other in self._docs.values():
                 if (
                     other["_id"] != doc["_id"]
-                    and tuple(get_path(other, f) for f in fields) == values
+                    and tuple(bson_key(other.get(f)) for f in fields) == values
                 ):
                     raise DuplicateKeyError(f"E11000 duplicate key {fields} in {self.name}")
+
+    def _insert(self, doc: Document) -> None:
+        if type(doc.get("_id")) is not str:
+            # Every store names its documents; a generated ObjectId has no equivalent here.
+            raise UnsupportedOperation("documents without a string _id")
+        if doc["_id"] in self._docs:
+            raise DuplicateKeyError(f"E11000 duplicate key _id in {self.name}")
+        self._store(doc)
 
     def _store(self, doc: Document) -> None:
         self._check_unique(doc)
@@ -289,31 +306,25 @@ class EmbeddedCollection:
 
     async def insert_one(self, document: Mapping[str, Any]) -> InsertOneResult:
         doc = _normalized(clone(dict(document)))
-        doc.setdefault("_id", uuid.uuid4().hex)
-        if doc["_id"] in self._docs:
-            raise DuplicateKeyError(f"E11000 duplicate key _id in {self.name}")
-        self._store(doc)
+        self._insert(doc)
         return InsertOneResult(doc["_id"])
 
     def _upsert(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> Document:
-        doc = apply_update(
-            _normalized(seed_from_query(query)), _normalized(dict(update)), inserting=True
-        )
-        doc.setdefault("_id", uuid.uuid4().hex)
-        if doc["_id"] in self._docs:
-            # As in MongoDB: the filter did not match, and the insert collides on _id.
-            raise DuplicateKeyError(f"E11000 duplicate key _id in {self.name}")
-        self._store(doc)
+        doc = apply_update(seed_from_query(query), _normalized(dict(update)), inserting=True)
+        # As in MongoDB, the filter did not match but the insert can still collide on _id.
+        self._insert(doc)
         return doc
 
     def _update(self, doc: Document, update: Mapping[str, Any]) -> Document:
         # Stored documents are normalized already: normalizing the operands keeps them so.
         operands = _normalized(dict(update))
         updated = apply_update(doc, operands, inserting=False)
-        if updated["_id"] != doc["_id"]:
-            raise UnsupportedOperation("changing _id")
-        # Stored documents are never changed in place, so comparing what was touched suffices.
-        if any(updated.get(f, MISSING) != doc.get(f, MISSING) for f in touched_fields(operands)):
+        # Stored documents are never changed in place, so comparing what was touched suffices;
+        # like MongoDB, 1.0 replacing 1 or a reordered sub-document is a change.
+        if any(
+            not identical(updated.get(f, MISSING), doc.get(f, MISSING))
+            for f in touched_fields(operands)
+        ):
             self._store(updated)
             return updated
         return doc
@@ -321,6 +332,7 @@ class EmbeddedCollection:
     async def update_one(
         self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False
     ) -> UpdateResult:
+        filter = _normalized(dict(filter))
         doc = self._first(filter, None)
         if doc is None:
             if not upsert:
@@ -333,7 +345,7 @@ class EmbeddedCollection:
     async def update_many(
         self, filter: Mapping[str, Any], update: Mapping[str, Any]
     ) -> UpdateResult:
-        docs = self._matching(filter)
+        docs = self._matching(_normalized(dict(filter)))
         modified = 0
         for doc in docs:
             if self._update(doc, update) is not doc:
@@ -349,6 +361,7 @@ class EmbeddedCollection:
         upsert: bool = False,
         return_document: bool = ReturnDocument.BEFORE,
     ) -> Document | None:
+        filter = _normalized(dict(filter))
         doc = self._first(filter, list(sort) if sort else None)
         if doc is None:
             if not upsert:
@@ -359,7 +372,7 @@ class EmbeddedCollection:
         return clone_document(updated if return_document else doc)
 
     async def delete_one(self, filter: Mapping[str, Any]) -> DeleteResult:
-        doc = self._first(filter, None)
+        doc = self._first(_normalized(dict(filter)), None)
         if doc is None:
             return DeleteResult(0)
         self._database._delete(self.name, doc["_id"])

@@ -4,7 +4,8 @@ Filters: equality (an array field matches when it contains the value), `$eq $ne 
 dotted paths into sub-documents. Updates of top-level fields: `$set $inc $min $setOnInsert`,
 `$push` (a value, or `$each`) and `$addToSet` (a value). Projections: inclusion. Values of
 different types never compare (MongoDB's type bracketing), so `{"due_at": {"$lte": now}}` does
-not match a missing or null `due_at`.
+not match a missing or null `due_at`; they sort, `$min` and test equal in MongoDB's BSON order,
+where 1 == 1.0 but True != 1.
 
 Anything else raises `UnsupportedOperation`: a store that needs more adds it here, to the port
 (tocsin/runtime/store.py) and to the differential test against FerretDB in the same change.
@@ -13,6 +14,7 @@ Anything else raises `UnsupportedOperation`: a store that needs more adds it her
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 Document = dict[str, Any]
@@ -21,7 +23,12 @@ MISSING = object()
 
 
 class UnsupportedOperation(Exception):
-    """The embedded store does not implement this MongoDB feature (it is outside DESIGN §5)."""
+    """The embedded store does not implement this MongoDB feature (no store uses it)."""
+
+
+class InvalidUpdate(Exception):
+    """An update MongoDB refuses too (a write error): e.g. `$inc` of a string, `$push` to a
+    field that is not an array, two operators on one field. Nothing is changed."""
 
 
 def clone(value: Any) -> Any:
@@ -40,36 +47,111 @@ def clone_document(doc: Mapping[str, Any]) -> Document:
 
 
 def get_path(doc: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path into sub-documents, or MISSING. A path through an array has
+    MongoDB semantics the stores never need (it reaches into every element): refused."""
     current: Any = doc
     for part in path.split("."):
-        if isinstance(current, Mapping) and part in current:
-            current = current[part]
+        if isinstance(current, dict):
+            current = current.get(part, MISSING)
+        elif isinstance(current, list):
+            raise UnsupportedOperation(f"path {path!r} through an array")
         else:
             return MISSING
     return current
 
 
-def _set_path(doc: Document, path: str, value: Any) -> None:
-    parts = path.split(".")
-    current = doc
-    for part in parts[:-1]:
-        current = current.setdefault(part, {})
-    current[parts[-1]] = value
+# -- BSON comparison order -----------------------------------------------------------------
+# MongoDB orders values of different types by type first (MinKey, null, numbers, strings,
+# objects, arrays, binary, ObjectId, booleans, dates, timestamps, regexes, MaxKey), then by
+# value; ints and floats are one type. Only the types the store holds have a rank here.
+_EMPTY_ARRAY = 1  # sorts before null (and a missing field, which sorts as null)
+_NULL, _NUMBER, _STRING, _OBJECT, _ARRAY, _BOOL, _DATE = 2, 3, 4, 5, 6, 9, 10
 
 
-def _comparable(a: Any, b: Any) -> bool:
-    numbers = (int, float)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool)
-    if isinstance(a, numbers) and isinstance(b, numbers):
-        return True
-    return type(a) is type(b)
+def _rank(value: Any) -> int:
+    kind = type(value)
+    if kind is str:
+        return _STRING
+    if kind is int or kind is float:
+        return _NUMBER
+    if value is None or value is MISSING:
+        return _NULL
+    if kind is bool:
+        return _BOOL
+    if kind is dict:
+        return _OBJECT
+    if kind is list:
+        return _ARRAY
+    if kind is datetime:
+        return _DATE
+    raise UnsupportedOperation(f"values of type {kind.__name__}")
+
+
+def bson_key(value: Any) -> tuple[Any, ...]:
+    """A key that orders values as MongoDB compares them, and is equal exactly for values
+    MongoDB finds equal (1 == 1.0, but True != 1, and {"a": 1, "b": 2} != {"b": 2, "a": 1})."""
+    rank = _rank(value)
+    if rank == _NULL:
+        return (_NULL,)
+    if rank == _OBJECT:
+        # Pair by pair: the value's type, then the field name, then the value; fewer pairs sort
+        # first when all before are equal.
+        return (_OBJECT, tuple((_rank(v), k, bson_key(v)) for k, v in value.items()))
+    if rank == _ARRAY:
+        return (_ARRAY, tuple(bson_key(item) for item in value))
+    return (rank, value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    kind = type(a)
+    if kind is type(b) and (kind is str or kind is int or kind is datetime or kind is bool):
+        return bool(a == b)  # the common case, without building keys
+    return bson_key(a) == bson_key(b)
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down, field order included: what MongoDB
+    counts as unchanged when it reports `modified_count`."""
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        return list(a) == list(b) and all(identical(a[key], b[key]) for key in a)
+    if kind is list:
+        return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def sort_key(fields: list[tuple[str, int]]) -> Callable[[Document], tuple[Any, ...]]:
+    """A key for `sorted` in MongoDB's order. An array field sorts by its least element
+    ascending and its greatest descending; an empty one before null."""
+
+    def field_key(value: Any, direction: int) -> tuple[Any, ...]:
+        if type(value) is list:
+            if not value:
+                return (_EMPTY_ARRAY,)
+            keys = [bson_key(item) for item in value]
+            return min(keys) if direction > 0 else max(keys)
+        return bson_key(value)
+
+    def key(doc: Document) -> tuple[Any, ...]:
+        return tuple(field_key(get_path(doc, path), direction) for path, direction in fields)
+
+    return key
+
+
+# -- queries -------------------------------------------------------------------------------
 
 
 def _compare(op: str, value: Any, operand: Any) -> bool:
-    candidates = value if isinstance(value, list) else [value]
+    # Type bracketing: only values of the operand's type compare; an array compares by its
+    # elements.
+    rank = _rank(operand)
+    if rank not in (_NUMBER, _STRING, _BOOL, _DATE):
+        raise UnsupportedOperation(f"{op} with a {type(operand).__name__}")
+    candidates = value if type(value) is list else (value,)
     for candidate in candidates:
-        if candidate is MISSING or candidate is None or not _comparable(candidate, operand):
+        if _rank(candidate) != rank:
             continue
         if (op == "$gt" and candidate > operand) or (op == "$lte" and candidate <= operand):
             return True
@@ -77,22 +159,13 @@ def _compare(op: str, value: Any, operand: Any) -> bool:
 
 
 def _equals(value: Any, operand: Any) -> bool:
+    """MongoDB equality: null also matches a missing field; an array field matches when it
+    equals the operand or one of its elements does."""
     if value is MISSING:
         return operand is None
-    if value == operand and _comparable_or_null(value, operand):
+    if _same(value, operand):
         return True
-    return isinstance(value, list) and any(
-        item == operand and _comparable_or_null(item, operand) for item in value
-    )
-
-
-def _comparable_or_null(a: Any, b: Any) -> bool:
-    return (
-        a is None
-        or b is None
-        or _comparable(a, b)
-        or (isinstance(a, list | dict) and type(a) is type(b))
-    )
+    return type(value) is list and any(_same(item, operand) for item in value)
 
 
 def _match_operators(value: Any, operators: Mapping[str, Any]) -> bool:
@@ -104,6 +177,8 @@ def _match_operators(value: Any, operators: Mapping[str, Any]) -> bool:
         elif op in ("$gt", "$lte"):
             ok = _compare(op, value, operand)
         elif op == "$in":
+            if type(operand) is not list:
+                raise UnsupportedOperation("$in needs an array")
             ok = any(_equals(value, item) for item in operand)
         else:
             raise UnsupportedOperation(f"query operator {op}")
@@ -129,54 +204,57 @@ def matches(doc: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
     return True
 
 
-def _each(value: Any) -> list[Any]:
-    if isinstance(value, Mapping) and "$each" in value:
-        if set(value) != {"$each"}:
-            raise UnsupportedOperation("$push modifiers other than $each")
-        return list(value["$each"])
-    return [value]
+# -- updates -------------------------------------------------------------------------------
 
 
-def _apply_set(doc: Document, path: str, value: Any) -> None:
-    _set_path(doc, path, clone(value))
+def _apply_set(doc: Document, field: str, value: Any) -> None:
+    doc[field] = clone(value)
 
 
-def _apply_inc(doc: Document, path: str, value: Any) -> None:
-    current = get_path(doc, path)
-    _set_path(doc, path, (0 if current is MISSING or current is None else current) + value)
+def _apply_inc(doc: Document, field: str, value: Any) -> None:
+    current = doc.get(field, MISSING)
+    if _rank(value) != _NUMBER or (current is not MISSING and _rank(current) != _NUMBER):
+        raise InvalidUpdate(f"$inc of {field!r}: not a number")
+    doc[field] = value if current is MISSING else current + value
 
 
-def _apply_min(doc: Document, path: str, value: Any) -> None:
-    current = get_path(doc, path)
-    if current is MISSING or current is None or (_comparable(current, value) and value < current):
-        _set_path(doc, path, clone(value))
+def _apply_min(doc: Document, field: str, value: Any) -> None:
+    current = doc.get(field, MISSING)
+    if current is MISSING or bson_key(value) < bson_key(current):
+        doc[field] = clone(value)
 
 
-def _array_at(doc: Document, path: str) -> list[Any]:
-    current = get_path(doc, path)
-    if current is MISSING or current is None:
+def _array_at(doc: Document, field: str) -> list[Any]:
+    current = doc.get(field, MISSING)
+    if current is MISSING:
         array: list[Any] = []
-        _set_path(doc, path, array)
+        doc[field] = array
         return array
-    if not isinstance(current, list):
-        raise UnsupportedOperation(f"array operator on non-array field {path!r}")
+    if type(current) is not list:
+        raise InvalidUpdate(f"{field!r} is not an array")
     return current
 
 
-def _apply_add_to_set(doc: Document, path: str, value: Any) -> None:
+def _apply_add_to_set(doc: Document, field: str, value: Any) -> None:
     if isinstance(value, Mapping) and "$each" in value:
         raise UnsupportedOperation("$addToSet with $each")
-    array = _array_at(doc, path)
-    if value not in array:
+    array = _array_at(doc, field)
+    if not any(_same(item, value) for item in array):
         array.append(clone(value))
 
 
-def _apply_push(doc: Document, path: str, value: Any) -> None:
-    _array_at(doc, path).extend(clone(item) for item in _each(value))
+def _apply_push(doc: Document, field: str, value: Any) -> None:
+    items = [value]
+    if isinstance(value, Mapping) and "$each" in value:
+        if set(value) != {"$each"}:
+            raise UnsupportedOperation("$push modifiers other than $each")
+        items = list(value["$each"])
+    _array_at(doc, field).extend(clone(item) for item in items)
 
 
 _UPDATERS: Mapping[str, Callable[[Document, str, Any], None]] = {
     "$set": _apply_set,
+    "$setOnInsert": _apply_set,
     "$inc": _apply_inc,
     "$min": _apply_min,
     "$addToSet": _apply_add_to_set,
@@ -193,29 +271,31 @@ def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool) -
     """Return a new document with `update` applied (`$setOnInsert` only when inserting).
 
     Copy on write: the result shares untouched top-level values with `doc`; every field the
-    update touches is copied first, so `doc` itself never changes.
+    update touches is copied first, so `doc` itself never changes, also when the update fails
+    half-way with `InvalidUpdate` (as MongoDB, which then changes nothing).
     """
     if not update or not all(key.startswith("$") for key in update):
         raise UnsupportedOperation("replacement updates; use update operators")
-    if any("." in path for fields in update.values() for path in fields):
+    for operator in update:
+        if operator not in _UPDATERS:
+            raise UnsupportedOperation(f"update operator {operator}")
+    paths = [path for fields in update.values() for path in fields]
+    if any("." in path for path in paths):
         raise UnsupportedOperation("updates of dotted paths")
+    if "_id" in paths:
+        raise UnsupportedOperation("updates of _id")
+    if len(paths) != len(set(paths)):
+        raise InvalidUpdate("two operators of one update change the same field")
     result = dict(doc)
-    for field in touched_fields(update):
+    for field in paths:
         if field in result:
             result[field] = clone(result[field])
     for operator, fields in update.items():
-        if operator == "$setOnInsert":
-            if inserting:
-                for path, value in fields.items():
-                    _apply_set(result, path, value)
+        if operator == "$setOnInsert" and not inserting:
             continue
-        updater = _UPDATERS.get(operator)
-        if updater is None:
-            raise UnsupportedOperation(f"update operator {operator}")
-        for path, value in fields.items():
-            if path == "_id" and operator != "$set":
-                raise UnsupportedOperation("changing _id")
-            updater(result, path, value)
+        updater = _UPDATERS[operator]
+        for field, value in fields.items():
+            updater(result, field, value)
     return result
 
 
@@ -223,13 +303,13 @@ def seed_from_query(query: Mapping[str, Any]) -> Document:
     """The fields an upsert copies from its filter: plain equalities (and `$eq`)."""
     seed: Document = {}
     for key, condition in query.items():
-        if key.startswith("$"):
-            continue
+        if "." in key:
+            raise UnsupportedOperation("upserts on dotted paths")
         if _is_operator_dict(condition):
             if "$eq" in condition:
-                _set_path(seed, key, clone(condition["$eq"]))
+                seed[key] = clone(condition["$eq"])
         else:
-            _set_path(seed, key, clone(condition))
+            seed[key] = clone(condition)
     return seed
 
 
@@ -240,23 +320,3 @@ def project(doc: Document, projection: Mapping[str, Any] | None) -> Document:
     if any(not value or "." in key for key, value in projection.items()):
         raise UnsupportedOperation("projections other than top-level inclusion")
     return {key: clone(doc[key]) for key in doc if key in projection or key == "_id"}
-
-
-def sort_key(fields: list[tuple[str, int]]) -> Callable[[Document], Any]:
-    """A key for `sorted`: per field, missing/null first, then by type name, then value."""
-
-    def key(doc: Document) -> tuple[Any, ...]:
-        parts: list[Any] = []
-        for path, _direction in fields:
-            value = get_path(doc, path)
-            if value is MISSING or value is None:
-                parts.append((0, "", 0))
-            elif isinstance(value, bool):
-                parts.append((3, "bool", value))
-            elif isinstance(value, int | float):
-                parts.append((1, "number", value))
-            else:
-                parts.append((2, type(value).__name__, value))
-        return tuple(parts)
-
-    return key
