@@ -40,6 +40,7 @@ def test_every_port_method_is_a_real_method_of_both_adapters() -> None:
         "update_many",
         "find_one_and_update",
         "delete_one",
+        "delete_many",
     }
     for port, adapters in (
         (DocumentCollection, (AsyncCollection, EmbeddedCollection)),
@@ -56,7 +57,9 @@ def test_pymongo_database_and_collection_are_the_port() -> None:
     database: DocumentDatabase = client["port"]
     collection: DocumentCollection = database["things"]
     cursor: DocumentCursor = collection.find({}).sort("_id", 1).limit(1)
+    by_list: DocumentCursor = collection.find({}).sort([("a", 1), ("_id", -1)])
     assert isinstance(cursor, AsyncCursor)
+    assert isinstance(by_list, AsyncCursor)
 
 
 def test_embedded_database_and_collection_are_the_port(tmp_path: Path) -> None:

@@ -159,3 +159,26 @@ async def test_updates_of_a_field_of_the_wrong_type_fail_and_change_nothing(
     with pytest.raises(InvalidUpdate):
         await things.update_one({"_id": "a"}, {**update, "$set": {"n": 1}})
     assert await things.find_one({"_id": "a"}) == {"_id": "a", "x": start, "n": 0}
+
+
+async def test_a_cursor_sorts_by_several_fields_in_order(things: EmbeddedCollection) -> None:
+    for doc_id, at in [("a", 2), ("b", 1), ("c", 2), ("d", 3)]:
+        await things.insert_one({"_id": doc_id, "at": at})
+    order = [doc["_id"] async for doc in things.find({}).sort([("at", -1), ("_id", -1)])]
+    assert order == ["d", "c", "a", "b"]
+
+
+async def test_delete_many_deletes_what_matches_and_survives_a_restart(tmp_path: Path) -> None:
+    database = EmbeddedDatabase(SqliteFile(tmp_path / "tocsin.sqlite"))
+    things = database["things"]
+    await things.create_index("state")
+    for n in range(5):
+        await things.insert_one({"_id": f"t{n}", "state": "done" if n % 2 else "pending", "n": n})
+    deleted = await things.delete_many({"state": "done", "n": {"$lt": 3}})
+    assert deleted.deleted_count == 1
+    assert await ids(things, {"state": "done"}) == {"t3"}
+    database.file.commit()
+    database.file.close()
+    reopened = EmbeddedDatabase(SqliteFile(tmp_path / "tocsin.sqlite"))
+    assert await ids(reopened["things"], {}) == {"t0", "t2", "t3", "t4"}
+    reopened.file.close()

@@ -42,6 +42,8 @@ DOC = {
         ({"due_at": {"$lte": "2030"}}, False),  # other types never compare
         ({"lease_until": {"$lte": NOW}}, False),  # null never compares either
         ({"count": {"$gt": 2, "$lte": 3}}, True),
+        ({"count": {"$lt": 3}}, False),
+        ({"due_at": {"$lt": datetime(2027, 1, 1, tzinfo=UTC)}}, True),
         ({"count": {"$in": [1, 3]}}, True),
         ({"nested.level": 1}, True),
         ({"_id": {"$eq": "a"}}, True),
@@ -55,7 +57,6 @@ def test_query_semantics(query: dict[str, object], expected: bool) -> None:
     "query",
     [
         {"count": {"$gte": 3}},
-        {"count": {"$lt": 4}},
         {"count": {"$nin": [1]}},
         {"missing": {"$exists": False}},
         {"outbox": {"$size": 2}},

@@ -135,8 +135,10 @@ class EmbeddedCursor:
         self._sort: list[tuple[str, int]] = []
         self._limit = 0
 
-    def sort(self, key: str, direction: int) -> EmbeddedCursor:
-        self._sort = [(key, direction)]
+    def sort(self, key_or_list: str | SortFields, direction: int = 1) -> EmbeddedCursor:
+        self._sort = (
+            [(key_or_list, direction)] if isinstance(key_or_list, str) else list(key_or_list)
+        )
         return self
 
     def limit(self, limit: int) -> EmbeddedCursor:
@@ -379,6 +381,14 @@ class EmbeddedCollection:
         self._index_remove(doc)
         del self._docs[doc["_id"]]
         return DeleteResult(1)
+
+    async def delete_many(self, filter: Mapping[str, Any]) -> DeleteResult:
+        docs = self._matching(_normalized(dict(filter)))
+        for doc in docs:
+            self._database._delete(self.name, doc["_id"])
+            self._index_remove(doc)
+            del self._docs[doc["_id"]]
+        return DeleteResult(len(docs))
 
 
 class EmbeddedDatabase:

@@ -1,6 +1,7 @@
 """MongoDB query and update semantics for exactly the subset Tocsin's stores use, on plain dicts.
 
-Filters: equality (an array field matches when it contains the value), `$eq $ne $gt $lte $in`,
+Filters: equality (an array field matches when it contains the value), `$eq $ne $gt $lt $lte
+$in`,
 dotted paths into sub-documents. Updates of top-level fields: `$set $inc $min $setOnInsert`,
 `$push` (a value, or `$each`) and `$addToSet` (a value). Projections: inclusion. Values of
 different types never compare (MongoDB's type bracketing), so `{"due_at": {"$lte": now}}` does
@@ -153,7 +154,11 @@ def _compare(op: str, value: Any, operand: Any) -> bool:
     for candidate in candidates:
         if _rank(candidate) != rank:
             continue
-        if (op == "$gt" and candidate > operand) or (op == "$lte" and candidate <= operand):
+        if (
+            (op == "$gt" and candidate > operand)
+            or (op == "$lt" and candidate < operand)
+            or (op == "$lte" and candidate <= operand)
+        ):
             return True
     return False
 
@@ -174,7 +179,7 @@ def _match_operators(value: Any, operators: Mapping[str, Any]) -> bool:
             ok = _equals(value, operand)
         elif op == "$ne":
             ok = not _equals(value, operand)
-        elif op in ("$gt", "$lte"):
+        elif op in ("$gt", "$lt", "$lte"):
             ok = _compare(op, value, operand)
         elif op == "$in":
             if type(operand) is not list:
