@@ -3,23 +3,51 @@
 # No `from __future__ import annotations`: FastAPI must see the local `ApiKey` alias.
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.escalation.domain.lifecycle import Action, InvalidTransition, Status
+from services.escalation.domain.timeline import TimelineEntry
 from services.escalation.engine import Actor, Escalation, IncidentNotFound
 from services.escalation.store import EscalationIncident, EscalationStore
+
+MAX_TIMELINE = 500
+"""Timeline entries an incident shows (the latest ones)."""
 
 
 class TimelineView(BaseModel):
     at: datetime
-    action: str
-    actor: str
+    action: str = Field(
+        description="A lifecycle action (`acknowledge`, `resolve`, `reopen`, `escalate`, ...), "
+        "`triggered`, `paged`, `notified`, `delivered`, `delivery_failed`, `next_contact`, "
+        "`no_contact_left` or `severity_changed`."
+    )
+    actor: str | None = Field(description="Who did it; null for Tocsin's own steps.")
+    user_id: str | None = None
+    contact_id: str | None = None
+    escalation_level: int | None = None
+    event: str | None = Field(default=None, description="The notification's event.")
+    notification_id: str | None = None
+    detail: str | None = None
+
+    @classmethod
+    def of(cls, entry: TimelineEntry) -> "TimelineView":
+        return cls(
+            at=entry.at,
+            action=entry.action,
+            actor=entry.actor,
+            user_id=entry.user_id,
+            contact_id=entry.contact_id,
+            escalation_level=entry.level,
+            event=entry.event.value if entry.event else None,
+            notification_id=entry.notification_id,
+            detail=entry.detail,
+        )
 
 
-class IncidentView(BaseModel):
+class IncidentSummary(BaseModel):
     id: str
     status: Status
     title: str
@@ -30,29 +58,50 @@ class IncidentView(BaseModel):
     opened_at: datetime
     escalation_step: int
     responders: list[str]
-    timeline: list[TimelineView]
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None = Field(description="Null when Tocsin did it.")
+    resolved_at: datetime | None
+    resolved_by: str | None = Field(description="Null when Tocsin did it (every alert resolved).")
 
     @classmethod
-    def of(cls, incident: EscalationIncident) -> "IncidentView":
-        return cls(
-            id=incident.id,
-            status=incident.lifecycle.status,
-            title=incident.title,
-            severity=incident.severity.value,
-            service=incident.service_id,
-            escalation_policy=incident.policy_id,
-            alert_count=incident.alert_count,
-            opened_at=incident.opened_at,
-            escalation_step=incident.lifecycle.next_step,
-            responders=list(incident.lifecycle.responder_ids),
-            timeline=[
-                TimelineView(at=e.at, action=e.action, actor=e.actor) for e in incident.timeline
-            ],
-        )
+    def fields_of(cls, incident: EscalationIncident) -> dict[str, Any]:
+        acknowledged, resolved = incident.acknowledged, incident.resolved
+        return {
+            "id": incident.id,
+            "status": incident.lifecycle.status,
+            "title": incident.title,
+            "severity": incident.severity.value,
+            "service": incident.service_id,
+            "escalation_policy": incident.policy_id,
+            "alert_count": incident.alert_count,
+            "opened_at": incident.opened_at,
+            "escalation_step": incident.lifecycle.next_step,
+            "responders": list(incident.lifecycle.responder_ids),
+            "acknowledged_at": acknowledged.at if acknowledged else None,
+            "acknowledged_by": acknowledged.by if acknowledged else None,
+            "resolved_at": resolved.at if resolved else None,
+            "resolved_by": resolved.by if resolved else None,
+        }
+
+    @classmethod
+    def of(cls, incident: EscalationIncident) -> "IncidentSummary":
+        return cls(**cls.fields_of(incident))
+
+
+class IncidentView(IncidentSummary):
+    timeline: list[TimelineView] = Field(
+        description=f"Oldest first; the latest {MAX_TIMELINE} entries."
+    )
+
+    @classmethod
+    def with_timeline(
+        cls, incident: EscalationIncident, timeline: list[TimelineEntry]
+    ) -> "IncidentView":
+        return cls(**cls.fields_of(incident), timeline=[TimelineView.of(e) for e in timeline])
 
 
 class IncidentList(BaseModel):
-    incidents: list[IncidentView]
+    incidents: list[IncidentSummary]
 
 
 def router(
@@ -68,14 +117,18 @@ def router(
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> IncidentList:
         incidents = await store.list_incidents(status, limit)
-        return IncidentList(incidents=[IncidentView.of(i) for i in incidents])
+        return IncidentList(incidents=[IncidentSummary.of(i) for i in incidents])
+
+    async def _view(incident: EscalationIncident) -> IncidentView:
+        timeline = await store.timeline(incident.id, MAX_TIMELINE)
+        return IncidentView.with_timeline(incident, timeline)
 
     @api.get("/{incident_id}", response_model=IncidentView, responses={404: {}})
     async def get_incident(incident_id: str, _: ApiKey) -> IncidentView:
         incident = await store.get(incident_id)
         if incident is None:
             raise HTTPException(404, f"no incident {incident_id!r}")
-        return IncidentView.of(incident)
+        return await _view(incident)
 
     async def _act(incident_id: str, action: Action, actor: str) -> IncidentView:
         try:
@@ -85,7 +138,7 @@ def router(
         except InvalidTransition as error:
             raise HTTPException(409, str(error)) from None
         # Show the stored state, with the timeline entry just written.
-        return IncidentView.of(await store.get(incident_id) or incident)
+        return await _view(await store.get(incident_id) or incident)
 
     @api.post(
         "/{incident_id}/acknowledge", response_model=IncidentView, responses={404: {}, 409: {}}

@@ -1,11 +1,19 @@
-"""Wiring of the escalation service: event and command consumers, the timer loop, the API."""
+"""Wiring of the escalation service: consumers of incident events, people's commands and
+delivery results; the timer loop; the API."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
 
-from schemas import INCIDENTS_COMMANDS, INCIDENTS_EVENTS, IncidentCommand, IncidentEvent
+from schemas import (
+    INCIDENTS_COMMANDS,
+    INCIDENTS_EVENTS,
+    NOTIFICATIONS_RESULTS,
+    IncidentCommand,
+    IncidentEvent,
+    NotificationResult,
+)
 from services.escalation.api import router
 from services.escalation.consumers import CommandHandler
 from services.escalation.engine import Escalation
@@ -39,6 +47,12 @@ def build(
         subscriptions=[
             Subscription(INCIDENTS_EVENTS, CONSUMER_GROUP, IncidentEvent, engine.on_incident_event),
             Subscription(INCIDENTS_COMMANDS, CONSUMER_GROUP, IncidentCommand, commands.handle),
+            Subscription(
+                NOTIFICATIONS_RESULTS,
+                CONSUMER_GROUP,
+                NotificationResult,
+                engine.on_notification_result,
+            ),
         ],
         loops=[engine.run_timers],
         on_start=[store.ensure_indexes],

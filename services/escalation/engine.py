@@ -14,19 +14,22 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
 from schemas import (
     INCIDENTS_LIFECYCLE,
     NOTIFICATIONS_REQUESTED,
+    DeliveryOutcome,
     IncidentEvent,
     IncidentEventKind,
     IncidentLifecycleChanged,
     IncidentSnapshot,
     LifecycleStatus,
+    NotificationEvent,
     NotificationRequested,
+    NotificationResult,
     Recipient,
 )
 from services.escalation.domain.lifecycle import (
@@ -43,11 +46,21 @@ from services.escalation.domain.outbox import (
     CancelPendingTimers,
     NotificationRule,
     PublishLifecycle,
+    RecordTimeline,
     SendNotification,
     lifecycle_item,
     outbox_items,
+    timeline_item,
 )
-from services.escalation.store import EscalationIncident, EscalationStore, TimelineEntry, Timer
+from services.escalation.domain.timeline import (
+    Entry,
+    TimelineEntry,
+    contact_order,
+    next_contact,
+    sent_entry,
+    sibling_notification_id,
+)
+from services.escalation.store import EscalationIncident, EscalationStore, Stamp, Timer
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
@@ -109,6 +122,12 @@ class Escalation:
             user.id: tuple(NotificationRule(r.contact, r.after) for r in user.notification_rules)
             for user in config.users
         }
+        self._contact_order: Mapping[str, tuple[str, ...]] = {
+            user.id: contact_order(
+                [r.contact for r in user.notification_rules], [c.id for c in user.contacts]
+            )
+            for user in config.users
+        }
 
     def _plan(self, service_id: str) -> tuple[str | None, EscalationPlan]:
         service = self._config.service(service_id)
@@ -128,7 +147,13 @@ class Escalation:
 
     async def on_incident_event(self, event: IncidentEvent) -> None:
         if event.kind is IncidentEventKind.ALERTS_RESOLVED:
-            await self._transition(event.incident_id, Action.RESOLVE, TRIAGE, event.event_id)
+            await self._transition(
+                event.incident_id,
+                Action.RESOLVE,
+                TRIAGE,
+                event.event_id,
+                detail="all alerts resolved",
+            )
         elif not await self._open_or_update(event):
             return  # only details changed: nothing to carry out
         await self.flush(event.incident_id)
@@ -140,7 +165,13 @@ class Escalation:
             # Details are plain overwrites (idempotent); only the reopen needs dedup by event id.
             reopen = status is Status.RESOLVED and event.firing_count > 0
             if reopen:
-                await self._transition(event.incident_id, Action.REOPEN, TRIAGE, event.event_id)
+                await self._transition(
+                    event.incident_id,
+                    Action.REOPEN,
+                    TRIAGE,
+                    event.event_id,
+                    detail="an alert fires again",
+                )
             await self._store.update_details(
                 event.incident_id, event.title, event.severity, event.alert_count
             )
@@ -148,6 +179,14 @@ class Escalation:
         now = self._clock.now()
         policy_id, plan = self._plan(event.service_id)
         outcome = open_incident(plan, now)
+        items = outbox_items(event.incident_id, outcome.effects, self._rules, now, "open")
+        triggered = TimelineEntry(
+            id=f"change:{event.incident_id}/open",
+            at=now,
+            action=Entry.TRIGGERED,
+            actor=TRIAGE.name,
+            detail=event.title,
+        )
         incident = EscalationIncident(
             id=event.incident_id,
             service_id=event.service_id,
@@ -158,13 +197,9 @@ class Escalation:
             opened_at=now,
             lifecycle=outcome.state,
             version=1,
-            outbox=tuple(
-                outbox_items(event.incident_id, outcome.effects, self._rules, now, "open")
-            ),
+            outbox=(timeline_item(triggered), *items),
         )
-        if await self._store.create(
-            incident, event.event_id, TimelineEntry(now, "triggered", "triage")
-        ):
+        if await self._store.create(incident, event.event_id):
             TRANSITIONS_APPLIED.labels(action="trigger").inc()
             log.info("incident %s triggered (%s)", incident.id, incident.severity.value)
         return True  # a redelivery finds the incident created: flushing again is harmless
@@ -186,6 +221,7 @@ class Escalation:
         *,
         step: int | None = None,
         cycle: int | None = None,
+        detail: str | None = None,
     ) -> EscalationIncident:
         for _ in range(_CAS_ATTEMPTS):
             incident = await self._store.get(incident_id)
@@ -199,17 +235,25 @@ class Escalation:
             if outcome.state == incident.lifecycle and not outcome.effects:
                 return incident  # a no-op (stale timer, repeated ack): nothing to store
             cause = str(event_id or uuid.uuid5(_NAMESPACE, f"{incident_id}/{incident.version}"))
-            items = outbox_items(incident_id, outcome.effects, self._rules, now, cause)
+            entry = TimelineEntry(
+                id=f"change:{incident_id}/{cause}",
+                at=now,
+                action=action.value,
+                actor=actor.name,
+                detail=detail,
+            )
+            items = [
+                timeline_item(entry),
+                *outbox_items(incident_id, outcome.effects, self._rules, now, cause),
+            ]
             if outcome.state.status is not incident.lifecycle.status:
                 status = LifecycleStatus(outcome.state.status.value)
                 items.append(lifecycle_item(incident_id, status, actor.published, now, cause))
-            entry = TimelineEntry(now, action.value, actor.name)
-            if await self._store.save(
-                _with_lifecycle(incident, outcome), items, entry, event_id, now
-            ):
+            changed = _with_lifecycle(incident, outcome, actor, now)
+            if await self._store.save(changed, items, event_id, now):
                 TRANSITIONS_APPLIED.labels(action=action.value).inc()
                 log.info("incident %s: %s by %s", incident_id, action.value, actor.name)
-                return _with_lifecycle(incident, outcome, version=incident.version + 1)
+                return replace(changed, version=incident.version + 1)
         raise RuntimeError(f"incident {incident_id}: too much contention to {action.value}")
 
     # -- outbox ----------------------------------------------------------------------------
@@ -220,11 +264,14 @@ class Escalation:
             return
         sends: list[SendNotification] = []
         changes: list[PublishLifecycle] = []
+        entries: list[TimelineEntry] = []
         for item in incident.outbox:
             if isinstance(item, SendNotification):
                 sends.append(item)
             elif isinstance(item, PublishLifecycle):
                 changes.append(item)
+            elif isinstance(item, RecordTimeline):
+                entries.append(item.entry)
             elif isinstance(item, ArmTimer):
                 await self._store.arm_timer(incident_id, item)
             elif isinstance(item, CancelPendingTimers):
@@ -234,11 +281,14 @@ class Escalation:
                 NOTIFICATIONS_REQUESTED,
                 [(incident_id, self._request(incident, send)) for send in sends],
             )
+            now = self._clock.now()
+            entries.extend(_sent(send, now) for send in sends)
         if changes:
             await self._bus.publish_many(
                 INCIDENTS_LIFECYCLE,
                 [(incident_id, self._lifecycle_message(incident, item)) for item in changes],
             )
+        await self._store.record(incident_id, entries)
         await self._store.clear_outbox(incident_id, incident.version)
 
     def _lifecycle_message(
@@ -334,13 +384,96 @@ class Escalation:
         await self._bus.publish(
             NOTIFICATIONS_REQUESTED, incident.id, self._request(incident, timer.notification)
         )
+        await self._store.record(incident.id, [_sent(timer.notification, self._clock.now())])
+
+    # -- notifications.results -------------------------------------------------------------
+
+    async def on_notification_result(self, result: NotificationResult) -> None:
+        """Put the final outcome on the timeline; after a failure, page the same person's next
+        contact method (once: the fallback's id is deterministic), or say none is left."""
+        entries = [_result_entry(result)]
+        if result.outcome is DeliveryOutcome.FAILED:
+            entries.extend(await self._next_contact(result))
+        await self._store.record(result.incident_id, entries)
+
+    async def _next_contact(self, result: NotificationResult) -> list[TimelineEntry]:
+        incident = await self._store.get(result.incident_id)
+        if incident is None:
+            return []
+        if result.event in _PAGES and incident.lifecycle.status is not Status.TRIGGERED:
+            return []  # acknowledged or resolved since: nobody needs paging any more
+        user, failed = result.recipient.user_id, result.recipient.contact_id
+        base = TimelineEntry(
+            id=f"result:{result.notification_id}/next",
+            at=result.occurred_at,
+            action=Entry.NO_CONTACT_LEFT,
+            user_id=user,
+            contact_id=failed,
+            level=result.escalation_level,
+            event=result.event,
+            notification_id=result.notification_id,
+            detail=f"{failed} failed and {user} has no other contact",
+        )
+        contact = next_contact(self._contact_order.get(user, ()), failed)
+        if contact is None:
+            log.warning("incident %s: no contact of %s left after %s", incident.id, user, failed)
+            return [base]
+        send = SendNotification(
+            id=f"send:{result.notification_id}/next",
+            notification_id=sibling_notification_id(result.notification_id, failed, contact),
+            user_id=user,
+            contact_id=contact,
+            event=result.event,
+            escalation_level=result.escalation_level,
+        )
+        await self._bus.publish(NOTIFICATIONS_REQUESTED, incident.id, self._request(incident, send))
+        return [
+            base.model_copy(
+                update={
+                    "action": Entry.NEXT_CONTACT,
+                    "contact_id": contact,
+                    "notification_id": send.notification_id,
+                    "detail": f"{failed} failed; paging {user} on {contact}",
+                }
+            ),
+            _sent(send, result.occurred_at),
+        ]
+
+
+_PAGES = (NotificationEvent.TRIGGERED, NotificationEvent.ESCALATED)
+
+
+def _sent(send: SendNotification, at: datetime) -> TimelineEntry:
+    return sent_entry(
+        send.notification_id, send.user_id, send.contact_id, send.escalation_level, send.event, at
+    )
+
+
+def _result_entry(result: NotificationResult) -> TimelineEntry:
+    delivered = result.outcome is DeliveryOutcome.DELIVERED
+    return TimelineEntry(
+        id=f"result:{result.notification_id}",
+        at=result.occurred_at,
+        action=Entry.DELIVERED if delivered else Entry.DELIVERY_FAILED,
+        user_id=result.recipient.user_id,
+        contact_id=result.recipient.contact_id,
+        level=result.escalation_level,
+        event=result.event,
+        notification_id=result.notification_id,
+        detail=None if delivered else f"after {result.attempt} attempt(s): {result.error}",
+    )
 
 
 def _with_lifecycle(
-    incident: EscalationIncident, outcome: Outcome, version: int | None = None
+    incident: EscalationIncident, outcome: Outcome, actor: Actor, now: datetime
 ) -> EscalationIncident:
-    return replace(
-        incident,
-        lifecycle=outcome.state,
-        version=incident.version if version is None else version,
-    )
+    """The new state, with who acknowledged or resolved it (cleared when it triggers again)."""
+    status = outcome.state.status
+    if status is incident.lifecycle.status:
+        return replace(incident, lifecycle=outcome.state)
+    stamp = Stamp(now, actor.published)
+    if status is Status.ACKNOWLEDGED:
+        return replace(incident, lifecycle=outcome.state, acknowledged=stamp)
+    if status is Status.RESOLVED:
+        return replace(incident, lifecycle=outcome.state, resolved=stamp)
+    return replace(incident, lifecycle=outcome.state, acknowledged=None, resolved=None)

@@ -1,9 +1,11 @@
-"""Escalation's collections: `escalation_incidents` (lifecycle, outbox, timeline) and
+"""Escalation's collections: `escalation_incidents` (lifecycle and outbox),
+`escalation_timeline` (one document per timeline entry, indexed by incident and time) and
 `escalation_timers` (durable timers claimed with a lease).
 
 Every incident change is a compare-and-set on `version` that also appends the outbox items to
 carry out; timers are documents with `due_at` and a lease, so a restart or a second replica
-never loses or double-fires a step.
+never loses or double-fires a step. Timeline entries are written with `$setOnInsert` under
+their deterministic id, so writing one again changes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pymongo.errors import DuplicateKeyError
 from schemas import Severity
 from services.escalation.domain.lifecycle import Lifecycle, Responder, Status
 from services.escalation.domain.outbox import ArmTimer, OutboxItem, SendNotification
+from services.escalation.domain.timeline import TimelineEntry
 from tocsin.runtime.mongo import Document
 
 _ITEMS = TypeAdapter(list[OutboxItem])
@@ -28,10 +31,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
-class TimelineEntry:
+class Stamp:
+    """Who moved the incident to a status, and when."""
+
     at: datetime
-    action: str
-    actor: str
+    by: str | None
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ class EscalationIncident:
     lifecycle: Lifecycle
     version: int
     outbox: tuple[OutboxItem, ...] = ()
-    timeline: tuple[TimelineEntry, ...] = ()
+    acknowledged: Stamp | None = None
+    resolved: Stamp | None = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +68,7 @@ class Timer:
 class EscalationStore(Protocol):
     async def ensure_indexes(self) -> None: ...
 
-    async def create(
-        self, incident: EscalationIncident, event_id: uuid.UUID, entry: TimelineEntry
-    ) -> bool:
+    async def create(self, incident: EscalationIncident, event_id: uuid.UUID) -> bool:
         """Insert a new incident; False if it exists already."""
 
     async def get(self, incident_id: str) -> EscalationIncident | None: ...
@@ -83,7 +86,6 @@ class EscalationStore(Protocol):
         self,
         incident: EscalationIncident,
         items: list[OutboxItem],
-        entry: TimelineEntry | None,
         event_id: uuid.UUID | None,
         at: datetime,
     ) -> bool:
@@ -97,6 +99,12 @@ class EscalationStore(Protocol):
         """Empty the outbox if the incident is still at `version` (nothing new was added)."""
 
     async def with_stale_outbox(self, before: datetime, limit: int) -> list[str]: ...
+
+    async def record(self, incident_id: str, entries: list[TimelineEntry]) -> None:
+        """Write timeline entries; an entry whose id is stored already is left as it is."""
+
+    async def timeline(self, incident_id: str, limit: int) -> list[TimelineEntry]:
+        """The incident's latest `limit` entries, oldest first."""
 
     async def arm_timer(self, incident_id: str, timer: ArmTimer) -> None: ...
 
@@ -118,8 +126,21 @@ def _lifecycle_fields(lifecycle: Lifecycle) -> Document:
     }
 
 
-def _entry(entry: TimelineEntry) -> Document:
-    return {"at": entry.at, "action": entry.action, "actor": entry.actor}
+def _key(entry: TimelineEntry) -> str:
+    # Time, then id: a total order in one sortable field (entries of one instant stay in order).
+    return f"{entry.at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}/{entry.id}"
+
+
+def _stamp_fields(prefix: str, stamp: Stamp | None) -> Document:
+    return {
+        f"{prefix}_at": stamp.at if stamp else None,
+        f"{prefix}_by": stamp.by if stamp else None,
+    }
+
+
+def _stamp(doc: Document, prefix: str) -> Stamp | None:
+    at = doc.get(f"{prefix}_at")
+    return Stamp(at, doc.get(f"{prefix}_by")) if at is not None else None
 
 
 def _responder(stored: Document | str) -> Responder:
@@ -146,27 +167,25 @@ def _incident(doc: Document) -> EscalationIncident:
         ),
         version=doc["version"],
         outbox=tuple(_ITEMS.validate_python(doc.get("outbox", []))),
-        timeline=tuple(
-            TimelineEntry(at=e["at"], action=e["action"], actor=e["actor"])
-            for e in doc.get("timeline", [])
-        ),
+        acknowledged=_stamp(doc, "acknowledged"),
+        resolved=_stamp(doc, "resolved"),
     )
 
 
 class MongoEscalationStore:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._incidents = database["escalation_incidents"]
+        self._timeline = database["escalation_timeline"]
         self._timers = database["escalation_timers"]
 
     async def ensure_indexes(self) -> None:
         await self._incidents.create_index([("status", 1), ("opened_at", -1)])
         await self._incidents.create_index("outbox_since")
+        await self._timeline.create_index([("incident_id", 1), ("key", 1)])
         await self._timers.create_index([("state", 1), ("due_at", 1)])
         await self._timers.create_index("incident_id")
 
-    async def create(
-        self, incident: EscalationIncident, event_id: uuid.UUID, entry: TimelineEntry
-    ) -> bool:
+    async def create(self, incident: EscalationIncident, event_id: uuid.UUID) -> bool:
         doc: Document = {
             "_id": incident.id,
             "service_id": incident.service_id,
@@ -181,7 +200,8 @@ class MongoEscalationStore:
             "event_ids": [str(event_id)],
             "outbox": [item.model_dump(mode="python") for item in incident.outbox],
             "outbox_since": incident.opened_at if incident.outbox else None,
-            "timeline": [_entry(entry)],
+            **_stamp_fields("acknowledged", incident.acknowledged),
+            **_stamp_fields("resolved", incident.resolved),
         }
         try:
             await self._incidents.insert_one(doc)
@@ -212,22 +232,23 @@ class MongoEscalationStore:
         self,
         incident: EscalationIncident,
         items: list[OutboxItem],
-        entry: TimelineEntry | None,
         event_id: uuid.UUID | None,
         at: datetime,
     ) -> bool:
         update: dict[str, Any] = {
-            "$set": {**_lifecycle_fields(incident.lifecycle), "updated_at": at},
+            "$set": {
+                **_lifecycle_fields(incident.lifecycle),
+                **_stamp_fields("acknowledged", incident.acknowledged),
+                **_stamp_fields("resolved", incident.resolved),
+                "updated_at": at,
+            },
             "$inc": {"version": 1},
         }
-        pushes: Document = {}
         if items:
-            pushes["outbox"] = {"$each": [item.model_dump(mode="python") for item in items]}
+            update["$push"] = {
+                "outbox": {"$each": [item.model_dump(mode="python") for item in items]}
+            }
             update["$set"]["outbox_since"] = at
-        if entry is not None:
-            pushes["timeline"] = _entry(entry)
-        if pushes:
-            update["$push"] = pushes
         if event_id is not None:
             update["$addToSet"] = {"event_ids": str(event_id)}
         result = await self._incidents.update_one(
@@ -257,6 +278,26 @@ class MongoEscalationStore:
             {"outbox_since": {"$ne": None, "$lte": before}}, projection={"_id": 1}
         ).limit(limit)
         return [doc["_id"] async for doc in cursor]
+
+    async def record(self, incident_id: str, entries: list[TimelineEntry]) -> None:
+        for entry in entries:
+            fields = entry.model_dump(mode="python", exclude={"id"}, exclude_none=True)
+            await self._timeline.update_one(
+                {"_id": entry.id},
+                {"$setOnInsert": {**fields, "incident_id": incident_id, "key": _key(entry)}},
+                upsert=True,
+            )
+
+    async def timeline(self, incident_id: str, limit: int) -> list[TimelineEntry]:
+        cursor = self._timeline.find({"incident_id": incident_id}).sort("key", -1).limit(limit)
+        latest = [
+            TimelineEntry.model_validate(
+                {k: v for k, v in doc.items() if k not in ("_id", "incident_id", "key")}
+                | {"id": doc["_id"]}
+            )
+            async for doc in cursor
+        ]
+        return latest[::-1]
 
     async def arm_timer(self, incident_id: str, timer: ArmTimer) -> None:
         await self._timers.update_one(

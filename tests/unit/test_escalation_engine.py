@@ -3,24 +3,30 @@ the sweeper and reopen, on the embedded bus and store with an injected clock."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from schemas import (
     INCIDENTS_LIFECYCLE,
     NOTIFICATIONS_REQUESTED,
+    DeliveryOutcome,
     IncidentEventKind,
     IncidentLifecycleChanged,
     LifecycleStatus,
     NotificationEvent,
     NotificationRequested,
+    NotificationResult,
 )
 from services.escalation.domain.lifecycle import Action, InvalidTransition, Status
+from services.escalation.domain.timeline import TimelineEntry
 from services.escalation.engine import Actor
-from tests.unit.escalation_harness import Rig, config, incident_event, rig
+from services.escalation.store import Stamp
+from tests.unit.escalation_harness import T0, Rig, config, incident_event, rig
 
 MIN = timedelta(minutes=1)
 ALICE = Actor("api:alice-key")
@@ -125,3 +131,197 @@ async def test_resolve_notice_to_a_later_level_says_the_level_they_were_paged_at
         ("alice", 0),
         ("bob", 1),
     ]
+
+
+# -- the timeline: pages, delivery outcomes, the next contact --------------------------------
+
+
+def result_of(
+    request: NotificationRequested,
+    outcome: DeliveryOutcome,
+    *,
+    at: datetime | None = None,
+    error: str | None = None,
+) -> NotificationResult:
+    return NotificationResult(
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{request.notification_id}/{outcome.value}"),
+        occurred_at=at or request.occurred_at,
+        correlation_id=request.correlation_id,
+        notification_id=request.notification_id,
+        incident_id=request.incident.id,
+        outcome=outcome,
+        attempt=4 if outcome is DeliveryOutcome.FAILED else 1,
+        error=error or ("HTTP 503" if outcome is DeliveryOutcome.FAILED else None),
+        event=request.event,
+        recipient=request.recipient,
+        escalation_level=request.escalation_level,
+    )
+
+
+def summary(entries: list[TimelineEntry]) -> list[tuple[str, str | None, str | None, int | None]]:
+    return [(e.action, e.actor or e.user_id, e.contact_id, e.level) for e in entries]
+
+
+async def test_timeline_records_each_page_with_contact_level_and_event(two_levels: Rig) -> None:
+    r = two_levels
+    await r.engine.on_incident_event(incident_event())
+    r.clock.advance(5 * MIN)
+    await r.engine.fire_due_timers()
+    r.clock.advance(MIN)
+    await r.engine.command("inc-1", Action.ACKNOWLEDGE, ALICE)
+    timeline = await r.store.timeline("inc-1", 100)
+    assert summary(timeline) == [
+        ("triggered", "triage", None, None),
+        ("paged", "alice", "alice-hook", 0),
+        ("escalate", "timer", None, None),
+        ("paged", "bob", "bob-hook", 1),
+        ("acknowledge", "api:alice-key", None, None),
+        ("notified", "alice", "alice-hook", 0),
+        ("notified", "bob", "bob-hook", 1),
+    ]
+    paged = timeline[1]
+    assert paged.event is NotificationEvent.TRIGGERED
+    assert paged.notification_id == "inc-1/c0/s0/alice/alice-hook"
+    assert timeline[3].event is NotificationEvent.ESCALATED
+    assert [e.at for e in timeline] == sorted(e.at for e in timeline)
+    # Flushing again (a crash before the outbox was cleared) writes no entry twice.
+    before = len(timeline)
+    incident = await r.store.get("inc-1")
+    assert incident is not None
+    await r.engine.flush("inc-1")
+    assert len(await r.store.timeline("inc-1", 100)) == before
+
+
+async def test_timeline_reads_are_bounded_to_the_latest_entries(two_levels: Rig) -> None:
+    r = two_levels
+    await r.engine.on_incident_event(incident_event())
+    r.clock.advance(MIN)
+    await r.engine.command("inc-1", Action.ACKNOWLEDGE, ALICE)
+    latest = await r.store.timeline("inc-1", 2)
+    assert [e.action for e in latest] == ["acknowledge", "notified"]
+
+
+async def test_delivery_outcomes_go_on_the_timeline_once(two_levels: Rig) -> None:
+    r = two_levels
+    await r.engine.on_incident_event(incident_event())
+    (page,) = pages(r)
+    delivered = result_of(page, DeliveryOutcome.DELIVERED, at=T0 + timedelta(seconds=1))
+    await r.engine.on_notification_result(delivered)
+    await r.engine.on_notification_result(delivered)  # redelivered
+    timeline = await r.store.timeline("inc-1", 100)
+    assert summary(timeline)[-1] == ("delivered", "alice", "alice-hook", 0)
+    assert [e.action for e in timeline].count("delivered") == 1
+    assert timeline[-1].notification_id == page.notification_id
+
+
+@pytest.fixture
+async def three_contacts(tmp_path: Path) -> AsyncIterator[Rig]:
+    """alice: a webhook at once and SMS-like webhook after 2 minutes (rules), and a third
+    contact declared but in no rule; bob: one webhook only."""
+    alice: list[dict[str, Any]] = [
+        {"contact": "alice-hook"},
+        {"contact": "alice-sms", "after": "2m"},
+        {"contact": "alice-log", "type": "log", "rule": False},
+    ]
+    async with rig(tmp_path, config(users={"alice": alice})) as r:
+        yield r
+
+
+async def test_failed_page_pages_the_next_contact_once_then_says_none_is_left(
+    three_contacts: Rig,
+) -> None:
+    r = three_contacts
+    await r.engine.on_incident_event(incident_event())
+    (hook,) = pages(r)
+    failed = result_of(hook, DeliveryOutcome.FAILED, at=T0 + timedelta(seconds=30))
+    await r.engine.on_notification_result(failed)
+    await r.engine.on_notification_result(failed)  # redelivered: the same fallback id
+    fallbacks = pages(r)[1:]
+    assert {p.notification_id for p in fallbacks} == {"inc-1/c0/s0/alice/alice-sms"}
+    assert {p.event_id for p in fallbacks} == {fallbacks[0].event_id}
+    sms = fallbacks[0]
+    assert (sms.recipient.contact_id, sms.escalation_level, sms.event) == (
+        "alice-sms",
+        0,
+        NotificationEvent.TRIGGERED,
+    )
+
+    # The SMS fails too: the contact in no rule comes last; after it, none is left.
+    await r.engine.on_notification_result(
+        result_of(sms, DeliveryOutcome.FAILED, at=T0 + timedelta(seconds=60))
+    )
+    last = pages(r)[-1]
+    assert last.recipient.contact_id == "alice-log"
+    await r.engine.on_notification_result(
+        result_of(last, DeliveryOutcome.FAILED, at=T0 + timedelta(seconds=90))
+    )
+    assert pages(r)[-1] == last
+
+    timeline = await r.store.timeline("inc-1", 100)
+    assert summary(timeline)[2:] == [
+        ("delivery_failed", "alice", "alice-hook", 0),
+        ("next_contact", "alice", "alice-sms", 0),
+        ("paged", "alice", "alice-sms", 0),
+        ("delivery_failed", "alice", "alice-sms", 0),
+        ("next_contact", "alice", "alice-log", 0),
+        ("paged", "alice", "alice-log", 0),
+        ("delivery_failed", "alice", "alice-log", 0),
+        ("no_contact_left", "alice", "alice-log", 0),
+    ]
+    assert timeline[2].detail == "after 4 attempt(s): HTTP 503"
+
+    # alice's own 2-minute SMS rule asks for the same notification: the notifier sends it once.
+    r.clock.advance(2 * MIN)
+    await r.engine.fire_due_timers()
+    assert pages(r)[-1].notification_id == "inc-1/c0/s0/alice/alice-sms"
+    timeline_after = await r.store.timeline("inc-1", 100)
+    assert len(timeline_after) == len(timeline)  # the page is on the timeline once
+
+
+async def test_failed_page_after_acknowledge_pages_no_other_contact(three_contacts: Rig) -> None:
+    r = three_contacts
+    await r.engine.on_incident_event(incident_event())
+    (hook,) = pages(r)
+    await r.engine.command("inc-1", Action.ACKNOWLEDGE, ALICE)
+    sent = len(pages(r))
+    await r.engine.on_notification_result(
+        result_of(hook, DeliveryOutcome.FAILED, at=T0 + timedelta(seconds=30))
+    )
+    assert len(pages(r)) == sent
+    assert (await r.store.timeline("inc-1", 100))[-1].action == "delivery_failed"
+
+
+async def test_failed_status_notice_goes_to_the_next_contact(three_contacts: Rig) -> None:
+    r = three_contacts
+    await r.engine.on_incident_event(incident_event())
+    await r.engine.command("inc-1", Action.RESOLVE, ALICE)
+    notice = pages(r)[-1]
+    assert notice.event is NotificationEvent.RESOLVED
+    await r.engine.on_notification_result(result_of(notice, DeliveryOutcome.FAILED))
+    fallback = pages(r)[-1]
+    assert (fallback.recipient.contact_id, fallback.event) == (
+        "alice-sms",
+        NotificationEvent.RESOLVED,
+    )
+
+
+async def test_who_acknowledged_and_resolved_and_when(two_levels: Rig) -> None:
+    r = two_levels
+    await r.engine.on_incident_event(incident_event())
+    r.clock.advance(MIN)
+    await r.engine.command("inc-1", Action.ACKNOWLEDGE, ALICE)
+    r.clock.advance(MIN)
+    await r.engine.command("inc-1", Action.RESOLVE, Actor("bob"))
+    incident = await r.store.get("inc-1")
+    assert incident is not None
+    assert incident.acknowledged == Stamp(T0 + MIN, "api:alice-key")
+    assert incident.resolved == Stamp(T0 + 2 * MIN, "bob")
+    # Firing again clears both; alerts resolving is Tocsin's doing (no person).
+    await r.engine.on_incident_event(incident_event(IncidentEventKind.ALERT_ADDED))
+    reopened = await r.store.get("inc-1")
+    assert reopened is not None
+    assert (reopened.acknowledged, reopened.resolved) == (None, None)
+    await r.engine.on_incident_event(incident_event(IncidentEventKind.ALERTS_RESOLVED, firing=0))
+    resolved = await r.store.get("inc-1")
+    assert resolved is not None
+    assert resolved.resolved == Stamp(T0 + 2 * MIN, None)

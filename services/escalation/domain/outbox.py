@@ -1,7 +1,8 @@
 """Turn lifecycle effects into concrete outbox items (pure).
 
 The outbox is stored in the incident document in the same atomic write as the new state, then
-carried out and cleared. Every item carries a deterministic id, so carrying one out twice (after
+carried out and cleared: notification requests, timers to arm or cancel, lifecycle messages and
+timeline entries. Every item carries a deterministic id, so carrying one out twice (after
 a crash) publishes the same `notification_id` or arms the same timer document again.
 """
 
@@ -22,6 +23,7 @@ from services.escalation.domain.lifecycle import (
     PageStep,
     ScheduleEscalation,
 )
+from services.escalation.domain.timeline import TimelineEntry
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,22 @@ class PublishLifecycle(Contract):
     at: datetime
 
 
+class RecordTimeline(Contract):
+    """Write a timeline entry (its id makes the write idempotent)."""
+
+    type: Literal["timeline"] = "timeline"
+    id: str
+    entry: TimelineEntry
+
+
 OutboxItem = Annotated[
-    SendNotification | ArmTimer | CancelPendingTimers | PublishLifecycle,
+    SendNotification | ArmTimer | CancelPendingTimers | PublishLifecycle | RecordTimeline,
     Field(discriminator="type"),
 ]
+
+
+def timeline_item(entry: TimelineEntry) -> RecordTimeline:
+    return RecordTimeline(id=f"timeline:{entry.id}", entry=entry)
 
 
 def lifecycle_item(
