@@ -46,3 +46,25 @@ def test_serve_help_shows_each_service_port_and_the_infrastructure_variables(
     assert "ingest 8081, triage 8082, escalation 8083, notifier 8084" in text
     for variable in ("TOCSIN_KAFKA_BOOTSTRAP", "TOCSIN_MONGO_URL", "TOCSIN_ADMIN_TOKEN"):
         assert variable in text
+
+
+def test_config_check_reports_each_problem_by_path_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "tocsin.yaml"
+    config.write_text(
+        "users:\n"
+        "  - id: bob\n"
+        "    name: Bob\n"
+        "    contacts: [{id: a, type: log}, {id: b, type: log}]\n"
+        "    notification_rules: [{contact: x}]\n"
+        "integrations:\n"
+        "  - {id: prom, type: alertmanager, token: short, service: checkout}\n",
+        encoding="utf-8",
+    )
+    assert main(["config", "check", str(config)]) == 1
+    assert capsys.readouterr().err == (
+        f"invalid configuration in {config}:\n"
+        "  - integrations[0].token: must be at least 16 characters\n"
+        "  - users[0].notification_rules[0].contact: unknown contact 'x' (user 'bob' has: a, b)\n"
+    )

@@ -1,7 +1,8 @@
 """The declarative configuration file (`--config`): services, integrations, users, policies.
 
 The keys here are a public contract (see the README's configuration reference). Loading
-validates shape and cross-references and reports every problem with the path of the bad key.
+validates shape and cross-references and reports every problem in the user's terms, each with
+the exact path of the bad key (`users[1].notification_rules[0].contact: unknown contact 'x'`).
 """
 
 from __future__ import annotations
@@ -23,17 +24,23 @@ from pydantic import (
     model_validator,
 )
 
+from tocsin.composition.config_problems import (
+    IDENTIFIER_PATTERN,
+    ConfigProblems,
+    Loc,
+    duplicates,
+    problems_of,
+    unknown,
+)
 from tocsin.runtime.durations import format_duration, parse_duration
 
-Identifier = Annotated[
-    str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-]
+Identifier = Annotated[str, Field(min_length=1, max_length=100, pattern=IDENTIFIER_PATTERN)]
 
 
 def _to_timedelta(value: object) -> object:
     if isinstance(value, str):
         return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float):  # bool too: YAML's `yes` is not a duration
         raise ValueError("write durations with a unit, e.g. '30s' or '5m'")
     return value
 
@@ -45,12 +52,15 @@ Duration = Annotated[
 ]
 
 
-def _non_empty(items: tuple[object, ...]) -> tuple[object, ...]:
+def _non_empty(what: str) -> AfterValidator:
     # Not `Field(min_length=1)`: pydantic then also reports a filled-in tuple whose items are
     # all invalid as empty, a second, false problem.
-    if not items:
-        raise ValueError("needs at least one item")
-    return items
+    def check(items: tuple[object, ...]) -> tuple[object, ...]:
+        if not items:
+            raise ValueError(f"needs at least one {what}")
+        return items
+
+    return AfterValidator(check)
 
 
 class _Strict(BaseModel):
@@ -103,9 +113,24 @@ class IntegrationConfig(_Strict):
     @model_validator(mode="after")
     def _signatures_fit_the_type(self) -> IntegrationConfig:
         if self.hmac is not None and self.type not in SIGNED_TYPES:
-            raise ValueError(f"hmac is supported for {' and '.join(SIGNED_TYPES)} integrations")
+            raise ConfigProblems(
+                [
+                    (
+                        ("hmac",),
+                        f"signatures are supported for {' and '.join(SIGNED_TYPES)} "
+                        f"integrations, not {self.type}",
+                    )
+                ]
+            )
         if self.hmac is not None and self.hmac.timestamp_header and self.type != "grafana":
-            raise ValueError("hmac.timestamp_header is Grafana's; generic signatures have none")
+            raise ConfigProblems(
+                [
+                    (
+                        ("hmac", "timestamp_header"),
+                        "only Grafana signs with a timestamp; generic signatures have none",
+                    )
+                ]
+            )
         return self
 
 
@@ -124,7 +149,7 @@ class HeartbeatConfig(_Strict):
     @model_validator(mode="after")
     def _interval_is_positive(self) -> HeartbeatConfig:
         if self.interval < timedelta(seconds=1):
-            raise ValueError("interval must be at least 1s")
+            raise ConfigProblems([(("interval",), "must be at least 1s")])
         return self
 
 
@@ -137,8 +162,12 @@ class ContactConfig(_Strict):
 
     @model_validator(mode="after")
     def _webhook_is_http(self) -> ContactConfig:
+        # The address is not repeated in the message: webhook URLs can carry secrets.
+        if self.type == "webhook" and self.address is None:
+            problem = "missing: a webhook contact needs an http:// or https:// URL"
+            raise ConfigProblems([(("address",), problem)])
         if self.type == "webhook" and not (self.address or "").startswith(("http://", "https://")):
-            raise ValueError("a webhook contact's address must be an http:// or https:// URL")
+            raise ConfigProblems([(("address",), "must be an http:// or https:// URL")])
         return self
 
 
@@ -156,11 +185,21 @@ class UserConfig(_Strict):
     @model_validator(mode="after")
     def _rules_name_contacts(self) -> UserConfig:
         contact_ids = [contact.id for contact in self.contacts]
-        if len(set(contact_ids)) != len(contact_ids):
-            raise ValueError("contact ids must be unique within a user")
-        for rule in self.notification_rules:
+        problems: list[tuple[Loc, str]] = [
+            (("contacts", n, "id"), f"duplicate contact id {contact_id!r} (also contacts[{first}])")
+            for n, first, contact_id in duplicates(contact_ids)
+        ]
+        has = f"has: {', '.join(contact_ids)}" if contact_ids else "has no contacts"
+        for n, rule in enumerate(self.notification_rules):
             if rule.contact not in contact_ids:
-                raise ValueError(f"notification rule names unknown contact {rule.contact!r}")
+                problems.append(
+                    (
+                        ("notification_rules", n, "contact"),
+                        f"unknown contact {rule.contact!r} (user {self.id!r} {has})",
+                    )
+                )
+        if problems:
+            raise ConfigProblems(problems)
         return self
 
 
@@ -170,13 +209,13 @@ class TargetConfig(_Strict):
 
 class LevelConfig(_Strict):
     delay: Duration = timedelta(0)
-    targets: Annotated[tuple[TargetConfig, ...], AfterValidator(_non_empty)]
+    targets: Annotated[tuple[TargetConfig, ...], _non_empty("target")]
 
 
 class EscalationPolicyConfig(_Strict):
     id: Identifier
     repeat: int = Field(default=0, ge=0, le=20)
-    levels: Annotated[tuple[LevelConfig, ...], AfterValidator(_non_empty)]
+    levels: Annotated[tuple[LevelConfig, ...], _non_empty("level")]
 
 
 class TocsinConfig(_Strict):
@@ -187,7 +226,7 @@ class TocsinConfig(_Strict):
     escalation_policies: tuple[EscalationPolicyConfig, ...] = ()
 
     def reference_problems(self) -> list[str]:
-        """Cross-references that do not resolve, one problem per bad key."""
+        """Duplicate ids and cross-references that do not resolve, one problem per bad key."""
         problems: list[str] = []
         for section, ids in (
             ("services", [s.id for s in self.services]),
@@ -196,21 +235,24 @@ class TocsinConfig(_Strict):
             ("users", [u.id for u in self.users]),
             ("escalation_policies", [p.id for p in self.escalation_policies]),
         ):
-            duplicates = sorted({i for i in ids if ids.count(i) > 1})
-            if duplicates:
-                problems.append(f"{section}: duplicate id(s) {', '.join(duplicates)}")
-        policy_ids = {p.id for p in self.escalation_policies}
-        service_ids = {s.id for s in self.services}
-        user_ids = {u.id for u in self.users}
+            problems.extend(
+                f"{section}[{n}].id: duplicate id {entry_id!r} (also {section}[{first}])"
+                for n, first, entry_id in duplicates(ids)
+            )
+        policy_ids = [p.id for p in self.escalation_policies]
+        service_ids = [s.id for s in self.services]
+        user_ids = [u.id for u in self.users]
         for n, service in enumerate(self.services):
             if service.escalation_policy not in policy_ids:
                 problems.append(
-                    f"services[{n}].escalation_policy: unknown policy {service.escalation_policy!r}"
+                    f"services[{n}].escalation_policy: "
+                    + unknown("escalation policy", service.escalation_policy, policy_ids)
                 )
         for n, integration in enumerate(self.integrations):
             if integration.service not in service_ids:
                 problems.append(
-                    f"integrations[{n}].service: unknown service {integration.service!r}"
+                    f"integrations[{n}].service: "
+                    + unknown("service", integration.service, service_ids)
                 )
         problems.extend(self._ingest_problems(service_ids))
         for p, policy in enumerate(self.escalation_policies):
@@ -219,11 +261,11 @@ class TocsinConfig(_Strict):
                     if target.user not in user_ids:
                         problems.append(
                             f"escalation_policies[{p}].levels[{lv}].targets[{t}].user: "
-                            f"unknown user {target.user!r}"
+                            + unknown("user", target.user, user_ids)
                         )
         return problems
 
-    def _ingest_problems(self, service_ids: set[str]) -> list[str]:
+    def _ingest_problems(self, service_ids: list[str]) -> list[str]:
         problems = []
         # A token names one integration or heartbeat (a duplicated entry is reported above).
         seen: dict[str, tuple[str, str]] = {}
@@ -239,7 +281,10 @@ class TocsinConfig(_Strict):
                 problems.append(f"{where}.token: the same token as {first}")
         for n, heartbeat in enumerate(self.heartbeats):
             if heartbeat.service not in service_ids:
-                problems.append(f"heartbeats[{n}].service: unknown service {heartbeat.service!r}")
+                problems.append(
+                    f"heartbeats[{n}].service: "
+                    + unknown("service", heartbeat.service, service_ids)
+                )
         return problems
 
     def service(self, service_id: str) -> ServiceConfig | None:
@@ -261,18 +306,6 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part.startswith(("function-", "value_error")):
-            continue
-        else:
-            text += f".{part}" if text else part
-    return text or "(top level)"
-
-
 def parse_config(document: object, source: str = "config") -> TocsinConfig:
     if document is None:
         return TocsinConfig()
@@ -281,11 +314,7 @@ def parse_config(document: object, source: str = "config") -> TocsinConfig:
     try:
         config = TocsinConfig.model_validate(document)
     except ValidationError as error:
-        problems = [
-            f"{_path(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-            for e in error.errors(include_url=False)
-        ]
-        raise ConfigError(source, problems) from None
+        raise ConfigError(source, problems_of(error, TocsinConfig)) from None
     problems = config.reference_problems()
     if problems:
         raise ConfigError(source, problems)
