@@ -28,6 +28,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         max_attempts=settings.notifier_max_attempts,
         backoff_base=timedelta(seconds=settings.notifier_backoff_seconds),
         backoff_cap=timedelta(seconds=settings.notifier_backoff_cap_seconds),
+        error_attempts=settings.notifier_error_attempts,
     )
 
 

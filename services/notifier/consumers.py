@@ -23,20 +23,29 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from schemas import (
+    NOTIFICATIONS_REQUESTED,
     NOTIFICATIONS_RESULTS,
+    DeadLetter,
     DeliveryOutcome,
     NotificationRequested,
     NotificationResult,
+    dlq_topic,
 )
 from services.notifier.channels import Channel, DeliveryFailed
-from services.notifier.domain import DEFAULT_RETRY, RetryPolicy, retry_after_failure
+from services.notifier.domain import (
+    DEFAULT_RETRY,
+    RetryPolicy,
+    retry_after_error,
+    retry_after_failure,
+)
 from services.notifier.metrics import DELIVERIES, DELIVERY_SECONDS
 from services.notifier.store import ClaimedNotification, NotifierStore
-from tocsin.composition.config import TocsinConfig
+from tocsin.composition.config import ContactConfig, TocsinConfig
 from tocsin.runtime.backoff import Random, backoff_delay
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.consumer import UNAVAILABLE
+from tocsin.runtime.metrics import DEAD_LETTERED
 
 log = logging.getLogger(__name__)
 
@@ -142,20 +151,40 @@ class Delivery:
         return published
 
     async def _attempt(self, claimed: ClaimedNotification) -> None:
+        notification_id = claimed.request.notification_id
         try:
-            await self._deliver(claimed)
+            try:
+                await self._deliver(claimed)
+            except UNAVAILABLE:
+                raise
+            except Exception as error:
+                # Not the channel's own failure: a bug or a malformed contact. Bounded retries,
+                # then the dead-letter topic and a failed result, never a retry forever.
+                log.exception("delivering %s raised %s", notification_id, type(error).__name__)
+                await self._after_error(claimed, error)
+        except UNAVAILABLE as error:
+            # The store or the bus is down: the notification stays pending under our lease and
+            # is claimed again when it lapses; the page is not at fault.
+            log.warning(
+                "delivering %s: %s unavailable (%s); retried after the lease",
+                notification_id,
+                type(error).__name__,
+                error,
+            )
         except Exception:
-            # The notification stays pending under our lease; when the lease lapses it is
-            # claimed again. Log it: a store or bus failure here is an operator's problem.
-            log.exception("delivering %s failed", claimed.request.notification_id)
+            # Recording the error failed too: the notification stays pending under our lease.
+            log.exception("recording the outcome of %s failed", notification_id)
 
-    async def _deliver(self, claimed: ClaimedNotification) -> None:
-        request, attempt = claimed.request, claimed.attempt
+    def _contact(self, request: NotificationRequested) -> ContactConfig | None:
         user = self._config.user(request.recipient.user_id)
-        contact = next(
+        return next(
             (c for c in (user.contacts if user else ()) if c.id == request.recipient.contact_id),
             None,
         )
+
+    async def _deliver(self, claimed: ClaimedNotification) -> None:
+        request, attempt = claimed.request, claimed.attempt
+        contact = self._contact(request)
         if contact is None or contact.type not in self._channels:
             await self._finish(claimed, DeliveryOutcome.FAILED, "unknown contact", "unknown")
             return
@@ -203,6 +232,42 @@ class Delivery:
             request.incident.id,
         )
         await self._finish(claimed, DeliveryOutcome.DELIVERED, None, contact.type)
+
+    async def _after_error(self, claimed: ClaimedNotification, error: Exception) -> None:
+        request, errors, now = claimed.request, claimed.errors + 1, self._clock.now()
+        # The message may hold details that do not belong on a timeline: the type says enough
+        # there; the dead letter (for operators) carries the message too.
+        summary = f"unexpected error: {type(error).__name__}"
+        due = retry_after_error(self._retry, errors=errors, now=now, random=self._random)
+        if due is not None:
+            await self._store.retry_at(
+                request.notification_id,
+                self._owner,
+                due,
+                summary,
+                first_attempt_at=claimed.first_attempt_at,
+                errors=errors,
+            )
+            return
+        await self._bus.publish(
+            dlq_topic(NOTIFICATIONS_REQUESTED),
+            request.incident.id,
+            DeadLetter(
+                event_id=uuid.uuid5(_NAMESPACE, f"{request.notification_id}/dead-letter"),
+                occurred_at=now,
+                correlation_id=request.correlation_id,
+                topic=NOTIFICATIONS_REQUESTED,
+                key=request.incident.id,
+                error=f"{type(error).__name__}: {error}"[:8192],
+                attempts=claimed.attempt,
+                payload=request.model_dump_json(),
+            ),
+        )
+        DEAD_LETTERED.labels(topic=NOTIFICATIONS_REQUESTED).inc()
+        contact = self._contact(request)
+        await self._finish(
+            claimed, DeliveryOutcome.FAILED, summary, contact.type if contact else "unknown"
+        )
 
     async def _finish(
         self,

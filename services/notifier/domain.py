@@ -6,6 +6,10 @@ backoff for `period` from its first attempt: long enough to ride out a receiver'
 short network outage, short enough that a responder accepts the wait before the next contact
 method is tried. The last retry is due exactly when the period ends; `max_attempts` bounds the
 attempts however the backoff is tuned.
+
+An unexpected error (anything but the channel's `DeliveryFailed`: a bug, a malformed contact)
+is no reason to wait minutes, nor to retry forever: it is tried `error_attempts` times, then
+the notification is dead-lettered and reported failed, so the next contact method is tried.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ class RetryPolicy:
     max_attempts: int = 30
     backoff_base: timedelta = timedelta(seconds=1)
     backoff_cap: timedelta = timedelta(seconds=30)
+    error_attempts: int = 3
 
     def __post_init__(self) -> None:
-        if self.period <= timedelta(0) or self.max_attempts < 1:
+        if self.period <= timedelta(0) or self.max_attempts < 1 or self.error_attempts < 1:
             raise ValueError("a retry policy needs a positive period and at least one attempt")
         if not timedelta(0) < self.backoff_base <= self.backoff_cap:
             raise ValueError("need 0 < backoff_base <= backoff_cap")
@@ -51,3 +56,12 @@ def retry_after_failure(
     if attempt >= policy.max_attempts or now >= deadline:
         return None
     return min(now + _delay(policy, attempt, random), deadline)
+
+
+def retry_after_error(
+    policy: RetryPolicy, *, errors: int, now: datetime, random: Random
+) -> datetime | None:
+    """When to try again after the `errors`-th unexpected error; None: dead-letter it now."""
+    if errors >= policy.error_attempts:
+        return None
+    return now + _delay(policy, errors, random)

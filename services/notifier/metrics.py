@@ -10,3 +10,8 @@ DELIVERIES = Counter(
 DELIVERY_SECONDS = Histogram(
     "tocsin_notifier_delivery_seconds", "Time spent delivering one notification.", ["channel"]
 )
+QUARANTINED = Counter(
+    "tocsin_notifier_quarantined_total",
+    "Stored notifications set aside because their request or result no longer validates.",
+    ["part"],
+)

@@ -9,10 +9,14 @@ The final outcome and its `notifications.results` message are written in one upd
 `report: unpublished` (an outbox field): the message is published afterwards and marked
 `published`; one left unpublished by a crash or a bus outage is claimed again after the lease
 and published then (same `event_id`, so escalation drops a copy).
+
+A stored request or result that no longer validates (written by another version) is set aside
+as `quarantined` with the reason, counted, and skipped: it must not stop every other page.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -21,7 +25,10 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import NotificationRequested, NotificationResult
+from services.notifier.metrics import QUARANTINED
 from tocsin.runtime.mongo import Document
+
+log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -31,6 +38,7 @@ class ClaimedNotification:
     request: NotificationRequested
     attempt: int  # this attempt's number, from 1
     first_attempt_at: datetime  # when attempt 1 was claimed: retries are bounded from there
+    errors: int = 0  # attempts so far that ended in an unexpected error (not DeliveryFailed)
 
 
 class NotifierStore(Protocol):
@@ -61,6 +69,7 @@ class NotifierStore(Protocol):
         error: str,
         *,
         first_attempt_at: datetime | None = None,
+        errors: int | None = None,
     ) -> None: ...
 
     async def failed(
@@ -83,6 +92,16 @@ class NotifierStore(Protocol):
         """A final outcome whose result a crash or an outage left unpublished."""
 
     async def state(self, notification_id: str) -> str | None: ...
+
+
+def _claimed(doc: Document, now: datetime) -> ClaimedNotification:
+    first_attempt_at = doc.get("first_attempt_at")
+    return ClaimedNotification(
+        NotificationRequested.model_validate(doc["request"]),
+        int(doc["attempts"]),
+        first_attempt_at if isinstance(first_attempt_at, datetime) else now,
+        int(doc.get("errors", 0)),
+    )
 
 
 def _outbox(result: NotificationResult | None) -> Document:
@@ -126,23 +145,40 @@ class MongoNotifierStore:
     async def claim_due(
         self, now: datetime, owner: str, lease: timedelta
     ) -> ClaimedNotification | None:
-        doc = await self._notifications.find_one_and_update(
-            {"state": "pending", "due_at": {"$lte": now}, "lease_until": {"$lte": now}},
-            {
-                "$set": {"lease_until": now + lease, "lease_owner": owner, "last_attempt_at": now},
-                "$inc": {"attempts": 1},
-            },
-            sort=[("due_at", 1)],
-            return_document=ReturnDocument.AFTER,
+        while True:
+            doc = await self._notifications.find_one_and_update(
+                {"state": "pending", "due_at": {"$lte": now}, "lease_until": {"$lte": now}},
+                {
+                    "$set": {
+                        "lease_until": now + lease,
+                        "lease_owner": owner,
+                        "last_attempt_at": now,
+                    },
+                    "$inc": {"attempts": 1},
+                },
+                sort=[("due_at", 1)],
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:
+                return None
+            try:
+                return _claimed(doc, now)
+            except (ValueError, KeyError, TypeError) as error:  # ValidationError is a ValueError
+                await self._quarantine(doc["_id"], owner, now, "request", error)
+
+    async def _quarantine(
+        self, notification_id: str, owner: str, at: datetime, part: str, error: Exception
+    ) -> None:
+        reason = f"stored {part} does not validate: {type(error).__name__}: {error}"[:2048]
+        # A bad request is never attempted again; a bad result keeps its outcome (the page was
+        # delivered or failed) and is only no longer published.
+        fields: Document = {"quarantined_at": at, "quarantine_reason": reason}
+        fields["state" if part == "request" else "report"] = "quarantined"
+        await self._notifications.update_one(
+            {"_id": notification_id, "lease_owner": owner}, {"$set": fields}
         )
-        if doc is None:
-            return None
-        first_attempt_at = doc.get("first_attempt_at")
-        return ClaimedNotification(
-            NotificationRequested.model_validate(doc["request"]),
-            int(doc["attempts"]),
-            first_attempt_at if isinstance(first_attempt_at, datetime) else now,
-        )
+        QUARANTINED.labels(part).inc()
+        log.error("notification %s quarantined: %s", notification_id, reason)
 
     async def delivered(
         self,
@@ -164,10 +200,13 @@ class MongoNotifierStore:
         error: str,
         *,
         first_attempt_at: datetime | None = None,
+        errors: int | None = None,
     ) -> None:
         fields: Document = {"due_at": due_at, "lease_until": _EPOCH, "error": error}
         if first_attempt_at is not None:
             fields["first_attempt_at"] = first_attempt_at
+        if errors is not None:
+            fields["errors"] = errors
         await self._finish(notification_id, owner, fields)
 
     async def failed(
@@ -201,14 +240,18 @@ class MongoNotifierStore:
     async def claim_unreported(
         self, now: datetime, owner: str, lease: timedelta
     ) -> NotificationResult | None:
-        doc = await self._notifications.find_one_and_update(
-            {"report": "unpublished", "lease_until": {"$lte": now}},
-            {"$set": {"lease_until": now + lease, "lease_owner": owner}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is None:
-            return None
-        return NotificationResult.model_validate(doc["result"])
+        while True:
+            doc = await self._notifications.find_one_and_update(
+                {"report": "unpublished", "lease_until": {"$lte": now}},
+                {"$set": {"lease_until": now + lease, "lease_owner": owner}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:
+                return None
+            try:
+                return NotificationResult.model_validate(doc["result"])
+            except (ValueError, KeyError, TypeError) as error:
+                await self._quarantine(doc["_id"], owner, now, "result", error)
 
     async def state(self, notification_id: str) -> str | None:
         doc = await self._notifications.find_one({"_id": notification_id}, projection={"state": 1})

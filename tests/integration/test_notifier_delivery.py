@@ -1,6 +1,8 @@
 """Notifier delivery on the real adapters (embedded bus and store) and real HTTP servers: a
 webhook that hangs does not hold up anyone else's page; a failing one is retried with the same
-`notification_id` for the retry period, and exactly one final result is published."""
+`notification_id` for the retry period, and exactly one final result is published; a channel
+with a bug is dead-lettered after bounded retries; a stored notification that no longer validates
+is quarantined."""
 
 from __future__ import annotations
 
@@ -10,22 +12,31 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
-from schemas import NOTIFICATIONS_RESULTS, DeliveryOutcome, NotificationResult
+from schemas import (
+    NOTIFICATIONS_REQUESTED,
+    NOTIFICATIONS_RESULTS,
+    DeadLetter,
+    DeliveryOutcome,
+    NotificationRequested,
+    NotificationResult,
+    dlq_topic,
+)
 from services.notifier.app import retry_policy
 from services.notifier.channels import channels
 from services.notifier.consumers import Delivery
 from services.notifier.store import MongoNotifierStore
 from tests.e2e.harness import WebhookReceiver
 from tests.integration.test_store_contract import request
-from tocsin.composition.config import parse_config
+from tocsin.composition.config import ContactConfig, parse_config
 from tocsin.runtime.bus import Subscription
 from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.embedded.bus import EmbeddedBus
@@ -34,12 +45,27 @@ from tocsin.runtime.embedded.sqlite import SqliteFile
 from tocsin.runtime.mongo import Document
 from tocsin.runtime.settings import Settings
 
+T0_PAST = datetime(2000, 1, 1, tzinfo=UTC)
+T0_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)  # never due: only its outbox field matters
+
 # Short in the test; minutes in production (TOCSIN_NOTIFIER_RETRY_PERIOD_SECONDS).
 SETTINGS = Settings(
     notifier_retry_period_seconds=1.5,
     notifier_backoff_seconds=0.1,
     notifier_backoff_cap_seconds=0.4,
+    notifier_error_attempts=3,
 )
+
+
+class BuggyChannel:
+    """A channel with a bug: it raises something other than `DeliveryFailed`."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, contact: ContactConfig, request: NotificationRequested) -> None:
+        self.calls += 1
+        raise KeyError("template")
 
 
 @pytest.fixture
@@ -80,9 +106,12 @@ def receiver() -> Iterator[WebhookReceiver]:
 @dataclass
 class Notifier:
     bus: EmbeddedBus
+    database: AsyncDatabase[Document]
     delivery: Delivery
     store: MongoNotifierStore
+    buggy: BuggyChannel
     results: list[NotificationResult]
+    dead_letters: list[DeadLetter]
 
     async def wait_for_results(self, count: int, timeout: float) -> list[NotificationResult]:
         deadline = time.monotonic() + timeout
@@ -108,6 +137,8 @@ async def notifier(
                     ("alice", receiver.url("/alice")),
                 )
             ]
+            # bob's contact is served by the channel with a bug (see below).
+            + [{"id": "bob", "name": "bob", "contacts": [{"id": "hook", "type": "log"}]}]
         }
     )
     file = SqliteFile(tmp_path / "tocsin.sqlite")
@@ -117,16 +148,21 @@ async def notifier(
     store = MongoNotifierStore(database)
     await store.ensure_indexes()
     results: list[NotificationResult] = []
+    dead_letters: list[DeadLetter] = []
+    buggy = BuggyChannel()
 
     async def collect(result: NotificationResult) -> None:
         results.append(result)
+
+    async def collect_dead_letter(letter: DeadLetter) -> None:
+        dead_letters.append(letter)
 
     async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as client:
         delivery = Delivery(
             bus,
             store,
             config,
-            channels(client),
+            {**channels(client), "log": buggy},
             SystemClock(),
             "test",
             retry=retry_policy(SETTINGS),
@@ -141,8 +177,15 @@ async def notifier(
                     Subscription(NOTIFICATIONS_RESULTS, "test", NotificationResult, collect)
                 )
             ),
+            asyncio.create_task(
+                bus.consume(
+                    Subscription(
+                        dlq_topic(NOTIFICATIONS_REQUESTED), "test", DeadLetter, collect_dead_letter
+                    )
+                )
+            ),
         ]
-        yield Notifier(bus, delivery, store, results)
+        yield Notifier(bus, database, delivery, store, buggy, results, dead_letters)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -223,3 +266,66 @@ async def test_a_result_the_bus_could_not_take_is_published_once_it_is_back(
     await asyncio.sleep(0.5)
     assert len(notifier.results) == 1
     assert len(receiver.snapshot()) == 1  # published again, never paged again
+
+
+async def test_a_channel_bug_is_retried_a_few_times_then_dead_lettered_and_failed(
+    notifier: Notifier,
+) -> None:
+    await notifier.delivery.handle(request("n-bug", "bob"))
+    (result,) = await notifier.wait_for_results(1, timeout=10)
+    assert (result.outcome, result.error, result.attempt) == (
+        DeliveryOutcome.FAILED,
+        "unexpected error: KeyError",
+        3,
+    )
+    assert (result.recipient.user_id, result.event.value) == ("bob", "incident.triggered")
+    assert notifier.buggy.calls == 3
+    (letter,) = notifier.dead_letters
+    assert (letter.topic, letter.key, letter.attempts) == (NOTIFICATIONS_REQUESTED, "i", 3)
+    assert letter.error == "KeyError: 'template'"
+    dead = NotificationRequested.model_validate_json(letter.payload)
+    assert (dead.notification_id, dead.recipient.user_id) == ("n-bug", "bob")
+    await asyncio.sleep(1.0)  # never claimed again
+    assert notifier.buggy.calls == 3
+    assert (len(notifier.results), len(notifier.dead_letters)) == (1, 1)
+    assert await notifier.store.state("n-bug") == "failed"
+
+
+async def test_a_stored_notification_that_no_longer_validates_is_quarantined(
+    notifier: Notifier, receiver: WebhookReceiver
+) -> None:
+    def quarantined(part: str) -> float:
+        value = REGISTRY.get_sample_value("tocsin_notifier_quarantined_total", {"part": part})
+        return value or 0.0
+
+    before = quarantined("request"), quarantined("result")
+    notifications = notifier.database["notifier_notifications"]
+    # Written by another version: an event this one does not know. Queued first, so the loop
+    # meets it before the good page.
+    bad = request("n-bad", "alice").model_dump(mode="json") | {"event": "incident.exploded"}
+    await notifier.store.record(request("n-bad", "alice"), T0_PAST)
+    await notifications.update_one({"_id": "n-bad"}, {"$set": {"request": bad}})
+    # A final result left unpublished, which no longer validates either.
+    await notifier.store.record(request("n-bad-result", "alice"), T0_FUTURE)
+    await notifications.update_one(
+        {"_id": "n-bad-result"},
+        {"$set": {"state": "delivered", "report": "unpublished", "result": {"outcome": "meh"}}},
+    )
+    await notifier.delivery.handle(request("n-good", "alice"))
+    (result,) = await notifier.wait_for_results(1, timeout=5)
+    assert result.notification_id == "n-good"
+    assert [p.body["notification_id"] for p in receiver.snapshot()] == ["n-good"]
+    bad_doc = await notifications.find_one({"_id": "n-bad"})
+    assert bad_doc is not None
+    assert bad_doc["state"] == "quarantined"
+    assert "stored request does not validate" in bad_doc["quarantine_reason"]
+    assert "event" in bad_doc["quarantine_reason"]
+    await asyncio.sleep(0.5)  # the sweep has run
+    bad_result = await notifications.find_one({"_id": "n-bad-result"})
+    assert bad_result is not None
+    assert (bad_result["state"], bad_result["report"]) == ("delivered", "quarantined")
+    assert "stored result does not validate" in bad_result["quarantine_reason"]
+    assert (quarantined("request"), quarantined("result")) == (before[0] + 1, before[1] + 1)
+    # And the loop goes on.
+    await notifier.delivery.handle(request("n-after", "alice"))
+    assert len(await notifier.wait_for_results(2, timeout=5)) == 2

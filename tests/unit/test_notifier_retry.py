@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.notifier.domain import DEFAULT_RETRY, RetryPolicy, retry_after_failure
+from services.notifier.domain import (
+    DEFAULT_RETRY,
+    RetryPolicy,
+    retry_after_error,
+    retry_after_failure,
+)
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 POLICY = RetryPolicy(
@@ -80,8 +85,18 @@ def test_by_default_a_dead_contact_is_given_up_after_five_minutes_not_seconds(dr
     assert attempts < DEFAULT_RETRY.max_attempts
 
 
+def test_an_unexpected_error_is_retried_soon_and_a_bounded_number_of_times() -> None:
+    policy = RetryPolicy(error_attempts=3)
+    first = retry_after_error(policy, errors=1, now=T0, random=lowest)
+    second = retry_after_error(policy, errors=2, now=T0, random=lowest)
+    assert (first, second) == (T0 + timedelta(seconds=0.5), T0 + timedelta(seconds=1))
+    assert retry_after_error(policy, errors=3, now=T0, random=lowest) is None
+
+
 def test_a_policy_without_time_or_attempts_is_refused() -> None:
     with pytest.raises(ValueError, match="positive period"):
         RetryPolicy(period=timedelta(0))
+    with pytest.raises(ValueError, match="at least one attempt"):
+        RetryPolicy(error_attempts=0)
     with pytest.raises(ValueError, match="backoff_base"):
         RetryPolicy(backoff_base=timedelta(seconds=60), backoff_cap=timedelta(seconds=30))

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     notifier_max_attempts: int = Field(default=30, ge=1, le=1000)
     notifier_backoff_seconds: float = Field(default=1.0, gt=0)
     notifier_backoff_cap_seconds: float = Field(default=30.0, gt=0)
+    # Attempts that end in an unexpected error (a bug, not the channel's failure) before the
+    # notification is dead-lettered and reported failed.
+    notifier_error_attempts: int = Field(default=3, ge=1, le=50)
     otel_console: bool = False
     # SQLite `synchronous` for the embedded bus and store. NORMAL (WAL) survives a kill -9 of
     # the process; an OS crash or power loss may lose the last transactions. FULL fsyncs each.
