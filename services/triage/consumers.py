@@ -28,6 +28,7 @@ from services.triage.domain import (
     classify,
     group_key,
     incident_event_id,
+    keep_trigger_content,
     on_lifecycle,
 )
 from services.triage.store import NewIncident, TriageStore
@@ -56,8 +57,14 @@ class AlertTriage:
         self._config = config
 
     async def handle(self, alert: AlertReceived) -> None:
-        key = group_key(alert.service_id, alert.alertname)
         previous = await self._store.get_alert(alert.fingerprint)
+        key = group_key(alert.service_id, alert.alertname)
+        if previous is not None and alert.status is AlertStatus.RESOLVED:
+            # A resolve updates only what it carries, and never moves the alert to a group.
+            key = previous.group_key
+            stored = await self._store.get_content(alert.fingerprint)
+            if stored is not None:
+                alert = keep_trigger_content(stored, alert)
         if previous is not None and previous.last_event_id == alert.event_id:
             # Redelivery: the alert was recorded (after its incident was opened or joined);
             # only the publish that followed may be missing. Do it again with the same id.

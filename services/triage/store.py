@@ -17,8 +17,8 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from schemas import AlertReceived, AlertStatus, Severity
-from services.triage.domain import Occurrence
+from schemas import AlertReceived, AlertStatus, Label, Severity
+from services.triage.domain import AlertContent, Occurrence
 from tocsin.runtime.mongo import Document
 
 
@@ -91,6 +91,9 @@ class TriageStore(Protocol):
 
     async def get_alert(self, fingerprint: str) -> AlertRecord | None: ...
 
+    async def get_content(self, fingerprint: str) -> AlertContent | None:
+        """What the stored alert says (its summary, severity, labels and annotations)."""
+
     async def record_alert(
         self, alert: AlertReceived, occurrence: Occurrence, group_key: str, incident_id: str | None
     ) -> None:
@@ -126,6 +129,15 @@ _ALERT_STATE = {
 }
 
 
+_ALERT_CONTENT = {
+    "alertname": 1,
+    "summary": 1,
+    "severity": 1,
+    "labels": 1,
+    "annotations": 1,
+    "generator_url": 1,
+}
+
 _ATTEMPTS = 3
 
 
@@ -158,6 +170,19 @@ class MongoTriageStore:
             count=doc.get("count", 0),
         )
 
+    async def get_content(self, fingerprint: str) -> AlertContent | None:
+        doc = await self._alerts.find_one({"_id": fingerprint}, projection=_ALERT_CONTENT)
+        if doc is None:
+            return None
+        return AlertContent(
+            alertname=doc.get("alertname", ""),
+            summary=doc.get("summary", ""),
+            severity=doc.get("severity"),
+            labels=_labels(doc.get("labels")),
+            annotations=_labels(doc.get("annotations")),
+            generator_url=doc.get("generator_url"),
+        )
+
     async def record_alert(
         self, alert: AlertReceived, occurrence: Occurrence, group_key: str, incident_id: str | None
     ) -> None:
@@ -175,6 +200,7 @@ class MongoTriageStore:
             "severity": alert.severity,
             "labels": [label.model_dump() for label in alert.labels],
             "annotations": [label.model_dump() for label in alert.annotations],
+            "generator_url": alert.generator_url,
         }
         if occurrence is Occurrence.NEW:
             fields["occurrence_event_id"] = event_id
@@ -323,6 +349,10 @@ class MongoTriageStore:
             query["source"] = where.source
         found = self._alerts.find(query).sort("_id", 1).limit(limit)
         return [_stored_alert(doc) async for doc in found]
+
+
+def _labels(labels: list[Document] | None) -> tuple[Label, ...]:
+    return tuple(Label(name=label["name"], value=label["value"]) for label in labels or ())
 
 
 def _pairs(labels: list[Document] | None) -> tuple[tuple[str, str], ...]:

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import AlertStatus
+from services.ingest.formats import FORMATS, ParseContext
 from services.triage.consumers import AlertTriage, LifecycleTriage
-from services.triage.store import AlertRecord, IncidentRecord, MongoTriageStore
+from services.triage.store import AlertFilter, AlertRecord, IncidentRecord, MongoTriageStore
 from tests.integration.triage_pipeline import T0, occurrence, open_database, resolved_by_person
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.embedded.bus import EmbeddedBus
@@ -120,3 +122,107 @@ async def test_an_alert_never_joins_an_incident_resolved_while_its_group_was_rea
     assert joined.id != first.id
     assert joined.status == "open"
     assert (await incident_of(store, first.id)).alert_count == 1
+
+
+# -- a resolve keeps what the trigger said ---------------------------------------------------
+
+RESOLVE_PATHS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "alertmanager": (
+        {
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "DiskFull", "instance": "db-1", "severity": "page"},
+                    "annotations": {
+                        "summary": "Disk 95% full on db-1",
+                        "runbook_url": "https://rb",
+                    },
+                }
+            ]
+        },
+        {
+            "alerts": [
+                {
+                    "status": "resolved",
+                    "labels": {"alertname": "DiskFull", "instance": "db-1", "severity": "page"},
+                }
+            ]
+        },
+    ),
+    "grafana": (
+        {
+            "title": "[FIRING:1] DiskFull",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "fingerprint": "a1b2c3d4e5f60718",
+                    "labels": {"alertname": "DiskFull", "severity": "critical"},
+                    "annotations": {"summary": "Disk 95% full on db-1"},
+                    "dashboardURL": "https://grafana.example/d/disk",
+                }
+            ],
+        },
+        {
+            "title": "[RESOLVED] DiskFull",
+            "alerts": [
+                {
+                    "status": "resolved",
+                    "fingerprint": "a1b2c3d4e5f60718",
+                    "labels": {"alertname": "DiskFull", "severity": "critical"},
+                }
+            ],
+        },
+    ),
+    "datadog": (
+        {
+            "title": "[Warn on {host:db-1}] Disk almost full",
+            "alert_id": "42",
+            "body": "disk at 91%",
+            "tags": "env:prod,team:storage",
+        },
+        {"title": "[Recovered on {host:db-1}] Disk almost full", "alert_id": "42"},
+    ),
+    "generic": (
+        {
+            "summary": "Nightly backup failed on db-1",
+            "dedup_key": "backup/db-1",
+            "severity": "critical",
+            "labels": {"alertname": "BackupFailed", "host": "db-1"},
+        },
+        {"dedup_key": "backup/db-1", "status": "resolved"},
+    ),
+    "pagerduty": (
+        {
+            "routing_key": "r",
+            "event_action": "trigger",
+            "dedup_key": "db-1/replication-lag",
+            "payload": {"summary": "Replication lag 45s", "source": "db-1", "severity": "error"},
+        },
+        {"routing_key": "r", "event_action": "resolve", "dedup_key": "db-1/replication-lag"},
+    ),
+}
+
+
+@pytest.mark.parametrize("source", sorted(RESOLVE_PATHS))
+async def test_a_bare_resolve_keeps_the_triggers_summary_severity_and_labels(
+    source: str, store: MongoTriageStore, triage: AlertTriage
+) -> None:
+    trigger_body, resolve_body = RESOLVE_PATHS[source]
+    context = ParseContext(f"{source}-1", "checkout", T0)
+    (trigger,) = FORMATS[source].parse(trigger_body, context)
+    (resolve,) = FORMATS[source].parse(resolve_body, context)
+    assert resolve.fingerprint == trigger.fingerprint
+    await triage.handle(trigger)
+    await triage.handle(resolve)
+
+    (alert,) = await store.list_alerts(AlertFilter(fingerprint=trigger.fingerprint), None, 2)
+    assert alert.status is AlertStatus.RESOLVED
+    assert alert.summary == trigger.summary
+    assert alert.severity == trigger.severity is not None
+    kept_labels = dict(alert.labels)
+    assert {label.name: label.value for label in trigger.labels}.items() <= kept_labels.items()
+    carried = {label.name for label in resolve.annotations}
+    for label in trigger.annotations:
+        if label.name not in carried:
+            assert dict(alert.annotations)[label.name] == label.value
+    assert await store.firing_count(alert.incident_id or "") == 0

@@ -179,6 +179,14 @@ def test_summary_fallback_order(
     assert message.summary == expected
 
 
+def test_a_resolve_without_summary_annotations_carries_no_summary() -> None:
+    # No fallback to the alert name: triage keeps the trigger's summary instead.
+    message = _one({"status": "resolved", "labels": {"alertname": "A"}, "annotations": {}})
+    assert message.summary == ""
+    described = _one({"status": "resolved", "annotations": {"description": "D"}})
+    assert described.summary == "D"
+
+
 def test_summary_falls_back_to_fingerprint_without_alertname() -> None:
     message = _one({"status": "firing", "labels": {"job": "x"}, "fingerprint": "abcd"})
     assert message.summary == "abcd"

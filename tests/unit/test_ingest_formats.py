@@ -208,6 +208,14 @@ def test_pagerduty_resolve_resolves_the_triggered_fingerprint() -> None:
     assert resolve.messages[0].fingerprint == trigger.messages[0].fingerprint
 
 
+def test_pagerduty_resolve_carries_nothing_but_its_identity() -> None:
+    # Triage keeps the trigger's summary, severity and labels (it used to get
+    # "resolved: <key>", null and {} instead, and stored them over the trigger's).
+    (message,) = interpret(validate(fixture("pagerduty_resolve.json")), context("pd")).messages
+    assert (message.summary, message.alertname, message.severity) == ("", "", None)
+    assert message.labels == ()
+
+
 def test_pagerduty_same_dedup_key_on_two_integrations_are_two_alerts() -> None:
     one = interpret(validate(fixture("pagerduty_trigger.json")), context("pd-a"))
     two = interpret(validate(fixture("pagerduty_trigger.json")), context("pd-b"))
@@ -269,6 +277,29 @@ def test_generic_batch_without_dedup_keys_uses_label_fingerprints() -> None:
     assert first.fingerprint == label_fingerprint({"alertname": "BackupFailed", "host": "db-1"})
     assert second.status is AlertStatus.RESOLVED
     assert first.correlation_id == second.correlation_id
+
+
+@pytest.mark.parametrize(
+    "identity", [{"dedup_key": "db-1/disk"}, {"labels": {"alertname": "DiskFull"}}]
+)
+def test_generic_resolve_by_identity_needs_no_summary(identity: dict[str, Any]) -> None:
+    (message,) = parse("generic", {"status": "resolved", **identity})
+    assert message.status is AlertStatus.RESOLVED
+    assert message.summary == ""
+    (fired,) = parse("generic", {"summary": "Disk full", **identity})
+    assert message.fingerprint == fired.fingerprint
+
+
+@pytest.mark.parametrize(
+    "document",
+    [{"dedup_key": "db-1/disk"}, {"status": "resolved"}, {"alerts": [{"status": "resolved"}]}],
+    ids=["firing-by-key", "resolve-without-identity", "batch-resolve-without-identity"],
+)
+def test_generic_summary_is_required_unless_resolving_by_identity(document: object) -> None:
+    with pytest.raises(ValidationError) as refused:
+        parse("generic", document)
+    (error,) = refused.value.errors()
+    assert (error["loc"][-1], error["type"]) == ("summary", "missing")
 
 
 def test_generic_summary_alone_is_its_identity() -> None:

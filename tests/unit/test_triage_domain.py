@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import AlertReceived, AlertStatus, LifecycleStatus, Severity
+from schemas import AlertReceived, AlertStatus, Label, LifecycleStatus, Severity
 from services.triage.domain import (
+    AlertContent,
     AlertState,
     LifecycleEffect,
     Occurrence,
@@ -19,6 +21,7 @@ from services.triage.domain import (
     classify,
     group_key,
     incident_event_id,
+    keep_trigger_content,
     on_lifecycle,
 )
 
@@ -252,3 +255,58 @@ def test_derived_ids_do_not_change_between_releases() -> None:
     # derivation would make a redelivered alert open a second incident after an upgrade.
     assert candidate_incident_id(EVENT) == "680a2ab3-1915-5b11-b1c6-da84bfbfe582"
     assert incident_event_id(EVENT) == uuid.UUID("ba8e0538-c178-5dea-8749-23de52b6ea11")
+
+
+# -- a resolve keeps what the trigger said ---------------------------------------------------
+
+TRIGGER_CONTENT = AlertContent(
+    alertname="DiskFull",
+    summary="Disk 95% full on db-1",
+    severity="critical",
+    labels=(Label(name="alertname", value="DiskFull"), Label(name="host", value="db-1")),
+    annotations=(Label(name="runbook_url", value="https://rb"),),
+    generator_url="https://prometheus/graph",
+)
+
+
+def _resolve(**carried: Any) -> AlertReceived:
+    return RESOLVED.model_copy(
+        update={"alertname": "", "summary": "", "severity": None, "labels": (), **carried}
+    )
+
+
+def test_a_bare_resolve_keeps_everything_the_trigger_said() -> None:
+    kept = keep_trigger_content(TRIGGER_CONTENT, _resolve())
+    assert kept.status is AlertStatus.RESOLVED
+    assert (kept.alertname, kept.summary, kept.severity) == (
+        "DiskFull",
+        "Disk 95% full on db-1",
+        "critical",
+    )
+    assert kept.labels == TRIGGER_CONTENT.labels
+    assert kept.annotations == TRIGGER_CONTENT.annotations
+    assert kept.generator_url == "https://prometheus/graph"
+
+
+def test_a_resolve_updates_what_it_carries_and_merges_pairs_by_name() -> None:
+    resolve = _resolve(
+        summary="Disk back to 60%",
+        severity="warning",
+        labels=(Label(name="host", value="db-1"), Label(name="zone", value="a")),
+        annotations=(Label(name="description", value="recovered"),),
+    )
+    kept = keep_trigger_content(TRIGGER_CONTENT, resolve)
+    assert (kept.summary, kept.severity) == ("Disk back to 60%", "warning")
+    assert [(label.name, label.value) for label in kept.labels] == [
+        ("alertname", "DiskFull"),
+        ("host", "db-1"),
+        ("zone", "a"),
+    ]
+    assert [label.name for label in kept.annotations] == ["description", "runbook_url"]
+    assert (kept.event_id, kept.fingerprint) == (resolve.event_id, resolve.fingerprint)
+
+
+def test_a_blank_summary_is_not_carried() -> None:
+    assert keep_trigger_content(TRIGGER_CONTENT, _resolve(summary="  ")).summary == (
+        "Disk 95% full on db-1"
+    )

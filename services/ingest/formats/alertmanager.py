@@ -65,13 +65,11 @@ def to_message(
     fingerprint = alert.fingerprint or label_fingerprint(alert.labels)
     alertname = alert.labels.get("alertname", "")
     summary = first_present(
-        (
-            alert.annotations.get("summary"),
-            alert.annotations.get("description"),
-            alertname,
-            fallback_summary,
-        )
+        (alert.annotations.get("summary"), alert.annotations.get("description"))
     )
+    if alert.status is AlertStatus.FIRING:
+        summary = first_present((summary, alertname, fallback_summary)) or fingerprint
+    # A resolve carries only the summary it was given: triage keeps the trigger's otherwise.
     annotations = {**(extra_annotations or {}), **alert.annotations}
     return AlertReceived(
         occurred_at=context.received_at,
@@ -82,7 +80,7 @@ def to_message(
         source=source,
         service_id=context.service_id,
         alertname=clip(alertname, ALERTNAME_LIMIT),
-        summary=clip(summary or fingerprint, SUMMARY_LIMIT),
+        summary=clip(summary or "", SUMMARY_LIMIT),
         severity=clip(alert.labels["severity"], 64) if "severity" in alert.labels else None,
         labels=pairs(alert.labels),
         annotations=pairs(annotations),

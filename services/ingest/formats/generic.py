@@ -9,14 +9,17 @@ One alert, or `{"alerts": [...]}` for several:
 
 Only `summary` is required. Identity: `dedup_key` if given, else the label set's fingerprint,
 else the summary (as a dedup key). Send `"status": "resolved"` with the same identity to
-resolve. The alert name (used for grouping) is `labels.alertname`, else the summary.
+resolve; a resolve identified by `dedup_key` or labels may leave `summary` out, and what it
+leaves out keeps the trigger's value. The alert name (used for grouping) is
+`labels.alertname`, else the summary.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from schemas import AlertReceived, AlertStatus
 from services.ingest.formats.common import (
@@ -39,7 +42,6 @@ class GenericLink(Lenient):
 
 
 class GenericAlert(Lenient):
-    summary: Text = Field(min_length=1, max_length=1024)
     status: AlertStatus = AlertStatus.FIRING
     severity: Text | None = Field(default=None, max_length=64)
     dedup_key: Text | None = Field(default=None, min_length=1, max_length=255)
@@ -48,6 +50,26 @@ class GenericAlert(Lenient):
     links: list[GenericLink] = Field(default_factory=list, max_length=100)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    # Last, so that its validator sees the identity fields.
+    summary: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        validate_default=True,
+        description="Required, except on a resolve identified by `dedup_key` or `labels`.",
+    )
+
+    @field_validator("summary")
+    @classmethod
+    def _summary_unless_resolving_by_identity(
+        cls, summary: str | None, info: ValidationInfo
+    ) -> str | None:
+        resolving_by_identity = info.data.get("status") is AlertStatus.RESOLVED and (
+            info.data.get("dedup_key") is not None or bool(info.data.get("labels"))
+        )
+        if summary is None and not resolving_by_identity:
+            raise PydanticCustomError("missing", "Field required")
+        return summary
 
 
 class GenericBatch(Lenient):
@@ -55,13 +77,14 @@ class GenericBatch(Lenient):
 
 
 def _to_message(alert: GenericAlert, context: ParseContext) -> AlertReceived:
+    summary = alert.summary or ""  # empty only on a resolve by identity (see GenericAlert)
     if alert.dedup_key is not None:
         dedup_key: str | None = alert.dedup_key
         fingerprint = dedup_fingerprint(context.integration_id, alert.dedup_key)
     elif alert.labels:
         dedup_key, fingerprint = None, label_fingerprint(alert.labels)
     else:
-        dedup_key = clip(alert.summary, 255)
+        dedup_key = clip(summary, 255)
         fingerprint = dedup_fingerprint(context.integration_id, dedup_key)
     labels = dict(alert.labels)
     if alert.severity is not None:
@@ -77,8 +100,8 @@ def _to_message(alert: GenericAlert, context: ParseContext) -> AlertReceived:
         integration_id=context.integration_id,
         source="generic",
         service_id=context.service_id,
-        alertname=clip(alert.labels.get("alertname") or alert.summary, ALERTNAME_LIMIT),
-        summary=alert.summary,
+        alertname=clip(alert.labels.get("alertname") or summary, ALERTNAME_LIMIT),
+        summary=summary,
         severity=alert.severity or (clip(s, 64) if (s := labels.get("severity")) else None),
         labels=pairs(labels),
         annotations=pairs(annotations),

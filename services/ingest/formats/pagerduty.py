@@ -2,7 +2,7 @@
 
 `trigger` fires the alert named by `dedup_key` (generated when absent, and returned to the
 sender, as PagerDuty does); `resolve` resolves it; `acknowledge` is accepted and changes
-nothing: in Tocsin people acknowledge incidents (API, SMS, phone), and an alert-level
+nothing: in Tocsin people acknowledge incidents (through the operator API), and an alert-level
 acknowledgement from a tool has no incident to apply to. The sender still gets PagerDuty's 202
 so it does not retry. Errors are PagerDuty's: a list of plain messages, not JSON paths.
 """
@@ -161,7 +161,9 @@ def _interpret(event: PagerDutyEvent, context: ParseContext) -> PagerDutyOutcome
             if value
         }
     alertname = (payload.class_ or payload.summary) if payload is not None else ""
-    summary = payload.summary if payload is not None else f"resolved: {dedup_key}"
+    # A resolve names the alert by its dedup key alone: it carries no summary, severity or
+    # labels, and triage keeps those of the trigger.
+    summary = payload.summary if payload is not None else ""
     message = AlertReceived(
         occurred_at=context.received_at,
         correlation_id=context.correlation_id,

@@ -1,6 +1,7 @@
 """Triage's pure rules: what group an alert joins, how severe the incident is, and whether a
 new occurrence of an alert is a repeat (dedup). No I/O here."""
 
+from services.triage.domain.content import AlertContent, keep_trigger_content
 from services.triage.domain.grouping import group_key
 from services.triage.domain.ids import candidate_incident_id, incident_event_id
 from services.triage.domain.lifecycle import LifecycleEffect, on_lifecycle
@@ -8,6 +9,7 @@ from services.triage.domain.occurrence import AlertState, Occurrence, classify
 from services.triage.domain.severity import assess_severity
 
 __all__ = [
+    "AlertContent",
     "AlertState",
     "LifecycleEffect",
     "Occurrence",
@@ -16,5 +18,6 @@ __all__ = [
     "classify",
     "group_key",
     "incident_event_id",
+    "keep_trigger_content",
     "on_lifecycle",
 ]
