@@ -1,6 +1,14 @@
-"""Operator routes for incidents: list, show, acknowledge, resolve (Bearer API key)."""
+"""Operator routes for incidents: list, show, acknowledge, resolve (Bearer API key).
+
+The listing pages newest first with an opaque cursor (the listing key of the last incident
+returned), the same parameters and shape as `/api/v1/alerts`, so paging visits every incident
+once even while incidents keep opening and changing.
+"""
 
 # No `from __future__ import annotations`: FastAPI must see the local `ApiKey` alias.
+import base64
+import binascii
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -8,10 +16,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from schemas import Severity
 from services.escalation.domain.lifecycle import Action, InvalidTransition, Status
 from services.escalation.domain.timeline import TimelineEntry
 from services.escalation.engine import Actor, Escalation, IncidentNotFound
-from services.escalation.store import EscalationIncident, EscalationStore
+from services.escalation.store import EscalationIncident, EscalationStore, IncidentFilter
+
+MAX_LIMIT = 500
 
 MAX_TIMELINE = 500
 """Timeline entries an incident shows (the latest ones)."""
@@ -100,8 +111,28 @@ class IncidentView(IncidentSummary):
         return cls(**cls.fields_of(incident), timeline=[TimelineView.of(e) for e in timeline])
 
 
-class IncidentList(BaseModel):
+class IncidentPage(BaseModel):
     incidents: list[IncidentSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+# The same opaque cursor as `/api/v1/alerts` (services may not share code: see DESIGN §3).
+def encode_cursor(after: str) -> str:
+    raw = json.dumps({"after": after}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        after = json.loads(raw)["after"]
+    except (binascii.Error, ValueError, TypeError, KeyError):
+        raise HTTPException(400, "invalid cursor") from None
+    if not isinstance(after, str):
+        raise HTTPException(400, "invalid cursor")
+    return after
 
 
 def router(
@@ -110,14 +141,24 @@ def router(
     api = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
     ApiKey = Annotated[str, Depends(require_api_key)]
 
-    @api.get("", response_model=IncidentList)
+    @api.get("", response_model=IncidentPage, responses={400: {}, 401: {}})
     async def list_incidents(
         _: ApiKey,
         status: Status | None = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> IncidentList:
-        incidents = await store.list_incidents(status, limit)
-        return IncidentList(incidents=[IncidentSummary.of(i) for i in incidents])
+        service: Annotated[str | None, Query(max_length=200)] = None,
+        severity: Severity | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+        cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    ) -> IncidentPage:
+        where = IncidentFilter(status=status, service_id=service, severity=severity)
+        before = decode_cursor(cursor) if cursor is not None else None
+        # One more than asked tells whether another page exists without a second query.
+        found = await store.list_incidents(where, before, limit + 1)
+        page = found[:limit]
+        next_cursor = encode_cursor(page[-1].listing_key) if len(found) > limit else None
+        return IncidentPage(
+            incidents=[IncidentSummary.of(i) for i in page], next_cursor=next_cursor
+        )
 
     async def _view(incident: EscalationIncident) -> IncidentView:
         timeline = await store.timeline(incident.id, MAX_TIMELINE)

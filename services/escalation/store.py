@@ -31,6 +31,18 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
+class IncidentFilter:
+    status: Status | None = None
+    service_id: str | None = None
+    severity: Severity | None = None
+
+
+def listing_key(opened_at: datetime, incident_id: str) -> str:
+    """Incidents list newest first in the order of this key (open time, then id)."""
+    return f"{opened_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}/{incident_id}"
+
+
+@dataclass(frozen=True)
 class Stamp:
     """Who moved the incident to a status, and when."""
 
@@ -52,6 +64,10 @@ class EscalationIncident:
     outbox: tuple[OutboxItem, ...] = ()
     acknowledged: Stamp | None = None
     resolved: Stamp | None = None
+
+    @property
+    def listing_key(self) -> str:
+        return listing_key(self.opened_at, self.id)
 
 
 @dataclass(frozen=True)
@@ -79,8 +95,10 @@ class EscalationStore(Protocol):
     async def has_event(self, incident_id: str, event_id: uuid.UUID) -> bool: ...
 
     async def list_incidents(
-        self, status: Status | None, limit: int
-    ) -> list[EscalationIncident]: ...
+        self, where: IncidentFilter, before: str | None, limit: int
+    ) -> list[EscalationIncident]:
+        """Up to `limit` incidents matching `where`, newest first, older than the listing key
+        `before` (see `listing_key`)."""
 
     async def save(
         self,
@@ -179,7 +197,8 @@ class MongoEscalationStore:
         self._timers = database["escalation_timers"]
 
     async def ensure_indexes(self) -> None:
-        await self._incidents.create_index([("status", 1), ("opened_at", -1)])
+        await self._incidents.create_index([("status", 1), ("listing_key", -1)])
+        await self._incidents.create_index("listing_key")
         await self._incidents.create_index("outbox_since")
         await self._timeline.create_index([("incident_id", 1), ("key", 1)])
         await self._timers.create_index([("state", 1), ("due_at", 1)])
@@ -194,6 +213,7 @@ class MongoEscalationStore:
             "severity": incident.severity.value,
             "alert_count": incident.alert_count,
             "opened_at": incident.opened_at,
+            "listing_key": incident.listing_key,
             "updated_at": incident.opened_at,
             **_lifecycle_fields(incident.lifecycle),
             "version": 1,
@@ -223,9 +243,21 @@ class MongoEscalationStore:
         )
         return found is not None
 
-    async def list_incidents(self, status: Status | None, limit: int) -> list[EscalationIncident]:
-        query: Document = {} if status is None else {"status": status.value}
-        cursor = self._incidents.find(query).sort("opened_at", -1).limit(limit)
+    async def list_incidents(
+        self, where: IncidentFilter, before: str | None, limit: int
+    ) -> list[EscalationIncident]:
+        # One sortable field (open time, then id) orders incidents totally and never changes,
+        # so a cursor on it visits each incident once while others open and change.
+        query: Document = {}
+        if where.status is not None:
+            query["status"] = where.status.value
+        if where.service_id is not None:
+            query["service_id"] = where.service_id
+        if where.severity is not None:
+            query["severity"] = where.severity.value
+        if before is not None:
+            query["listing_key"] = {"$lt": before}
+        cursor = self._incidents.find(query).sort("listing_key", -1).limit(limit)
         return [_incident(doc) async for doc in cursor]
 
     async def save(
@@ -240,6 +272,7 @@ class MongoEscalationStore:
                 **_lifecycle_fields(incident.lifecycle),
                 **_stamp_fields("acknowledged", incident.acknowledged),
                 **_stamp_fields("resolved", incident.resolved),
+                "listing_key": incident.listing_key,  # documents written before it get it here
                 "updated_at": at,
             },
             "$inc": {"version": 1},
