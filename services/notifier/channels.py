@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from schemas import NotificationRequested
+from schemas import AlertDetails, NotificationRequested
 from tocsin.composition.config import ContactConfig
 
 
@@ -28,14 +28,37 @@ class Channel(Protocol):
 
 
 def webhook_body(request: NotificationRequested) -> dict[str, Any]:
-    """The documented JSON body of a `webhook` contact (see the README)."""
+    """The documented JSON body of a `webhook` contact (see the README). Built field by field:
+    a receiver's contract changes only when this function does, not with the message's."""
+    incident = request.incident
     return {
         "event": request.event.value,
         "notification_id": request.notification_id,
-        "incident": request.incident.model_dump(mode="json"),
+        "incident": {
+            "id": incident.id,
+            "title": incident.title,
+            "severity": incident.severity.value,
+            "status": incident.status,
+            "service": incident.service,
+            "alert_count": incident.alert_count,
+            "url": incident.url,
+            "alerts": [_alert_body(alert) for alert in incident.alerts],
+        },
         "recipient": request.recipient.model_dump(mode="json"),
         "escalation_level": request.escalation_level,
         "sent_at": request.occurred_at.isoformat(),
+    }
+
+
+def _alert_body(alert: AlertDetails) -> dict[str, Any]:
+    # Labels and annotations as JSON objects, the way Alertmanager's own webhook sends them.
+    return {
+        "fingerprint": alert.fingerprint,
+        "summary": alert.summary,
+        "labels": {label.name: label.value for label in alert.labels},
+        "annotations": {annotation.name: annotation.value for annotation in alert.annotations},
+        "generatorURL": alert.generator_url,
+        "runbookURL": alert.runbook_url,
     }
 
 

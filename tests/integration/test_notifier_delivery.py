@@ -24,8 +24,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from schemas import (
     NOTIFICATIONS_REQUESTED,
     NOTIFICATIONS_RESULTS,
+    AlertDetails,
     DeadLetter,
     DeliveryOutcome,
+    Label,
     NotificationRequested,
     NotificationResult,
     dlq_topic,
@@ -329,3 +331,65 @@ async def test_a_stored_notification_that_no_longer_validates_is_quarantined(
     # And the loop goes on.
     await notifier.delivery.handle(request("n-after", "alice"))
     assert len(await notifier.wait_for_results(2, timeout=5)) == 2
+
+
+async def test_the_webhook_body_carries_the_alerts_and_the_incident_url(
+    notifier: Notifier, receiver: WebhookReceiver
+) -> None:
+    plain = request("n-body", "alice")
+    incident = plain.incident.model_copy(
+        update={
+            "url": "http://tocsin.example:8080/api/v1/incidents/i",
+            "alerts": (
+                AlertDetails(
+                    fingerprint="5f1a9c0e2b7d4a36",
+                    summary="Checkout 5xx above 5%",
+                    labels=(
+                        Label(name="alertname", value="HighErrorRate"),
+                        Label(name="service", value="checkout"),
+                    ),
+                    annotations=(Label(name="description", value="5xx ratio 7.2% for 5m"),),
+                    generator_url="http://prometheus:9090/graph?g0.expr=rate",
+                    runbook_url="https://runbooks.example/checkout-5xx",
+                ),
+                AlertDetails(fingerprint="0b2c", summary="no links"),
+            ),
+        }
+    )
+    await notifier.delivery.handle(plain.model_copy(update={"incident": incident}))
+    await notifier.wait_for_results(1, timeout=5)
+    (page,) = receiver.snapshot()
+    assert page.body == {
+        "event": "incident.triggered",
+        "notification_id": "n-body",
+        "incident": {
+            "id": "i",
+            "title": "t",
+            "severity": "SEV1",
+            "status": "triggered",
+            "service": "s",
+            "alert_count": 1,
+            "url": "http://tocsin.example:8080/api/v1/incidents/i",
+            "alerts": [
+                {
+                    "fingerprint": "5f1a9c0e2b7d4a36",
+                    "summary": "Checkout 5xx above 5%",
+                    "labels": {"alertname": "HighErrorRate", "service": "checkout"},
+                    "annotations": {"description": "5xx ratio 7.2% for 5m"},
+                    "generatorURL": "http://prometheus:9090/graph?g0.expr=rate",
+                    "runbookURL": "https://runbooks.example/checkout-5xx",
+                },
+                {
+                    "fingerprint": "0b2c",
+                    "summary": "no links",
+                    "labels": {},
+                    "annotations": {},
+                    "generatorURL": None,
+                    "runbookURL": None,
+                },
+            ],
+        },
+        "recipient": {"user_id": "alice", "contact_id": "hook"},
+        "escalation_level": 0,
+        "sent_at": "2026-11-25T10:00:00+00:00",
+    }
