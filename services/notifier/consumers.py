@@ -4,9 +4,10 @@ The consumer only queues a notification in the store (durable before the offset 
 wakes the delivery loop. The loop claims due notifications with a lease and delivers several
 at once, so one slow or dead webhook never holds up anyone else's page. A failed attempt is
 retried with backoff, durably, for the retry period (see domain.py); then the notification is
-marked failed. Only the final outcome goes to `notifications.results` (once per outcome; the
-store's outbox field republishes it after a crash), and escalation pages the next contact
-method on a failure.
+marked failed. An unexpected error (not the channel's `DeliveryFailed`) is retried a few
+times, then the request is dead-lettered to `notifications.requested.dlq` and marked failed.
+Only the final outcome goes to `notifications.results` (once per outcome; the store's outbox
+field republishes it after a crash), and escalation pages the next contact method on a failure.
 
 A delivered notification is never sent again. A crash after the provider accepted but before
 the outcome was stored can resend it once, after the lease; the body carries the same
