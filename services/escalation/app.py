@@ -36,9 +36,18 @@ def build(
     instance_id: str,
     lease: timedelta = timedelta(seconds=30),
     poll_seconds: float = 0.25,
+    public_url: str | None = None,
 ) -> Service:
+    """`public_url`: where the operator API is reached (pages link to the incident there)."""
     engine = Escalation(
-        bus, store, config, clock, instance_id, lease=lease, poll_seconds=poll_seconds
+        bus,
+        store,
+        config,
+        clock,
+        instance_id,
+        lease=lease,
+        poll_seconds=poll_seconds,
+        public_url=public_url,
     )
     commands = CommandHandler(engine)
     return Service(

@@ -21,6 +21,7 @@ from prometheus_client import Counter
 from schemas import (
     INCIDENTS_LIFECYCLE,
     NOTIFICATIONS_REQUESTED,
+    AlertDetails,
     DeliveryOutcome,
     IncidentEvent,
     IncidentEventKind,
@@ -52,6 +53,7 @@ from services.escalation.domain.outbox import (
     outbox_items,
     timeline_item,
 )
+from services.escalation.domain.snapshot import incident_url, latest_alerts
 from services.escalation.domain.timeline import (
     Entry,
     TimelineEntry,
@@ -60,7 +62,13 @@ from services.escalation.domain.timeline import (
     sent_entry,
     sibling_notification_id,
 )
-from services.escalation.store import EscalationIncident, EscalationStore, Stamp, Timer
+from services.escalation.store import (
+    Details,
+    EscalationIncident,
+    EscalationStore,
+    Stamp,
+    Timer,
+)
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
@@ -110,8 +118,10 @@ class Escalation:
         *,
         lease: timedelta = timedelta(seconds=30),
         poll_seconds: float = 0.25,
+        public_url: str | None = None,
     ) -> None:
         self._bus = bus
+        self._public_url = public_url
         self._store = store
         self._config = config
         self._clock = clock
@@ -160,10 +170,11 @@ class Escalation:
 
     async def _open_or_update(self, event: IncidentEvent) -> bool:
         """Open the incident or update its details; True if that left outbox items."""
-        status = await self._store.status(event.incident_id)
-        if status is not None:
-            # Details are plain overwrites (idempotent); only the reopen needs dedup by event id.
-            reopen = status is Status.RESOLVED and event.firing_count > 0
+        stored = await self._store.get(event.incident_id)
+        if stored is not None:
+            # Details are plain overwrites (idempotent: events of one incident arrive in order,
+            # one at a time); only the reopen needs dedup by event id.
+            reopen = stored.lifecycle.status is Status.RESOLVED and event.firing_count > 0
             if reopen:
                 await self._transition(
                     event.incident_id,
@@ -172,9 +183,7 @@ class Escalation:
                     event.event_id,
                     detail="an alert fires again",
                 )
-            await self._store.update_details(
-                event.incident_id, event.title, event.severity, event.alert_count
-            )
+            await self._store.update_details(event.incident_id, _details(event, stored.alerts))
             return reopen
         now = self._clock.now()
         policy_id, plan = self._plan(event.service_id)
@@ -198,6 +207,7 @@ class Escalation:
             lifecycle=outcome.state,
             version=1,
             outbox=(timeline_item(triggered), *items),
+            alerts=latest_alerts((), event.alert),
         )
         if await self._store.create(incident, event.event_id):
             TRANSITIONS_APPLIED.labels(action="trigger").inc()
@@ -320,6 +330,8 @@ class Escalation:
                 status=incident.lifecycle.status.value,
                 service=incident.service_id,
                 alert_count=incident.alert_count,
+                url=incident_url(self._public_url, incident.id),
+                alerts=incident.alerts,
             ),
             recipient=Recipient(user_id=send.user_id, contact_id=send.contact_id),
             escalation_level=send.escalation_level,
@@ -441,6 +453,12 @@ class Escalation:
 
 
 _PAGES = (NotificationEvent.TRIGGERED, NotificationEvent.ESCALATED)
+
+
+def _details(event: IncidentEvent, alerts: tuple[AlertDetails, ...]) -> Details:
+    return Details(
+        event.title, event.severity, event.alert_count, latest_alerts(alerts, event.alert)
+    )
 
 
 def _sent(send: SendNotification, at: datetime) -> TimelineEntry:

@@ -20,7 +20,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from schemas import Severity
+from schemas import AlertDetails, Severity
 from services.escalation.domain.lifecycle import Lifecycle, Responder, Status
 from services.escalation.domain.outbox import ArmTimer, OutboxItem, SendNotification
 from services.escalation.domain.timeline import TimelineEntry
@@ -40,6 +40,16 @@ class IncidentFilter:
 def listing_key(opened_at: datetime, incident_id: str) -> str:
     """Incidents list newest first in the order of this key (open time, then id)."""
     return f"{opened_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}/{incident_id}"
+
+
+@dataclass(frozen=True)
+class Details:
+    """What triage says about an incident; the latest alerts are bounded (MAX_SNAPSHOT_ALERTS)."""
+
+    title: str
+    severity: Severity
+    alert_count: int
+    alerts: tuple[AlertDetails, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,11 @@ class EscalationIncident:
     outbox: tuple[OutboxItem, ...] = ()
     acknowledged: Stamp | None = None
     resolved: Stamp | None = None
+    alerts: tuple[AlertDetails, ...] = ()
+
+    @property
+    def details(self) -> Details:
+        return Details(self.title, self.severity, self.alert_count, self.alerts)
 
     @property
     def listing_key(self) -> str:
@@ -89,9 +104,6 @@ class EscalationStore(Protocol):
 
     async def get(self, incident_id: str) -> EscalationIncident | None: ...
 
-    async def status(self, incident_id: str) -> Status | None:
-        """Just the lifecycle status (cheap), or None for an unknown incident."""
-
     async def has_event(self, incident_id: str, event_id: uuid.UUID) -> bool: ...
 
     async def list_incidents(
@@ -109,9 +121,8 @@ class EscalationStore(Protocol):
     ) -> bool:
         """Compare-and-set on `incident.version`; False if someone else changed it first."""
 
-    async def update_details(
-        self, incident_id: str, title: str, severity: Severity, alert_count: int
-    ) -> None: ...
+    async def update_details(self, incident_id: str, details: Details) -> None:
+        """Overwrite what triage says about the incident (not its lifecycle)."""
 
     async def clear_outbox(self, incident_id: str, version: int) -> bool:
         """Empty the outbox if the incident is still at `version` (nothing new was added)."""
@@ -147,6 +158,15 @@ def _lifecycle_fields(lifecycle: Lifecycle) -> Document:
 def _key(entry: TimelineEntry) -> str:
     # Time, then id: a total order in one sortable field (entries of one instant stay in order).
     return f"{entry.at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}/{entry.id}"
+
+
+def _details_fields(details: Details) -> Document:
+    return {
+        "title": details.title,
+        "severity": details.severity.value,
+        "alert_count": details.alert_count,
+        "alerts": [alert.model_dump(mode="python") for alert in details.alerts],
+    }
 
 
 def _stamp_fields(prefix: str, stamp: Stamp | None) -> Document:
@@ -187,6 +207,7 @@ def _incident(doc: Document) -> EscalationIncident:
         outbox=tuple(_ITEMS.validate_python(doc.get("outbox", []))),
         acknowledged=_stamp(doc, "acknowledged"),
         resolved=_stamp(doc, "resolved"),
+        alerts=tuple(AlertDetails.model_validate(a) for a in doc.get("alerts", ())),
     )
 
 
@@ -209,9 +230,7 @@ class MongoEscalationStore:
             "_id": incident.id,
             "service_id": incident.service_id,
             "policy_id": incident.policy_id,
-            "title": incident.title,
-            "severity": incident.severity.value,
-            "alert_count": incident.alert_count,
+            **_details_fields(incident.details),
             "opened_at": incident.opened_at,
             "listing_key": incident.listing_key,
             "updated_at": incident.opened_at,
@@ -232,10 +251,6 @@ class MongoEscalationStore:
     async def get(self, incident_id: str) -> EscalationIncident | None:
         doc = await self._incidents.find_one({"_id": incident_id})
         return _incident(doc) if doc else None
-
-    async def status(self, incident_id: str) -> Status | None:
-        doc = await self._incidents.find_one({"_id": incident_id}, projection={"status": 1})
-        return Status(doc["status"]) if doc else None
 
     async def has_event(self, incident_id: str, event_id: uuid.UUID) -> bool:
         found = await self._incidents.find_one(
@@ -289,13 +304,8 @@ class MongoEscalationStore:
         )
         return result.modified_count == 1
 
-    async def update_details(
-        self, incident_id: str, title: str, severity: Severity, alert_count: int
-    ) -> None:
-        await self._incidents.update_one(
-            {"_id": incident_id},
-            {"$set": {"title": title, "severity": severity.value, "alert_count": alert_count}},
-        )
+    async def update_details(self, incident_id: str, details: Details) -> None:
+        await self._incidents.update_one({"_id": incident_id}, {"$set": _details_fields(details)})
 
     async def clear_outbox(self, incident_id: str, version: int) -> bool:
         # Compare-and-set without bumping `version`: a writer that appended items since has

@@ -22,11 +22,12 @@ from schemas import (
     NotificationRequested,
     NotificationResult,
 )
+from schemas.notifications import MAX_SNAPSHOT_ALERTS
 from services.escalation.domain.lifecycle import Action, InvalidTransition, Status
 from services.escalation.domain.timeline import TimelineEntry
 from services.escalation.engine import Actor
 from services.escalation.store import Stamp
-from tests.unit.escalation_harness import T0, Rig, config, incident_event, rig
+from tests.unit.escalation_harness import T0, Rig, alert, config, incident_event, rig
 
 MIN = timedelta(minutes=1)
 ALICE = Actor("api:alice-key")
@@ -325,3 +326,41 @@ async def test_who_acknowledged_and_resolved_and_when(two_levels: Rig) -> None:
     resolved = await r.store.get("inc-1")
     assert resolved is not None
     assert resolved.resolved == Stamp(T0 + 2 * MIN, None)
+
+
+# -- what a page says about the incident -----------------------------------------------------
+
+
+async def test_pages_carry_the_incident_url_and_its_latest_alerts(tmp_path: Path) -> None:
+    async with rig(tmp_path, config(), public_url="https://tocsin.example.com") as r:
+        await r.engine.on_incident_event(incident_event(details=alert("fp-1")))
+        await r.engine.on_incident_event(
+            incident_event(IncidentEventKind.ALERT_ADDED, count=2, details=alert("fp-2"))
+        )
+        r.clock.advance(5 * MIN)
+        await r.engine.fire_due_timers()
+        first, escalated = pages(r)
+        assert first.incident.url == "https://tocsin.example.com/api/v1/incidents/inc-1"
+        assert [a.fingerprint for a in first.incident.alerts] == ["fp-1"]
+        assert [a.fingerprint for a in escalated.incident.alerts] == ["fp-2", "fp-1"]
+        assert escalated.incident.alerts[1] == alert("fp-1")
+        assert escalated.incident.alert_count == 2
+
+
+async def test_without_a_public_url_pages_carry_no_link(two_levels: Rig) -> None:
+    await two_levels.engine.on_incident_event(incident_event(details=alert("fp-1")))
+    (page,) = pages(two_levels)
+    assert page.incident.url is None
+    assert [a.fingerprint for a in page.incident.alerts] == ["fp-1"]
+
+
+async def test_stored_alerts_are_bounded(two_levels: Rig) -> None:
+    r = two_levels
+    for n in range(MAX_SNAPSHOT_ALERTS + 5):
+        await r.engine.on_incident_event(
+            incident_event(IncidentEventKind.ALERT_ADDED, count=n + 1, details=alert(f"fp{n}"))
+        )
+    incident = await r.store.get("inc-1")
+    assert incident is not None
+    assert len(incident.alerts) == MAX_SNAPSHOT_ALERTS
+    assert incident.alerts[0].fingerprint == f"fp{MAX_SNAPSHOT_ALERTS + 4}"

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
         default=None, description="Bootstraps the admin API key (Authorization: Bearer ...)."
     )
     config: Path | None = None
+    # Where people and receivers reach the operator API (pages link to the incident there),
+    # e.g. https://tocsin.example.com; unset, the run mode may use its listening address.
+    public_url: str | None = Field(default=None, max_length=1024, pattern=r"^https?://")
     # Every process in one deployment needs a distinct id for timer leases and client ids.
     instance_id: str | None = None
     # Bounded retries of a failing handler before the message goes to `<topic>.dlq`.
