@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from schemas import ALERTS_RAW, AlertReceived
 from services.ingest.formats import Format
-from services.ingest.formats.common import json_path
+from services.ingest.formats.errors import problems
 from services.ingest.metrics import ALERTS_ACCEPTED, BACKPRESSURE, REQUESTS_REJECTED
 from services.ingest.store import Integration
 from tocsin.composition.config import HmacConfig, IngestLimitsConfig
@@ -77,15 +77,9 @@ def decode_json(raw: bytes) -> object:
 
 
 def schema_errors(error: ValidationError) -> list[dict[str, object]]:
-    return [
-        {
-            "path": json_path(item["loc"]),
-            "loc": list(item["loc"]),
-            "msg": item["msg"],
-            "type": item["type"],
-        }
-        for item in error.errors(include_url=False, include_input=False)
-    ]
+    # The input is read only to say whether a too-long value is a string or a list; the
+    # answer never echoes what the sender wrote.
+    return problems(error.errors(include_url=False, include_context=True))
 
 
 def refuse(

@@ -284,6 +284,26 @@ async def test_bad_input_is_refused_and_publishes_nothing(
     await nothing_on_topic(kafka_bootstrap, namespace)
 
 
+async def test_a_422_speaks_the_senders_terms(
+    client: httpx.AsyncClient, kafka_bootstrap: str, namespace: str
+) -> None:
+    missing = await client.post(f"/v1/ingest/{TOKENS['alertmanager']}", json={})
+    assert missing.status_code == 422
+    assert missing.json() == {
+        "detail": [
+            {"path": "$.alerts", "loc": ["alerts"], "msg": "field required", "type": "missing"}
+        ]
+    }
+    not_an_object = await client.post(f"/v1/ingest/{TOKENS['datadog']}", json=[])
+    assert not_an_object.status_code == 422
+    ((path, msg),) = [(item["path"], item["msg"]) for item in not_an_object.json()["detail"]]
+    assert (path, msg) == ("$", "expected a JSON object")
+    for response in (missing, not_an_object):
+        assert "instance of" not in response.text
+        assert "Webhook" not in response.text
+    await nothing_on_topic(kafka_bootstrap, namespace)
+
+
 # --- PagerDuty Events API v2 -----------------------------------------------------------------
 
 

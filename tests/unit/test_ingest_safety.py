@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from schemas import AlertReceived
 from services.ingest import limits, signatures
 from services.ingest.formats import FORMATS, ParseContext
 from services.ingest.formats.common import json_path
-from services.ingest.intake import BadJson, decode_json
+from services.ingest.formats.pagerduty import InvalidEvent, validate
+from services.ingest.intake import BadJson, decode_json, schema_errors
 from services.ingest.ratelimit import RateLimiter
 from tocsin.composition.config import IngestLimitsConfig
 
@@ -25,6 +28,91 @@ SECRET = "grafana-shared-secret-0123"
 
 def _parse(kind: str, document: object) -> list[AlertReceived]:
     return FORMATS[kind].parse(document, ParseContext("src", "checkout", NOW))
+
+
+# --- schema errors in the sender's terms ------------------------------------------------------
+
+SCHEMA_ERRORS: list[tuple[str, object, list[tuple[str, str]]]] = [
+    ("alertmanager", [], [("$", "expected a JSON object")]),
+    ("alertmanager", {}, [("$.alerts", "field required")]),
+    ("alertmanager", {"alerts": {}}, [("$.alerts", "expected a JSON array")]),
+    ("alertmanager", {"alerts": [1]}, [("$.alerts[0]", "expected a JSON object")]),
+    (
+        "alertmanager",
+        {"alerts": [{"status": "on", "labels": {"a": 1}}]},
+        [
+            ("$.alerts[0].status", "expected 'firing' or 'resolved'"),
+            ("$.alerts[0].labels.a", "expected a string"),
+        ],
+    ),
+    (
+        "alertmanager",
+        {"alerts": [{"status": "firing", "startsAt": "yesterday"}]},
+        [("$.alerts[0].startsAt", "expected an RFC 3339 date-time, e.g. 2026-05-01T12:00:00Z")],
+    ),
+    (
+        "alertmanager",
+        {"alerts": [{"status": "firing", "generatorURL": "x" * 4097}]},
+        [("$.alerts[0].generatorURL", "at most 4096 characters, not 4097")],
+    ),
+    ("grafana", "x", [("$", "expected a JSON object")]),
+    (
+        "grafana",
+        {"alerts": [{"status": "firing", "values": {"B": "high"}}]},
+        [("$.alerts[0].values.B", "expected a number")],
+    ),
+    ("generic", {"summary": ""}, [("$.summary", "must not be empty")]),
+    ("generic", {"status": "resolved"}, [("$.summary", "field required")]),
+    ("generic", {"alerts": [{}]}, [("$.alerts[0].summary", "field required")]),
+    ("datadog", 5, [("$", "expected a JSON object")]),
+    ("datadog", {"title": ["x"]}, [("$.title", "expected a string or a number")]),
+    ("datadog", {"title": "x", "org": "acme"}, [("$.org", "expected a JSON object")]),
+    (
+        "datadog",
+        {"body": "x"},
+        [("$", "a Datadog alert needs a title, alert_title or aggregation_key")],
+    ),
+    (
+        "datadog",
+        {"title": "\ud800"},
+        [("$.title", "not Unicode text (a lone surrogate such as \\ud800)")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "document", "expected"), SCHEMA_ERRORS)
+def test_schema_errors_name_the_json_path_and_speak_json(
+    kind: str, document: object, expected: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        _parse(kind, document)
+    detail = schema_errors(refused.value)
+    assert [(item["path"], item["msg"]) for item in detail] == expected
+
+
+@pytest.mark.parametrize(("kind", "document"), [(k, d) for k, d, _ in SCHEMA_ERRORS])
+def test_schema_errors_never_name_python_types_nor_echo_the_input(
+    kind: str, document: object
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        _parse(kind, document)
+    text = json.dumps(schema_errors(refused.value))
+    for python_word in ("instance of", "Input should", "dictionary", "Value error", "function-"):
+        assert python_word not in text
+    assert "input" not in {key for item in schema_errors(refused.value) for key in item}
+
+
+def test_pagerduty_errors_speak_json_too() -> None:
+    with pytest.raises(InvalidEvent) as refused:
+        validate(
+            {"event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": 1}}
+        )
+    assert refused.value.errors == [
+        "'payload.severity' expected 'critical', 'error', 'warning' or 'info'"
+    ]
+    with pytest.raises(InvalidEvent) as refused:
+        validate({"event_action": "trigger", "payload": []})
+    assert refused.value.errors == ["'payload' expected a JSON object"]
 
 
 # --- limits ----------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from schemas import AlertReceived, AlertStatus
 from services.ingest.formats.common import (
@@ -26,7 +27,6 @@ from services.ingest.formats.common import (
     URL_LIMIT,
     Lenient,
     ParseContext,
-    Text,
     clip,
     dedup_fingerprint,
     pairs,
@@ -41,7 +41,18 @@ _RESOLVING = {"recovered"}
 _SEVERITY_BY_PRIORITY = {"p1": "critical", "p2": "high", "p3": "medium", "p4": "low", "p5": "info"}
 _SEVERITY_BY_TRANSITION = {"warn": "warning", "re-warn": "warning"}
 
-Loose = Text | int | float | None
+
+def _scalar(value: object) -> object:
+    """A template variable's value: text or a number (one error, not one per union member)."""
+    if isinstance(value, str):
+        value.encode("utf-8")  # a lone surrogate is not text (a ValueError, as in Text)
+        return value
+    if value is None or isinstance(value, int | float):
+        return value
+    raise ValueError("expected a string or a number")
+
+
+Loose = Annotated[str | int | float | None, BeforeValidator(_scalar)]
 
 
 def _given(value: Loose) -> str | None:

@@ -29,6 +29,7 @@ from services.ingest.formats.common import (
     dedup_fingerprint,
     pairs,
 )
+from services.ingest.formats.errors import describe
 
 MAX_BODY_BYTES = 512 * 1024  # PagerDuty: "Events API payloads are limited to 512 KB"
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -87,9 +88,9 @@ class InvalidEvent(Exception):
 
 def _error_text(error: ValidationError) -> list[str]:
     messages = []
-    for item in error.errors(include_url=False, include_input=False):
+    for item in error.errors(include_url=False):
         path = ".".join(str(part) for part in item["loc"]) or "event"
-        messages.append(f"'{path}' {item['msg'].removeprefix('Value error, ').lower()}")
+        messages.append(f"'{path}' {describe(item)}")
     return messages
 
 
