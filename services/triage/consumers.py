@@ -23,6 +23,7 @@ from services.triage.domain import (
     AlertState,
     LifecycleEffect,
     Occurrence,
+    alert_details,
     assess_severity,
     candidate_incident_id,
     classify,
@@ -131,6 +132,7 @@ class AlertTriage:
             alert_count=incident.alert_count,
             firing_count=await self._store.firing_count(incident_id),
             fingerprint=alert.fingerprint,
+            alert=alert_details(alert),
         )
         await self._bus.publish(INCIDENTS_EVENTS, incident.id, event)
         # An alert storm adds thousands of alerts to one incident: log those at debug only.

@@ -11,11 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import AlertReceived, AlertStatus, Label, LifecycleStatus, Severity
+from schemas.incidents import MAX_DETAIL_LABELS
 from services.triage.domain import (
     AlertContent,
     AlertState,
     LifecycleEffect,
     Occurrence,
+    alert_details,
     assess_severity,
     candidate_incident_id,
     classify,
@@ -310,3 +312,65 @@ def test_a_blank_summary_is_not_carried() -> None:
     assert keep_trigger_content(TRIGGER_CONTENT, _resolve(summary="  ")).summary == (
         "Disk 95% full on db-1"
     )
+
+
+# -- alert details on incident events --------------------------------------------------------
+
+
+def _with(**fields: Any) -> AlertReceived:
+    return FIRING.model_copy(update=fields)
+
+
+def _pairs(names_values: dict[str, str]) -> tuple[Label, ...]:
+    return tuple(Label(name=n, value=v) for n, v in sorted(names_values.items()))
+
+
+def test_details_carry_the_occurrence() -> None:
+    alert = _with(
+        labels=_pairs({"alertname": "HighLatency", "instance": "web-1"}),
+        annotations=_pairs({"summary": "p99 above 2s", "runbook_url": "https://rb/latency"}),
+        generator_url="https://prometheus/graph?g0.expr=x",
+    )
+    details = alert_details(alert)
+    assert (details.fingerprint, details.summary) == ("1a2b3c4d5e6f7a8b", "slow")
+    assert details.labels == alert.labels
+    assert details.annotations == alert.annotations
+    assert details.generator_url == "https://prometheus/graph?g0.expr=x"
+    assert details.runbook_url == "https://rb/latency"
+
+
+def test_details_keep_at_most_the_bound_and_the_labels_that_matter_first() -> None:
+    many = {f"l{n:02}": "v" for n in range(MAX_DETAIL_LABELS + 10)}
+    alert = _with(
+        labels=_pairs({**many, "alertname": "A", "severity": "critical", "zone": "z"}),
+        annotations=_pairs({**many, "summary": "s", "runbook_url": "https://rb"}),
+    )
+    details = alert_details(alert)
+    assert len(details.labels) == MAX_DETAIL_LABELS
+    assert len(details.annotations) == MAX_DETAIL_LABELS
+    names = [label.name for label in details.labels]
+    assert names == sorted(names)
+    assert {"alertname", "severity"} <= set(names)
+    assert "zone" not in names  # past the bound, in name order
+    assert {"summary", "runbook_url"} <= {label.name for label in details.annotations}
+    assert details.runbook_url == "https://rb"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "expected"),
+    [
+        ({"runbook_url": "https://rb/a"}, "https://rb/a"),
+        ({"runbook": "https://rb/b"}, "https://rb/b"),
+        ({"runbookURL": "http://rb/c"}, "http://rb/c"),
+        ({"link:Runbook": "https://rb/d"}, "https://rb/d"),  # generic/PagerDuty `links`
+        ({"runbook": "https://rb/b", "runbook_url": "https://rb/a"}, "https://rb/a"),
+        ({"runbook": "restart the pod"}, None),  # text, not a link
+        ({"runbook_url": "javascript:alert(1)"}, None),
+        ({"link:dashboard": "https://grafana/d"}, None),
+        ({}, None),
+    ],
+)
+def test_runbook_url_from_the_senders_annotations(
+    annotations: dict[str, str], expected: str | None
+) -> None:
+    assert alert_details(_with(annotations=_pairs(annotations))).runbook_url == expected

@@ -2,6 +2,7 @@
 new occurrence of an alert is a repeat (dedup). No I/O here."""
 
 from services.triage.domain.content import AlertContent, keep_trigger_content
+from services.triage.domain.details import alert_details
 from services.triage.domain.grouping import group_key
 from services.triage.domain.ids import candidate_incident_id, incident_event_id
 from services.triage.domain.lifecycle import LifecycleEffect, on_lifecycle
@@ -13,6 +14,7 @@ __all__ = [
     "AlertState",
     "LifecycleEffect",
     "Occurrence",
+    "alert_details",
     "assess_severity",
     "candidate_incident_id",
     "classify",
