@@ -8,6 +8,7 @@ half done, and publishes the same incident event id again, which escalation dedu
 from __future__ import annotations
 
 import logging
+import uuid
 
 from prometheus_client import Counter
 
@@ -18,6 +19,7 @@ from schemas import (
     IncidentEvent,
     IncidentEventKind,
     IncidentLifecycleChanged,
+    Severity,
 )
 from services.triage.domain import (
     AlertState,
@@ -31,8 +33,10 @@ from services.triage.domain import (
     incident_event_id,
     keep_trigger_content,
     on_lifecycle,
+    raised_severity,
+    severity_event_id,
 )
-from services.triage.store import NewIncident, TriageStore
+from services.triage.store import IncidentRecord, NewIncident, TriageStore
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.bus import Bus
 
@@ -45,6 +49,9 @@ INCIDENTS_RELEASED = Counter(
     "tocsin_triage_incidents_released_total",
     "Incidents escalation resolved that triage closed, detaching their firing alerts.",
 )
+
+
+_CAS_ATTEMPTS = 5
 
 
 def _opened_or_added(opened: bool) -> IncidentEventKind:
@@ -71,7 +78,7 @@ class AlertTriage:
             # only the publish that followed may be missing. Do it again with the same id.
             if previous.occurrence_event_id == alert.event_id and previous.incident_id:
                 opened = previous.incident_id == candidate_incident_id(alert.event_id)
-                await self._publish(alert, previous.incident_id, _opened_or_added(opened))
+                await self._announce(alert, previous.incident_id, _opened_or_added(opened))
             elif alert.status is AlertStatus.RESOLVED and previous.incident_id:
                 await self._resolve_if_quiet(alert, previous.incident_id, previous.group_key)
             return
@@ -79,20 +86,26 @@ class AlertTriage:
         occurrence = classify(state, alert)
         ALERTS_TRIAGED.labels(outcome=occurrence.value).inc()
         if occurrence is Occurrence.NEW:
-            # Open or join first, then record the alert with its incident in one write: a
-            # crash in between leaves the alert unrecorded, and the redelivery joins the same
-            # incident again (the ids are derived from the message).
-            incident_id, opened = await self._open_or_join(alert, key)
+            # Open or join (and raise the severity) first, then record the alert with its
+            # incident in one write: a crash in between leaves the alert unrecorded, and the
+            # redelivery joins the same incident again (the ids are derived from the message).
+            severity, reasons = self._assess(alert)
+            incident_id, opened = await self._open_or_join(alert, key, severity, reasons)
+            await self._raise_severity(incident_id, severity, reasons, alert.event_id)
             await self._store.record_alert(alert, occurrence, key, incident_id)
-            await self._publish(alert, incident_id, _opened_or_added(opened))
+            await self._announce(alert, incident_id, _opened_or_added(opened))
             return
         await self._store.record_alert(alert, occurrence, key, None)
         if occurrence is Occurrence.RESOLVED and previous is not None and previous.incident_id:
             await self._resolve_if_quiet(alert, previous.incident_id, previous.group_key)
 
-    async def _open_or_join(self, alert: AlertReceived, key: str) -> tuple[str, bool]:
+    def _assess(self, alert: AlertReceived) -> tuple[Severity, tuple[str, ...]]:
         service = self._config.service(alert.service_id)
-        severity, reasons = assess_severity(alert.severity, service.tier if service else 2)
+        return assess_severity(alert.severity, service.tier if service else 2)
+
+    async def _open_or_join(
+        self, alert: AlertReceived, key: str, severity: Severity, reasons: tuple[str, ...]
+    ) -> tuple[str, bool]:
         return await self._store.open_or_join(
             NewIncident(
                 candidate_id=candidate_incident_id(alert.event_id),
@@ -106,20 +119,75 @@ class AlertTriage:
             alert.fingerprint,
         )
 
+    async def _raise_severity(
+        self,
+        incident_id: str,
+        severity: Severity,
+        reasons: tuple[str, ...],
+        cause_event_id: uuid.UUID,
+    ) -> None:
+        """Make the incident as severe as this alert, if it is more severe (the opener too:
+        a racing alert may have created the incident with its own, lower, severity)."""
+        for _ in range(_CAS_ATTEMPTS):
+            incident = await self._incident(incident_id)
+            if incident.severity_event_id == cause_event_id or incident.status != "open":
+                return  # raised by an earlier delivery of this message, or closed meanwhile
+            raised = raised_severity(incident.severity, severity, reasons)
+            if raised is None:
+                return
+            new_severity, new_reasons = raised
+            if await self._store.raise_severity(
+                incident_id, incident.severity, new_severity, new_reasons, cause_event_id
+            ):
+                return
+        raise RuntimeError(f"incident {incident_id}: severity kept changing under us")
+
     async def _resolve_if_quiet(self, alert: AlertReceived, incident_id: str, key: str) -> None:
         if await self._store.firing_count(incident_id) > 0:
             return
         await self._store.close(incident_id, key, alert.occurred_at)
-        await self._publish(alert, incident_id, IncidentEventKind.ALERTS_RESOLVED)
+        await self._announce(alert, incident_id, IncidentEventKind.ALERTS_RESOLVED)
 
-    async def _publish(
-        self, alert: AlertReceived, incident_id: str, kind: IncidentEventKind
-    ) -> None:
+    async def _incident(self, incident_id: str) -> IncidentRecord:
         incident = await self._store.get_incident(incident_id)
         if incident is None:
             raise RuntimeError(f"incident {incident_id} vanished while triaging")
-        event = IncidentEvent(
-            event_id=incident_event_id(alert.event_id),
+        return incident
+
+    async def _announce(
+        self, alert: AlertReceived, incident_id: str, kind: IncidentEventKind
+    ) -> None:
+        """Publish what this occurrence did to the incident; if it raised the severity (as
+        recorded on the incident, so a redelivery says it again), that too, right after."""
+        incident = await self._incident(incident_id)
+        firing_count = await self._store.firing_count(incident_id)
+        events = [(kind, incident_event_id(alert.event_id))]
+        if kind is not IncidentEventKind.ALERTS_RESOLVED and (
+            incident.severity_event_id == alert.event_id
+        ):
+            events.append((IncidentEventKind.SEVERITY_CHANGED, severity_event_id(alert.event_id)))
+        await self._bus.publish_many(
+            INCIDENTS_EVENTS,
+            [
+                (incident.id, self._event(alert, incident, firing_count, kind, event_id))
+                for kind, event_id in events
+            ],
+        )
+        for kind, _ in events:
+            # An alert storm adds thousands of alerts to one incident: log those at debug only.
+            level = logging.DEBUG if kind is IncidentEventKind.ALERT_ADDED else logging.INFO
+            log.log(level, "incident %s: %s (%s)", incident.id, kind.value, incident.severity.value)
+
+    @staticmethod
+    def _event(
+        alert: AlertReceived,
+        incident: IncidentRecord,
+        firing_count: int,
+        kind: IncidentEventKind,
+        event_id: uuid.UUID,
+    ) -> IncidentEvent:
+        return IncidentEvent(
+            event_id=event_id,
             occurred_at=alert.occurred_at,
             correlation_id=alert.correlation_id,
             kind=kind,
@@ -130,14 +198,10 @@ class AlertTriage:
             severity=incident.severity,
             severity_reasons=incident.severity_reasons,
             alert_count=incident.alert_count,
-            firing_count=await self._store.firing_count(incident_id),
+            firing_count=firing_count,
             fingerprint=alert.fingerprint,
             alert=alert_details(alert),
         )
-        await self._bus.publish(INCIDENTS_EVENTS, incident.id, event)
-        # An alert storm adds thousands of alerts to one incident: log those at debug only.
-        level = logging.DEBUG if kind is IncidentEventKind.ALERT_ADDED else logging.INFO
-        log.log(level, "incident %s: %s (%s)", incident.id, kind.value, incident.severity.value)
 
 
 class LifecycleTriage:

@@ -43,6 +43,8 @@ class IncidentRecord:
     severity_reasons: tuple[str, ...]
     status: str
     alert_count: int
+    # The alert occurrence whose severity the incident has, if it was raised after opening.
+    severity_event_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,16 @@ class TriageStore(Protocol):
 
     async def open_or_join(self, incident: NewIncident, fingerprint: str) -> tuple[str, bool]:
         """Return (incident id, whether this call opened it)."""
+
+    async def raise_severity(
+        self,
+        incident_id: str,
+        expected: Severity,
+        severity: Severity,
+        reasons: tuple[str, ...],
+        cause_event_id: uuid.UUID,
+    ) -> bool:
+        """Set severity and reasons together if the open incident still has `expected`."""
 
     async def firing_count(self, incident_id: str) -> int: ...
 
@@ -263,16 +275,17 @@ class MongoTriageStore:
     async def _upsert_incident(self, incident_id: str, incident: NewIncident) -> bool:
         """Create the incident or join it; False if it exists but is no longer open."""
         is_open = {"_id": incident_id, "status": "open"}  # an insert takes its status from here
+        # Severity is set here only by the insert: a more severe alert raises it, with its
+        # reasons, through raise_severity (one compare-and-set on the severity).
         update = {
             "$setOnInsert": {
                 "group_key": incident.group_key,
                 "service_id": incident.service_id,
                 "title": incident.title,
+                "severity": incident.severity.value,
                 "severity_reasons": list(incident.severity_reasons),
                 "opened_at": incident.opened_at,
             },
-            # "SEV0" < "SEV1" < ...: the most severe alert sets the incident's severity.
-            "$min": {"severity": incident.severity.value},
         }
         try:
             await self._incidents.update_one(is_open, update, upsert=True)
@@ -281,6 +294,26 @@ class MongoTriageStore:
             joined = await self._incidents.update_one(is_open, update)
             return joined.matched_count == 1
         return True
+
+    async def raise_severity(
+        self,
+        incident_id: str,
+        expected: Severity,
+        severity: Severity,
+        reasons: tuple[str, ...],
+        cause_event_id: uuid.UUID,
+    ) -> bool:
+        raised = await self._incidents.update_one(
+            {"_id": incident_id, "status": "open", "severity": expected.value},
+            {
+                "$set": {
+                    "severity": severity.value,
+                    "severity_reasons": list(reasons),
+                    "severity_event_id": str(cause_event_id),
+                }
+            },
+        )
+        return raised.modified_count == 1
 
     async def firing_count(self, incident_id: str) -> int:
         return await self._alerts.count_documents(
@@ -326,6 +359,7 @@ class MongoTriageStore:
             severity_reasons=tuple(doc.get("severity_reasons", ())),
             status=doc["status"],
             alert_count=doc.get("alert_count", 0),
+            severity_event_id=_uuid(doc.get("severity_event_id")),
         )
 
     async def list_alerts(

@@ -4,6 +4,7 @@ counting an incident's alerts across a crash."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from schemas import AlertStatus
+from schemas import AlertStatus, Severity
 from services.ingest.formats import FORMATS, ParseContext
 from services.triage.consumers import AlertTriage, LifecycleTriage
 from services.triage.store import AlertFilter, AlertRecord, IncidentRecord, MongoTriageStore
@@ -226,3 +227,40 @@ async def test_a_bare_resolve_keeps_the_triggers_summary_severity_and_labels(
         if label.name not in carried:
             assert dict(alert.annotations)[label.name] == label.value
     assert await store.firing_count(alert.incident_id or "") == 0
+
+
+# -- severity with its reasons ---------------------------------------------------------------
+
+
+async def test_a_more_severe_alert_stores_its_severity_and_reasons_together(
+    store: MongoTriageStore, triage: AlertTriage
+) -> None:
+    await triage.handle(occurrence("00000000000000e1", severity="info"))
+    raising = occurrence("00000000000000e2", severity="page")
+    await triage.handle(raising)
+    await triage.handle(occurrence("00000000000000e3", severity="warning"))
+
+    incident = await incident_of(store, (await stored(store, "00000000000000e1")).incident_id)
+    assert incident.severity is Severity.SEV1
+    assert incident.severity_reasons == (
+        "sender severity 'page' maps to SEV1",
+        "raised from SEV3 by a later alert",
+    )
+    assert incident.severity_event_id == raising.event_id
+
+
+async def test_raise_severity_is_a_compare_and_set(
+    store: MongoTriageStore, triage: AlertTriage
+) -> None:
+    await triage.handle(occurrence("00000000000000e4", severity="warning"))
+    incident = await incident_of(store, (await stored(store, "00000000000000e4")).incident_id)
+    cause = uuid.uuid4()
+
+    stale = await store.raise_severity(incident.id, Severity.SEV3, Severity.SEV1, ("a",), cause)
+    assert not stale  # the incident is SEV2, not SEV3: someone changed it since we read it
+    assert await store.raise_severity(incident.id, Severity.SEV2, Severity.SEV1, ("b",), cause)
+    raised = await incident_of(store, incident.id)
+    assert (raised.severity, raised.severity_reasons) == (Severity.SEV1, ("b",))
+    assert await store.release(incident.id, T0, "api:admin")
+    closed = await store.raise_severity(incident.id, Severity.SEV1, Severity.SEV0, ("c",), cause)
+    assert not closed

@@ -25,6 +25,8 @@ from services.triage.domain import (
     incident_event_id,
     keep_trigger_content,
     on_lifecycle,
+    raised_severity,
+    severity_event_id,
 )
 
 
@@ -374,3 +376,46 @@ def test_runbook_url_from_the_senders_annotations(
     annotations: dict[str, str], expected: str | None
 ) -> None:
     assert alert_details(_with(annotations=_pairs(annotations))).runbook_url == expected
+
+
+# -- raising an incident's severity ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("current", "proposed", "raised"),
+    [
+        (Severity.SEV2, Severity.SEV1, True),
+        (Severity.SEV3, Severity.SEV0, True),
+        (Severity.SEV1, Severity.SEV0, True),
+        (Severity.SEV1, Severity.SEV1, False),
+        (Severity.SEV1, Severity.SEV2, False),
+        (Severity.SEV0, Severity.SEV3, False),
+    ],
+)
+def test_only_a_more_severe_alert_raises_the_incident(
+    current: Severity, proposed: Severity, raised: bool
+) -> None:
+    outcome = raised_severity(current, proposed, ("why",))
+    assert (outcome is not None) is raised
+    if outcome is not None:
+        assert outcome[0] is proposed
+
+
+def test_raised_severity_carries_the_new_alerts_reasons_and_says_it_was_raised() -> None:
+    severity, reasons = assess_severity("critical", 0)
+    assert raised_severity(Severity.SEV2, severity, reasons) == (
+        Severity.SEV0,
+        (
+            "sender severity 'critical' maps to SEV1",
+            "tier-0 service (critical path): raised to SEV0",
+            "raised from SEV2 by a later alert",
+        ),
+    )
+
+
+def test_severity_event_id_is_stable_and_distinct_from_the_occurrences_own_event() -> None:
+    assert severity_event_id(EVENT) == severity_event_id(uuid.UUID(str(EVENT)))
+    assert severity_event_id(EVENT) != incident_event_id(EVENT)
+    assert severity_event_id(EVENT) != severity_event_id(OTHER_EVENT)
+    # Escalation dedupes redeliveries on it: the derivation must not change between releases.
+    assert severity_event_id(EVENT) == uuid.UUID("a5872a1e-f047-5c08-94b6-5b2b8368f6c9")

@@ -4,10 +4,14 @@ new occurrence of an alert is a repeat (dedup). No I/O here."""
 from services.triage.domain.content import AlertContent, keep_trigger_content
 from services.triage.domain.details import alert_details
 from services.triage.domain.grouping import group_key
-from services.triage.domain.ids import candidate_incident_id, incident_event_id
+from services.triage.domain.ids import (
+    candidate_incident_id,
+    incident_event_id,
+    severity_event_id,
+)
 from services.triage.domain.lifecycle import LifecycleEffect, on_lifecycle
 from services.triage.domain.occurrence import AlertState, Occurrence, classify
-from services.triage.domain.severity import assess_severity
+from services.triage.domain.severity import assess_severity, raised_severity
 
 __all__ = [
     "AlertContent",
@@ -22,4 +26,6 @@ __all__ = [
     "incident_event_id",
     "keep_trigger_content",
     "on_lifecycle",
+    "raised_severity",
+    "severity_event_id",
 ]

@@ -14,3 +14,8 @@ def candidate_incident_id(occurrence_event_id: uuid.UUID) -> str:
 
 def incident_event_id(cause_event_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, f"incident-event:{cause_event_id}")
+
+
+def severity_event_id(cause_event_id: uuid.UUID) -> uuid.UUID:
+    """The `incident.severity_changed` event an alert occurrence caused (besides its own)."""
+    return uuid.uuid5(_NAMESPACE, f"severity-event:{cause_event_id}")

@@ -41,3 +41,20 @@ def assess_severity(
         base = Severity.SEV0
         reasons.append("tier-0 service (critical path): raised to SEV0")
     return base, tuple(reasons)
+
+
+# Most severe first; never compare the values as strings.
+_RANK = {severity: rank for rank, severity in enumerate(Severity)}
+
+
+def raised_severity(
+    current: Severity, proposed: Severity, proposed_reasons: tuple[str, ...]
+) -> tuple[Severity, tuple[str, ...]] | None:
+    """The incident's new severity and reasons when a joining alert is more severe, else None.
+
+    An incident is as severe as its most severe alert; the reasons are that alert's, so they
+    always explain the severity shown. A less severe alert never lowers it.
+    """
+    if _RANK[proposed] >= _RANK[current]:
+        return None
+    return proposed, (*proposed_reasons, f"raised from {current.value} by a later alert")
