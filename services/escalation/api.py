@@ -1,4 +1,13 @@
-"""Operator routes for incidents: list, show, acknowledge, resolve (Bearer API key).
+"""Operator routes for incidents: list, show, acknowledge (or snooze), resolve, escalate
+(Bearer API key).
+
+A responder's action is not applied here: the route checks it against the incident as it is
+(a clear 404/409 at once), publishes an `IncidentCommand` on `incidents.commands` and waits
+(5 s by default) for the escalation consumer to record its outcome. Applied: 200 with the
+incident; refused meanwhile: 409; not applied within the wait (the consumer is behind, or on
+another replica that is restarting): 202 with the command id, which
+`GET /api/v1/incidents/{id}/commands/{command_id}` reports on. The same path serves both run
+modes and every replica, and SMS, voice and chat replies take it too.
 
 The listing pages newest first with an opaque cursor (the listing key of the last incident
 returned), the same parameters and shape as `/api/v1/alerts`, so paging visits every incident
@@ -6,23 +15,36 @@ once even while incidents keep opening and changing.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local `ApiKey` alias.
+import asyncio
 import base64
 import binascii
 import json
+import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from schemas import Severity
-from services.escalation.domain.lifecycle import Action, InvalidTransition, Status
+from schemas import CommandKind, IncidentCommand, Severity
+from services.escalation.consumers import action_of
+from services.escalation.domain.lifecycle import Refused, Status
 from services.escalation.domain.timeline import TimelineEntry
-from services.escalation.engine import Actor, Escalation, IncidentNotFound
-from services.escalation.store import EscalationIncident, EscalationStore, IncidentFilter
+from services.escalation.engine import Escalation
+from services.escalation.store import (
+    CommandOutcome,
+    EscalationIncident,
+    EscalationStore,
+    IncidentFilter,
+)
+from tocsin.runtime.bus import PublishError
+from tocsin.runtime.durations import parse_duration
 
 MAX_LIMIT = 500
+MAX_SNOOZE_SECONDS = 7 * 24 * 3600  # IncidentCommand.snooze_seconds' bound
+_POLL_SECONDS = 0.02
 
 MAX_TIMELINE = 500
 """Timeline entries an incident shows (the latest ones)."""
@@ -73,6 +95,9 @@ class IncidentSummary(BaseModel):
     acknowledged_by: str | None = Field(description="Null when Tocsin did it.")
     resolved_at: datetime | None
     resolved_by: str | None = Field(description="Null when Tocsin did it (every alert resolved).")
+    snoozed_until: datetime | None = Field(
+        description="A snoozed acknowledgement triggers again then."
+    )
 
     @classmethod
     def fields_of(cls, incident: EscalationIncident) -> dict[str, Any]:
@@ -92,6 +117,7 @@ class IncidentSummary(BaseModel):
             "acknowledged_by": acknowledged.by if acknowledged else None,
             "resolved_at": resolved.at if resolved else None,
             "resolved_by": resolved.by if resolved else None,
+            "snoozed_until": incident.lifecycle.snoozed_until,
         }
 
     @classmethod
@@ -109,6 +135,42 @@ class IncidentView(IncidentSummary):
         cls, incident: EscalationIncident, timeline: list[TimelineEntry]
     ) -> "IncidentView":
         return cls(**cls.fields_of(incident), timeline=[TimelineView.of(e) for e in timeline])
+
+
+class AcknowledgeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    snooze: str | None = Field(
+        default=None,
+        description="e.g. `30m`: acknowledged now; unless resolved, it triggers again after "
+        "this long and escalation starts over from the first level (at most 7d).",
+    )
+
+    def snooze_seconds(self) -> int | None:
+        if self.snooze is None:
+            return None
+        try:
+            seconds = parse_duration(self.snooze).total_seconds()
+        except ValueError as error:
+            raise HTTPException(422, f"snooze: {error}") from None
+        if seconds < 1 or seconds != int(seconds) or seconds > MAX_SNOOZE_SECONDS:
+            raise HTTPException(422, "snooze: whole seconds from 1s to 7d, e.g. '30m'")
+        return int(seconds)
+
+
+class CommandStatus(BaseModel):
+    """A command handed to `incidents.commands` that was not applied within the wait."""
+
+    command_id: str
+    incident_id: str
+    status: Literal["pending", "applied", "refused"]
+    reason: str | None = None
+
+    @classmethod
+    def pending(cls, command: IncidentCommand) -> "CommandStatus":
+        return cls(
+            command_id=str(command.event_id), incident_id=command.incident_id, status="pending"
+        )
 
 
 class IncidentPage(BaseModel):
@@ -136,7 +198,11 @@ def decode_cursor(cursor: str) -> str:
 
 
 def router(
-    engine: Escalation, store: EscalationStore, require_api_key: Callable[..., str]
+    engine: Escalation,
+    store: EscalationStore,
+    require_api_key: Callable[..., str],
+    *,
+    command_wait_seconds: float = 5.0,
 ) -> APIRouter:
     api = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
     ApiKey = Annotated[str, Depends(require_api_key)]
@@ -171,24 +237,87 @@ def router(
             raise HTTPException(404, f"no incident {incident_id!r}")
         return await _view(incident)
 
-    async def _act(incident_id: str, action: Action, actor: str) -> IncidentView:
+    async def _outcome(command_id: str) -> CommandOutcome | None:
+        deadline = time.monotonic() + command_wait_seconds
+        while True:
+            outcome = await store.command_outcome(command_id)
+            if outcome is not None or time.monotonic() >= deadline:
+                return outcome
+            await asyncio.sleep(_POLL_SECONDS)
+
+    async def _act(
+        incident_id: str, kind: CommandKind, key_name: str, snooze_seconds: int | None = None
+    ) -> IncidentView | JSONResponse:
+        incident = await store.get(incident_id)
+        if incident is None:
+            raise HTTPException(404, f"no incident {incident_id!r}")
+        command = IncidentCommand(
+            occurred_at=engine.now(),
+            correlation_id=incident_id,
+            command=kind,
+            incident_id=incident_id,
+            actor=f"api:{key_name}",
+            via="api",
+            snooze_seconds=snooze_seconds,
+        )
         try:
-            incident = await engine.command(incident_id, action, Actor(actor))
-        except IncidentNotFound:
-            raise HTTPException(404, f"no incident {incident_id!r}") from None
-        except InvalidTransition as error:
+            action, until = action_of(command)
+            engine.check(incident, action, until)  # a clear 409 now rather than after the bus
+        except Refused as error:
             raise HTTPException(409, str(error)) from None
-        # Show the stored state, with the timeline entry just written.
+        try:
+            await engine.submit(command)
+        except PublishError:
+            raise HTTPException(
+                503, "cannot take commands right now; retry", {"Retry-After": "5"}
+            ) from None
+        outcome = await _outcome(str(command.event_id))
+        if outcome is None:
+            return JSONResponse(
+                CommandStatus.pending(command).model_dump(mode="json"), status_code=202
+            )
+        if not outcome.applied:
+            raise HTTPException(409, outcome.reason or "refused")
         return await _view(await store.get(incident_id) or incident)
 
     @api.post(
-        "/{incident_id}/acknowledge", response_model=IncidentView, responses={404: {}, 409: {}}
+        "/{incident_id}/acknowledge",
+        response_model=IncidentView,
+        responses={202: {"model": CommandStatus}, 404: {}, 409: {}, 422: {}, 503: {}},
     )
-    async def acknowledge(incident_id: str, key_name: ApiKey) -> IncidentView:
-        return await _act(incident_id, Action.ACKNOWLEDGE, f"api:{key_name}")
+    async def acknowledge(
+        incident_id: str, key_name: ApiKey, body: AcknowledgeRequest | None = None
+    ) -> IncidentView | JSONResponse:
+        snooze = body.snooze_seconds() if body is not None else None
+        kind = CommandKind.ACKNOWLEDGE if snooze is None else CommandKind.SNOOZE
+        return await _act(incident_id, kind, key_name, snooze)
 
-    @api.post("/{incident_id}/resolve", response_model=IncidentView, responses={404: {}, 409: {}})
-    async def resolve(incident_id: str, key_name: ApiKey) -> IncidentView:
-        return await _act(incident_id, Action.RESOLVE, f"api:{key_name}")
+    @api.post(
+        "/{incident_id}/resolve",
+        response_model=IncidentView,
+        responses={202: {"model": CommandStatus}, 404: {}, 409: {}, 503: {}},
+    )
+    async def resolve(incident_id: str, key_name: ApiKey) -> IncidentView | JSONResponse:
+        return await _act(incident_id, CommandKind.RESOLVE, key_name)
+
+    @api.post(
+        "/{incident_id}/escalate",
+        response_model=IncidentView,
+        responses={202: {"model": CommandStatus}, 404: {}, 409: {}, 503: {}},
+    )
+    async def escalate(incident_id: str, key_name: ApiKey) -> IncidentView | JSONResponse:
+        return await _act(incident_id, CommandKind.ESCALATE, key_name)
+
+    @api.get("/{incident_id}/commands/{command_id}", response_model=CommandStatus)
+    async def command_status(incident_id: str, command_id: str, _: ApiKey) -> CommandStatus:
+        outcome = await store.command_outcome(command_id)
+        if outcome is None or outcome.incident_id != incident_id:
+            return CommandStatus(command_id=command_id, incident_id=incident_id, status="pending")
+        return CommandStatus(
+            command_id=command_id,
+            incident_id=incident_id,
+            status="applied" if outcome.applied else "refused",
+            reason=outcome.reason,
+        )
 
     return api

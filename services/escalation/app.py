@@ -49,7 +49,7 @@ def build(
         poll_seconds=poll_seconds,
         public_url=public_url,
     )
-    commands = CommandHandler(engine)
+    commands = CommandHandler(engine, store, clock)
     return Service(
         name="escalation",
         router=router(engine, store, require_api_key),

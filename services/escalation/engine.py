@@ -19,10 +19,12 @@ from datetime import datetime, timedelta
 from prometheus_client import Counter
 
 from schemas import (
+    INCIDENTS_COMMANDS,
     INCIDENTS_LIFECYCLE,
     NOTIFICATIONS_REQUESTED,
     AlertDetails,
     DeliveryOutcome,
+    IncidentCommand,
     IncidentEvent,
     IncidentEventKind,
     IncidentLifecycleChanged,
@@ -156,6 +158,21 @@ class Escalation:
     # -- incidents.events ------------------------------------------------------------------
 
     async def on_incident_event(self, event: IncidentEvent) -> None:
+        stored = await self._store.get(event.incident_id)
+        if stored is None:
+            if event.kind is IncidentEventKind.ALERTS_RESOLVED:
+                log.warning("incident %s: resolved before it was opened here", event.incident_id)
+                return  # never page for an incident whose alerts are all resolved
+            await self._open(event)
+        else:
+            await self._update(stored, event)
+        await self.flush(event.incident_id)
+
+    async def _update(self, stored: EscalationIncident, event: IncidentEvent) -> None:
+        """Triage's news about a known incident: details, severity, all resolved, firing again.
+
+        Details are plain overwrites and severity entries have the event's id (idempotent:
+        events of one incident arrive in order, one at a time); transitions dedupe by event."""
         if event.kind is IncidentEventKind.ALERTS_RESOLVED:
             await self._transition(
                 event.incident_id,
@@ -164,27 +181,29 @@ class Escalation:
                 event.event_id,
                 detail="all alerts resolved",
             )
-        elif not await self._open_or_update(event):
-            return  # only details changed: nothing to carry out
-        await self.flush(event.incident_id)
+        elif stored.lifecycle.status is Status.RESOLVED and event.firing_count > 0:
+            await self._transition(
+                event.incident_id,
+                Action.REOPEN,
+                TRIAGE,
+                event.event_id,
+                detail="an alert fires again",
+            )
+        changed = event.severity is not stored.severity
+        if changed or event.kind is IncidentEventKind.SEVERITY_CHANGED:
+            reasons = "; ".join(event.severity_reasons)
+            entry = TimelineEntry(
+                id=f"severity:{event.incident_id}/{event.event_id}",
+                at=event.occurred_at,
+                action=Entry.SEVERITY_CHANGED,
+                actor=TRIAGE.name,
+                detail=f"{stored.severity.value} → {event.severity.value}"
+                + (f" ({reasons})" if reasons else ""),
+            )
+            await self._store.record(event.incident_id, [entry])
+        await self._store.update_details(event.incident_id, _details(event, stored.alerts))
 
-    async def _open_or_update(self, event: IncidentEvent) -> bool:
-        """Open the incident or update its details; True if that left outbox items."""
-        stored = await self._store.get(event.incident_id)
-        if stored is not None:
-            # Details are plain overwrites (idempotent: events of one incident arrive in order,
-            # one at a time); only the reopen needs dedup by event id.
-            reopen = stored.lifecycle.status is Status.RESOLVED and event.firing_count > 0
-            if reopen:
-                await self._transition(
-                    event.incident_id,
-                    Action.REOPEN,
-                    TRIAGE,
-                    event.event_id,
-                    detail="an alert fires again",
-                )
-            await self._store.update_details(event.incident_id, _details(event, stored.alerts))
-            return reopen
+    async def _open(self, event: IncidentEvent) -> None:
         now = self._clock.now()
         policy_id, plan = self._plan(event.service_id)
         outcome = open_incident(plan, now)
@@ -212,15 +231,37 @@ class Escalation:
         if await self._store.create(incident, event.event_id):
             TRANSITIONS_APPLIED.labels(action="trigger").inc()
             log.info("incident %s triggered (%s)", incident.id, incident.severity.value)
-        return True  # a redelivery finds the incident created: flushing again is harmless
 
     # -- people and timers -----------------------------------------------------------------
 
-    async def command(self, incident_id: str, action: Action, actor: Actor) -> EscalationIncident:
-        """Apply a person's action; raise IncidentNotFound or InvalidTransition."""
-        incident = await self._transition(incident_id, action, actor, None)
+    async def command(
+        self,
+        incident_id: str,
+        action: Action,
+        actor: Actor,
+        *,
+        event_id: uuid.UUID | None = None,
+        until: datetime | None = None,
+    ) -> EscalationIncident:
+        """Apply a person's action (once per `event_id`); raise IncidentNotFound or Refused."""
+        detail = f"until {until.isoformat()}" if until is not None else None
+        incident = await self._transition(
+            incident_id, action, actor, event_id, until=until, detail=detail
+        )
         await self.flush(incident_id)
         return incident
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def check(self, incident: EscalationIncident, action: Action, until: datetime | None) -> None:
+        """Raise Refused if `action` cannot be applied to the incident as it is now."""
+        _, plan = self._plan(incident.service_id)
+        apply(incident.lifecycle, action, plan, self._clock.now(), until=until)
+
+    async def submit(self, command: IncidentCommand) -> None:
+        """Hand a person's command to `incidents.commands` (applied by its consumer)."""
+        await self._bus.publish(INCIDENTS_COMMANDS, command.incident_id, command)
 
     async def _transition(
         self,
@@ -231,6 +272,7 @@ class Escalation:
         *,
         step: int | None = None,
         cycle: int | None = None,
+        until: datetime | None = None,
         detail: str | None = None,
     ) -> EscalationIncident:
         for _ in range(_CAS_ATTEMPTS):
@@ -241,7 +283,9 @@ class Escalation:
                 return incident
             now = self._clock.now()
             _, plan = self._plan(incident.service_id)
-            outcome: Outcome = apply(incident.lifecycle, action, plan, now, step=step, cycle=cycle)
+            outcome: Outcome = apply(
+                incident.lifecycle, action, plan, now, step=step, cycle=cycle, until=until
+            )
             if outcome.state == incident.lifecycle and not outcome.effects:
                 return incident  # a no-op (stale timer, repeated ack): nothing to store
             cause = str(event_id or uuid.uuid5(_NAMESPACE, f"{incident_id}/{incident.version}"))
@@ -371,18 +415,14 @@ class Escalation:
         return fired
 
     async def _fire(self, timer: Timer) -> None:
-        if timer.kind == "escalate":
+        if timer.kind in ("escalate", "ack_timeout"):
+            action = Action.ESCALATE if timer.kind == "escalate" else Action.ACK_TIMEOUT
             try:
                 await self._transition(
-                    timer.incident_id,
-                    Action.ESCALATE,
-                    TIMER,
-                    None,
-                    step=timer.step,
-                    cycle=timer.cycle,
+                    timer.incident_id, action, TIMER, None, step=timer.step, cycle=timer.cycle
                 )
             except InvalidTransition:
-                return  # acknowledged or resolved since: the step is moot
+                return  # acknowledged or resolved since: the timer is moot
             await self.flush(timer.incident_id)
             return
         incident = await self._store.get(timer.incident_id)

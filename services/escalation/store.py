@@ -1,6 +1,7 @@
 """Escalation's collections: `escalation_incidents` (lifecycle and outbox),
-`escalation_timeline` (one document per timeline entry, indexed by incident and time) and
-`escalation_timers` (durable timers claimed with a lease).
+`escalation_timeline` (one document per timeline entry, indexed by incident and time),
+`escalation_timers` (durable timers claimed with a lease) and `escalation_commands` (what
+became of each person's command, by command id).
 
 Every incident change is a compare-and-set on `version` that also appends the outbox items to
 carry out; timers are documents with `due_at` and a lease, so a restart or a second replica
@@ -50,6 +51,17 @@ class Details:
     severity: Severity
     alert_count: int
     alerts: tuple[AlertDetails, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """What became of a person's command (`incidents.commands`), by the command's id."""
+
+    command_id: str
+    incident_id: str
+    applied: bool
+    reason: str | None
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,11 @@ class EscalationStore(Protocol):
     async def timeline(self, incident_id: str, limit: int) -> list[TimelineEntry]:
         """The incident's latest `limit` entries, oldest first."""
 
+    async def record_command(self, outcome: CommandOutcome) -> None:
+        """Keep the first outcome recorded for a command."""
+
+    async def command_outcome(self, command_id: str) -> CommandOutcome | None: ...
+
     async def arm_timer(self, incident_id: str, timer: ArmTimer) -> None: ...
 
     async def cancel_timers(self, incident_id: str) -> None: ...
@@ -152,6 +169,7 @@ def _lifecycle_fields(lifecycle: Lifecycle) -> Document:
         "cycle": lifecycle.cycle,
         "next_step": lifecycle.next_step,
         "responders": [{"user": r.user, "level": r.level} for r in lifecycle.responders],
+        "snoozed_until": lifecycle.snoozed_until,
     }
 
 
@@ -202,6 +220,7 @@ def _incident(doc: Document) -> EscalationIncident:
             cycle=doc.get("cycle", 0),
             next_step=doc.get("next_step", 0),
             responders=tuple(_responder(r) for r in doc.get("responders", ())),
+            snoozed_until=doc.get("snoozed_until"),
         ),
         version=doc["version"],
         outbox=tuple(_ITEMS.validate_python(doc.get("outbox", []))),
@@ -216,6 +235,7 @@ class MongoEscalationStore:
         self._incidents = database["escalation_incidents"]
         self._timeline = database["escalation_timeline"]
         self._timers = database["escalation_timers"]
+        self._commands = database["escalation_commands"]
 
     async def ensure_indexes(self) -> None:
         await self._incidents.create_index([("status", 1), ("listing_key", -1)])
@@ -341,6 +361,32 @@ class MongoEscalationStore:
             async for doc in cursor
         ]
         return latest[::-1]
+
+    async def record_command(self, outcome: CommandOutcome) -> None:
+        await self._commands.update_one(
+            {"_id": outcome.command_id},
+            {
+                "$setOnInsert": {
+                    "incident_id": outcome.incident_id,
+                    "applied": outcome.applied,
+                    "reason": outcome.reason,
+                    "at": outcome.at,
+                }
+            },
+            upsert=True,
+        )
+
+    async def command_outcome(self, command_id: str) -> CommandOutcome | None:
+        doc = await self._commands.find_one({"_id": command_id})
+        if doc is None:
+            return None
+        return CommandOutcome(
+            command_id=doc["_id"],
+            incident_id=doc["incident_id"],
+            applied=doc["applied"],
+            reason=doc.get("reason"),
+            at=doc["at"],
+        )
 
     async def arm_timer(self, incident_id: str, timer: ArmTimer) -> None:
         await self._timers.update_one(

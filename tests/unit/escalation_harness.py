@@ -17,10 +17,12 @@ from typing import Any, TypeVar, cast
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import (
+    INCIDENTS_LIFECYCLE,
     AlertDetails,
     Envelope,
     IncidentEvent,
     IncidentEventKind,
+    IncidentLifecycleChanged,
     Label,
     Severity,
 )
@@ -205,3 +207,7 @@ def incident_event(
         firing_count=firing,
         alert=details,
     )
+
+
+def lifecycle_changes(r: Rig) -> list[IncidentLifecycleChanged]:
+    return r.bus.of(INCIDENTS_LIFECYCLE, IncidentLifecycleChanged)

@@ -1,8 +1,11 @@
-"""The incidents API over the escalation engine on the embedded adapters: filters, the cursor,
-and what an incident shows."""
+"""The incidents API as the escalation service builds it, on the embedded bus and store:
+filters, the cursor, what an incident shows, and responders' actions through
+`incidents.commands` (applied by the service's own consumer)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,9 +16,17 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from schemas import IncidentEventKind, Severity
+from schemas import (
+    INCIDENTS_COMMANDS,
+    CommandKind,
+    IncidentCommand,
+    IncidentEventKind,
+    LifecycleStatus,
+    Severity,
+)
 from services.escalation.api import router
-from tests.unit.escalation_harness import T0, Rig, config, incident_event, rig
+from services.escalation.app import build
+from tests.unit.escalation_harness import T0, Rig, config, incident_event, lifecycle_changes, rig
 
 MIN = timedelta(minutes=1)
 
@@ -29,14 +40,27 @@ class Api:
         return await self.client.get(path, params=params)
 
 
+@contextlib.asynccontextmanager
+async def serving(r: Rig, *, consume: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """The service's routes, and (unless `consume` is off) its consumers running."""
+    service = build(r.bus, r.store, r.engine_config, r.clock, lambda: "ops", instance_id="api")
+    app = FastAPI()
+    app.include_router(service.router)
+    tasks = [asyncio.create_task(r.bus.consume(s)) for s in service.subscriptions if consume]
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://tocsin") as client:
+            yield client
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    async with rig(tmp_path, config()) as r:
-        app = FastAPI()
-        app.include_router(router(r.engine, r.store, lambda: "ops"))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tocsin") as client:
-            yield Api(r, client)
+    async with rig(tmp_path, config()) as r, serving(r) as client:
+        yield Api(r, client)
 
 
 async def open_incidents(api: Api) -> list[str]:
@@ -149,3 +173,101 @@ async def test_incident_shows_who_acknowledged_and_its_timeline(api: Api) -> Non
     listed = (await api.get("/api/v1/incidents")).json()["incidents"]
     assert listed[0]["acknowledged_by"] == "api:ops"
     assert "timeline" not in listed[0]
+
+
+# -- responders' actions go through incidents.commands ---------------------------------------
+
+
+async def test_acknowledge_is_applied_by_the_command_consumer_once(api: Api) -> None:
+    await api.rig.engine.on_incident_event(incident_event())
+    acked = await api.client.post("/api/v1/incidents/inc-1/acknowledge")
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["status"] == "acknowledged"
+    commands = api.rig.bus.of(INCIDENTS_COMMANDS, IncidentCommand)
+    assert [(c.command, c.actor, c.via) for c in commands] == [
+        (CommandKind.ACKNOWLEDGE, "api:ops", "api")
+    ]
+    again = await api.client.post("/api/v1/incidents/inc-1/acknowledge")
+    assert again.status_code == 200
+    assert [c.status for c in lifecycle_changes(api.rig)] == [LifecycleStatus.ACKNOWLEDGED]
+
+
+async def test_acknowledge_with_snooze_and_escalate(api: Api) -> None:
+    await api.rig.engine.on_incident_event(incident_event())
+    snoozed = await api.client.post("/api/v1/incidents/inc-1/acknowledge", json={"snooze": "30m"})
+    assert snoozed.status_code == 200, snoozed.text
+    body = snoozed.json()
+    assert body["status"] == "acknowledged"
+    assert body["snoozed_until"] == (T0 + 30 * MIN).isoformat().replace("+00:00", "Z")
+    (command,) = api.rig.bus.of(INCIDENTS_COMMANDS, IncidentCommand)
+    assert (command.command, command.snooze_seconds) == (CommandKind.SNOOZE, 1800)
+
+    escalated = await api.client.post("/api/v1/incidents/inc-1/escalate")
+    assert escalated.status_code == 200, escalated.text
+    assert escalated.json()["status"] == "triggered"
+    assert escalated.json()["responders"] == ["alice", "bob"]
+    refused = await api.client.post("/api/v1/incidents/inc-1/escalate")
+    assert refused.status_code == 409
+    assert "every level" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"snooze": "soon"}, 422),
+        ({"snooze": "0s"}, 422),
+        ({"snooze": "1500ms"}, 422),
+        ({"snooze": "8d"}, 422),
+        ({"snoze": "30m"}, 422),
+    ],
+)
+async def test_bad_snooze_is_refused_and_changes_nothing(
+    api: Api, body: dict[str, Any], status: int
+) -> None:
+    await api.rig.engine.on_incident_event(incident_event())
+    response = await api.client.post("/api/v1/incidents/inc-1/acknowledge", json=body)
+    assert response.status_code == status, response.text
+    assert api.rig.bus.of(INCIDENTS_COMMANDS, IncidentCommand) == []
+
+
+async def test_actions_on_unknown_or_resolved_incidents_are_refused_at_once(api: Api) -> None:
+    assert (await api.client.post("/api/v1/incidents/nope/resolve")).status_code == 404
+    await api.rig.engine.on_incident_event(incident_event())
+    assert (await api.client.post("/api/v1/incidents/inc-1/resolve")).status_code == 200
+    for action in ("acknowledge", "escalate"):
+        response = await api.client.post(f"/api/v1/incidents/inc-1/{action}")
+        assert response.status_code == 409
+        assert "resolved" in response.json()["detail"]
+    assert len(api.rig.bus.of(INCIDENTS_COMMANDS, IncidentCommand)) == 1
+
+
+async def test_without_a_running_consumer_the_command_is_accepted_and_applied_later(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path, config()) as r:
+        await r.engine.on_incident_event(incident_event())
+        service = build(r.bus, r.store, r.engine_config, r.clock, lambda: "ops", instance_id="api")
+        app = FastAPI()
+        app.include_router(router(r.engine, r.store, lambda: "ops", command_wait_seconds=0.1))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tocsin") as client:
+            accepted = await client.post("/api/v1/incidents/inc-1/acknowledge")
+            assert accepted.status_code == 202, accepted.text
+            body = accepted.json()
+            assert (body["incident_id"], body["status"]) == ("inc-1", "pending")
+            status_url = f"/api/v1/incidents/inc-1/commands/{body['command_id']}"
+            assert (await client.get(status_url)).json()["status"] == "pending"
+
+            (commands,) = [s for s in service.subscriptions if s.topic == INCIDENTS_COMMANDS]
+            consumer = asyncio.create_task(r.bus.consume(commands))
+            try:
+                for _ in range(200):
+                    if (await client.get(status_url)).json()["status"] != "pending":
+                        break
+                    await asyncio.sleep(0.01)
+            finally:
+                consumer.cancel()
+                await asyncio.gather(consumer, return_exceptions=True)
+            assert (await client.get(status_url)).json()["status"] == "applied"
+            shown = (await client.get("/api/v1/incidents/inc-1")).json()
+            assert shown["status"] == "acknowledged"

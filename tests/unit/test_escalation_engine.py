@@ -21,9 +21,10 @@ from schemas import (
     NotificationEvent,
     NotificationRequested,
     NotificationResult,
+    Severity,
 )
 from schemas.notifications import MAX_SNAPSHOT_ALERTS
-from services.escalation.domain.lifecycle import Action, InvalidTransition, Status
+from services.escalation.domain.lifecycle import Action, InvalidTransition, NoLevelLeft, Status
 from services.escalation.domain.timeline import TimelineEntry
 from services.escalation.engine import Actor
 from services.escalation.store import Stamp
@@ -364,3 +365,105 @@ async def test_stored_alerts_are_bounded(two_levels: Rig) -> None:
     assert incident is not None
     assert len(incident.alerts) == MAX_SNAPSHOT_ALERTS
     assert incident.alerts[0].fingerprint == f"fp{MAX_SNAPSHOT_ALERTS + 4}"
+
+
+# -- snooze and escalate now, end to end through the engine and its timers -------------------
+
+
+async def test_snooze_acknowledges_then_pages_again_from_the_first_level(two_levels: Rig) -> None:
+    r = two_levels
+    await r.engine.on_incident_event(incident_event())
+    r.clock.advance(MIN)
+    await r.engine.command("inc-1", Action.SNOOZE, ALICE, until=r.clock.at + 30 * MIN)
+    assert [p.event for p in pages(r)] == [
+        NotificationEvent.TRIGGERED,
+        NotificationEvent.ACKNOWLEDGED,
+    ]
+    r.clock.advance(10 * MIN)  # bob's level-1 step was due at T0+5m: cancelled by the snooze
+    assert await r.engine.fire_due_timers() == 0
+    r.clock.advance(20 * MIN)
+    assert await r.engine.fire_due_timers() == 1  # the snooze ends
+    woken = pages(r)[-1]
+    assert (woken.recipient.user_id, woken.event, woken.incident.status) == (
+        "alice",
+        NotificationEvent.TRIGGERED,
+        "triggered",
+    )
+    r.clock.advance(5 * MIN)
+    assert await r.engine.fire_due_timers() == 1  # escalation starts over: bob at +5m
+    assert pages(r)[-1].recipient.user_id == "bob"
+    assert [(c.status, c.actor) for c in lifecycle(r)] == [
+        (LifecycleStatus.ACKNOWLEDGED, "api:alice-key"),
+        (LifecycleStatus.TRIGGERED, None),
+    ]
+    actions = [e.action for e in await r.store.timeline("inc-1", 100)]
+    assert actions.count("snooze") == 1
+    assert actions.count("ack_timeout") == 1
+
+
+async def test_a_second_snooze_replaces_the_first_and_resolve_ends_it(two_levels: Rig) -> None:
+    r = two_levels
+    await r.engine.on_incident_event(incident_event())
+    await r.engine.command("inc-1", Action.SNOOZE, ALICE, until=T0 + 30 * MIN)
+    r.clock.advance(10 * MIN)
+    await r.engine.command("inc-1", Action.SNOOZE, ALICE, until=T0 + 60 * MIN)
+    r.clock.at = T0 + 30 * MIN
+    await r.engine.fire_due_timers()
+    incident = await r.store.get("inc-1")
+    assert incident is not None
+    assert incident.lifecycle.status is Status.ACKNOWLEDGED
+    assert incident.lifecycle.snoozed_until == T0 + 60 * MIN
+    await r.engine.command("inc-1", Action.RESOLVE, ALICE)
+    sent = len(pages(r))
+    r.clock.at = T0 + 61 * MIN
+    await r.engine.fire_due_timers()
+    assert len(pages(r)) == sent
+    resolved = await r.store.get("inc-1")
+    assert resolved is not None
+    assert resolved.lifecycle.status is Status.RESOLVED
+
+
+async def test_escalate_now_pages_the_next_level_once(two_levels: Rig) -> None:
+    r = two_levels
+    await r.engine.on_incident_event(incident_event())
+    r.clock.advance(MIN)
+    await r.engine.command("inc-1", Action.ESCALATE_NOW, ALICE)
+    bob = pages(r)[-1]
+    assert (bob.recipient.user_id, bob.escalation_level, bob.event) == (
+        "bob",
+        1,
+        NotificationEvent.ESCALATED,
+    )
+    r.clock.advance(10 * MIN)  # the policy's own level-1 timer comes due: it pages nobody
+    await r.engine.fire_due_timers()
+    assert [p.recipient.user_id for p in pages(r)] == ["alice", "bob"]
+    with pytest.raises(NoLevelLeft):
+        await r.engine.command("inc-1", Action.ESCALATE_NOW, ALICE)
+
+
+# -- severity --------------------------------------------------------------------------------
+
+
+async def test_severity_change_goes_on_the_timeline_and_into_later_pages(
+    two_levels: Rig,
+) -> None:
+    r = two_levels
+    await r.engine.on_incident_event(incident_event(severity=Severity.SEV2))
+    raised = incident_event(IncidentEventKind.SEVERITY_CHANGED, severity=Severity.SEV0, at=T0 + MIN)
+    raised = raised.model_copy(update={"severity_reasons": ("critical on a tier-0 service",)})
+    await r.engine.on_incident_event(raised)
+    await r.engine.on_incident_event(raised)  # redelivered
+    entries = [e for e in await r.store.timeline("inc-1", 100) if e.action == "severity_changed"]
+    assert [(e.detail, e.at) for e in entries] == [
+        ("SEV2 → SEV0 (critical on a tier-0 service)", T0 + MIN)
+    ]
+    r.clock.advance(5 * MIN)
+    await r.engine.fire_due_timers()
+    assert pages(r)[-1].incident.severity is Severity.SEV0
+
+
+async def test_all_resolved_for_an_unknown_incident_pages_nobody(two_levels: Rig) -> None:
+    resolved = incident_event(IncidentEventKind.ALERTS_RESOLVED, firing=0)
+    await two_levels.engine.on_incident_event(resolved)
+    assert pages(two_levels) == []
+    assert await two_levels.store.get("inc-1") is None

@@ -4,6 +4,7 @@ escalation timing driven by injected `now` values."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,10 +17,13 @@ from services.escalation.domain.lifecycle import (
     EscalationPlan,
     InvalidTransition,
     Lifecycle,
+    NoLevelLeft,
     NotifyResponders,
     Outcome,
     PageStep,
+    Refused,
     Responder,
+    ScheduleAckTimeout,
     ScheduleEscalation,
     Status,
     apply,
@@ -56,9 +60,13 @@ EXPECTED_ROWS = {
     (Status.TRIGGERED, Action.ESCALATE): Status.TRIGGERED,
     (Status.TRIGGERED, Action.ACKNOWLEDGE): Status.ACKNOWLEDGED,
     (Status.TRIGGERED, Action.RESOLVE): Status.RESOLVED,
+    (Status.TRIGGERED, Action.SNOOZE): Status.ACKNOWLEDGED,
+    (Status.TRIGGERED, Action.ESCALATE_NOW): Status.TRIGGERED,
     (Status.ACKNOWLEDGED, Action.ACKNOWLEDGE): Status.ACKNOWLEDGED,
     (Status.ACKNOWLEDGED, Action.RESOLVE): Status.RESOLVED,
     (Status.ACKNOWLEDGED, Action.ACK_TIMEOUT): Status.TRIGGERED,
+    (Status.ACKNOWLEDGED, Action.SNOOZE): Status.ACKNOWLEDGED,
+    (Status.ACKNOWLEDGED, Action.ESCALATE_NOW): Status.TRIGGERED,
     (Status.RESOLVED, Action.RESOLVE): Status.RESOLVED,
     (Status.RESOLVED, Action.REOPEN): Status.TRIGGERED,
 }
@@ -138,13 +146,130 @@ def test_row_acknowledged_ack_timeout_triggers_a_new_cycle_from_step_0() -> None
     ).state
     acked = apply(state, Action.ACKNOWLEDGE, PLAN, T0 + 6 * MIN).state
     now = T0 + 36 * MIN
-    outcome = apply(acked, Action.ACK_TIMEOUT, PLAN, now)
+    outcome = apply(acked, Action.ACK_TIMEOUT, PLAN, now, cycle=0)
     assert outcome.state == Lifecycle(
         status=Status.TRIGGERED, cycle=1, next_step=1, responders=(Responder("alice", 0),)
     )
     assert outcome.effects == (
         PageStep(0, 0, 1, ("alice",), NotificationEvent.TRIGGERED),
         ScheduleEscalation(step=1, cycle=1, due_at=now + 5 * MIN),
+    )
+
+
+def test_ack_timeout_of_another_cycle_changes_nothing() -> None:
+    acked = apply(_triggered_after_first_page(), Action.ACKNOWLEDGE, PLAN, T0 + MIN).state
+    for stale in (None, 1, -1):
+        outcome = apply(acked, Action.ACK_TIMEOUT, PLAN, T0 + 9 * MIN, cycle=stale)
+        assert outcome == Outcome(acked, ())
+
+
+def test_row_triggered_snooze_acknowledges_in_a_new_cycle_until_then() -> None:
+    state = _triggered_after_first_page()
+    until = T0 + 31 * MIN
+    outcome = apply(state, Action.SNOOZE, PLAN, T0 + MIN, until=until)
+    assert outcome.state == replace(state, status=Status.ACKNOWLEDGED, cycle=1, snoozed_until=until)
+    assert outcome.effects == (
+        CancelTimers(),
+        NotifyResponders((Responder("alice", 0),), NotificationEvent.ACKNOWLEDGED, 0),
+        ScheduleAckTimeout(cycle=1, due_at=until),
+    )
+
+
+def test_row_acknowledged_snooze_replaces_the_pending_one_without_a_new_notice() -> None:
+    first = apply(
+        _triggered_after_first_page(), Action.SNOOZE, PLAN, T0 + MIN, until=T0 + 31 * MIN
+    ).state
+    outcome = apply(first, Action.SNOOZE, PLAN, T0 + 10 * MIN, until=T0 + 70 * MIN)
+    assert (outcome.state.status, outcome.state.cycle) == (Status.ACKNOWLEDGED, 2)
+    assert outcome.state.snoozed_until == T0 + 70 * MIN
+    assert outcome.effects == (CancelTimers(), ScheduleAckTimeout(2, T0 + 70 * MIN))
+    # The first snooze's timer (cycle 1) is stale now; the second one's triggers again.
+    stale = apply(outcome.state, Action.ACK_TIMEOUT, PLAN, T0 + 31 * MIN, cycle=1)
+    assert stale == Outcome(outcome.state, ())
+    woken = apply(outcome.state, Action.ACK_TIMEOUT, PLAN, T0 + 70 * MIN, cycle=2)
+    assert woken.state == Lifecycle(
+        status=Status.TRIGGERED, cycle=3, next_step=1, responders=(Responder("alice", 0),)
+    )
+    assert woken.effects == (
+        PageStep(0, 0, 3, ("alice",), NotificationEvent.TRIGGERED),
+        ScheduleEscalation(step=1, cycle=3, due_at=T0 + 75 * MIN),
+    )
+
+
+@pytest.mark.parametrize("until", [None, T0 + MIN, T0])
+def test_snooze_must_end_later_than_now(until: datetime | None) -> None:
+    with pytest.raises(Refused, match="later than now"):
+        apply(_triggered_after_first_page(), Action.SNOOZE, PLAN, T0 + MIN, until=until)
+
+
+def test_acknowledge_while_snoozed_keeps_the_snooze() -> None:
+    snoozed = apply(
+        _triggered_after_first_page(), Action.SNOOZE, PLAN, T0 + MIN, until=T0 + 31 * MIN
+    ).state
+    assert apply(snoozed, Action.ACKNOWLEDGE, PLAN, T0 + 2 * MIN) == Outcome(snoozed, ())
+
+
+def test_resolve_ends_a_snooze() -> None:
+    snoozed = apply(
+        _triggered_after_first_page(), Action.SNOOZE, PLAN, T0 + MIN, until=T0 + 31 * MIN
+    ).state
+    resolved = apply(snoozed, Action.RESOLVE, PLAN, T0 + 2 * MIN).state
+    assert (resolved.status, resolved.snoozed_until) == (Status.RESOLVED, None)
+    with pytest.raises(InvalidTransition):
+        apply(resolved, Action.ACK_TIMEOUT, PLAN, T0 + 31 * MIN, cycle=1)
+
+
+def test_row_triggered_escalate_now_pages_the_next_level_at_once() -> None:
+    state = _triggered_after_first_page()  # bob and carol (level 1) are due at T0+5m
+    now = T0 + MIN
+    outcome = apply(state, Action.ESCALATE_NOW, PLAN, now)
+    assert outcome.state == Lifecycle(
+        status=Status.TRIGGERED,
+        cycle=1,
+        next_step=2,
+        responders=(Responder("alice", 0), Responder("bob", 1), Responder("carol", 1)),
+    )
+    assert outcome.effects == (
+        CancelTimers(),
+        PageStep(1, 1, 1, ("bob", "carol"), NotificationEvent.ESCALATED),
+        ScheduleEscalation(step=2, cycle=1, due_at=now + 10 * MIN),
+    )
+    # The level-1 timer of cycle 0 is stale: it pages nobody a second time.
+    assert apply(outcome.state, Action.ESCALATE, PLAN, T0 + 5 * MIN, step=1, cycle=0) == Outcome(
+        outcome.state, ()
+    )
+
+
+def test_row_acknowledged_escalate_now_triggers_again_and_pages_the_next_level() -> None:
+    snoozed = apply(
+        _triggered_after_first_page(), Action.SNOOZE, PLAN, T0 + MIN, until=T0 + 31 * MIN
+    ).state
+    outcome = apply(snoozed, Action.ESCALATE_NOW, PLAN, T0 + 2 * MIN)
+    assert (outcome.state.status, outcome.state.cycle, outcome.state.next_step) == (
+        Status.TRIGGERED,
+        2,
+        2,
+    )
+    assert outcome.state.snoozed_until is None
+    assert [type(e) for e in outcome.effects] == [CancelTimers, PageStep, ScheduleEscalation]
+
+
+def test_escalate_now_after_the_last_level_is_refused() -> None:
+    state = _triggered_after_first_page()
+    state = apply(state, Action.ESCALATE_NOW, PLAN, T0 + MIN).state
+    state = apply(state, Action.ESCALATE_NOW, PLAN, T0 + 2 * MIN).state
+    assert state.next_step == PLAN.total_steps
+    with pytest.raises(NoLevelLeft, match="every level"):
+        apply(state, Action.ESCALATE_NOW, PLAN, T0 + 3 * MIN)
+
+
+def test_escalate_now_with_a_delayed_first_level_pages_it_as_triggered() -> None:
+    plan = EscalationPlan(delays=(2 * MIN, 5 * MIN), targets=(("alice",), ("bob",)))
+    outcome = apply(open_incident(plan, T0).state, Action.ESCALATE_NOW, plan, T0 + MIN)
+    assert outcome.effects == (
+        CancelTimers(),
+        PageStep(0, 0, 1, ("alice",), NotificationEvent.TRIGGERED),
+        ScheduleEscalation(step=1, cycle=1, due_at=T0 + 6 * MIN),
     )
 
 
@@ -174,7 +299,7 @@ def test_row_resolved_reopen_triggers_a_new_cycle_from_step_0() -> None:
 INVALID_PAIRS = [pair for pair in itertools.product(Status, Action) if pair not in EXPECTED_ROWS]
 
 
-def test_there_are_seven_invalid_pairs() -> None:
+def test_there_are_nine_invalid_pairs() -> None:
     assert sorted(INVALID_PAIRS) == sorted(
         [
             (Status.TRIGGERED, Action.ACK_TIMEOUT),
@@ -184,6 +309,8 @@ def test_there_are_seven_invalid_pairs() -> None:
             (Status.RESOLVED, Action.ESCALATE),
             (Status.RESOLVED, Action.ACKNOWLEDGE),
             (Status.RESOLVED, Action.ACK_TIMEOUT),
+            (Status.RESOLVED, Action.SNOOZE),
+            (Status.RESOLVED, Action.ESCALATE_NOW),
         ]
     )
 
@@ -192,7 +319,7 @@ def test_there_are_seven_invalid_pairs() -> None:
 def test_pair_not_in_table_raises_invalid_transition(status: Status, action: Action) -> None:
     state = Lifecycle(status=status, next_step=1, responders=(Responder("alice", 0),))
     with pytest.raises(InvalidTransition) as caught:
-        apply(state, action, PLAN, T0, step=1, cycle=0)
+        apply(state, action, PLAN, T0, step=1, cycle=0, until=T0 + MIN)
     assert caught.value.status is status
     assert caught.value.action is action
     assert str(caught.value) == f"cannot {action.value} an incident that is {status.value}"
@@ -268,7 +395,7 @@ def test_stale_timer_changes_nothing(step: int | None, cycle: int | None) -> Non
 def test_timer_from_an_earlier_cycle_is_ignored_after_ack_timeout() -> None:
     state = _triggered_after_first_page()  # cycle 0, step 1 pending
     acked = apply(state, Action.ACKNOWLEDGE, PLAN, T0 + MIN).state
-    cycle1 = apply(acked, Action.ACK_TIMEOUT, PLAN, T0 + 2 * MIN).state
+    cycle1 = apply(acked, Action.ACK_TIMEOUT, PLAN, T0 + 2 * MIN, cycle=0).state
     assert cycle1.next_step == 1
     outcome = apply(cycle1, Action.ESCALATE, PLAN, T0 + 5 * MIN, step=1, cycle=0)
     assert outcome.state == cycle1
@@ -443,7 +570,7 @@ def test_new_cycle_forgets_the_previous_cycles_responders() -> None:
     state = apply(state, Action.ESCALATE, PLAN, T0 + 5 * MIN, step=1, cycle=0).state
     assert state.responder_ids == ("alice", "bob", "carol")
     acked = apply(state, Action.ACKNOWLEDGE, PLAN, T0 + 6 * MIN).state
-    again = apply(acked, Action.ACK_TIMEOUT, PLAN, T0 + 30 * MIN).state
+    again = apply(acked, Action.ACK_TIMEOUT, PLAN, T0 + 30 * MIN, cycle=0).state
     assert again.responder_ids == ("alice",)
 
 

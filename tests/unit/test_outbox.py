@@ -16,6 +16,7 @@ from services.escalation.domain.lifecycle import (
     NotifyResponders,
     PageStep,
     Responder,
+    ScheduleAckTimeout,
     ScheduleEscalation,
     apply,
     open_incident,
@@ -290,3 +291,18 @@ def test_lifecycle_item_id_is_unique_to_its_cause_and_round_trips() -> None:
     assert lifecycle_item(INCIDENT, LifecycleStatus.RESOLVED, None, T0, "v4").id != first.id
     adapter: TypeAdapter[list[OutboxItem]] = TypeAdapter(list[OutboxItem])
     assert adapter.validate_json(adapter.dump_json([first])) == [first]
+
+
+def test_schedule_ack_timeout_arms_a_timer_per_cycle() -> None:
+    due = T0 + 30 * MIN
+    items = _items([ScheduleAckTimeout(cycle=3, due_at=due)])
+    assert items == [
+        ArmTimer(
+            id="timer:ack_timeout:inc-1/c3",
+            timer_id="ack_timeout:inc-1/c3",
+            kind="ack_timeout",
+            due_at=due,
+            step=0,
+            cycle=3,
+        )
+    ]

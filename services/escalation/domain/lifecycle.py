@@ -10,6 +10,15 @@ the first level of a repeat pass). A timer names the step it will page and
 the `cycle` it belongs to, so a stale timer (after an ack, or from an earlier cycle) does
 nothing (or, once acknowledged or resolved, is refused by the table and dropped by the
 caller): nobody is paged twice for one step.
+
+The cycle is bumped whenever pending timers are abandoned and new ones may follow: a reopen,
+an expired acknowledgement (`ACK_TIMEOUT`, which is how a snooze ends), a snooze, and a manual
+escalation. Timers of one cycle are therefore never armed after that cycle was cancelled.
+
+People's actions: `ACKNOWLEDGE`, `RESOLVE`, `SNOOZE` (acknowledged now; at `until` an
+`ACK_TIMEOUT` timer returns it to triggered and escalation starts over from the first level;
+a later snooze replaces it, a resolve cancels it) and `ESCALATE_NOW` (page the next step at
+once, then go on with the policy's delays; from acknowledged it triggers again).
 """
 
 from __future__ import annotations
@@ -35,27 +44,42 @@ class Action(StrEnum):
     ESCALATE = "escalate"  # an escalation timer fired
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"
-    ACK_TIMEOUT = "ack_timeout"  # an acknowledgement expired: back to triggered
+    ACK_TIMEOUT = "ack_timeout"  # an acknowledgement (a snooze) expired: back to triggered
     REOPEN = "reopen"  # a resolved incident fires again
+    SNOOZE = "snooze"  # a person: acknowledged until a time, then triggered again
+    ESCALATE_NOW = "escalate_now"  # a person: page the next level now
 
 
 TRANSITIONS: Mapping[tuple[Status, Action], Status] = {
     (Status.TRIGGERED, Action.ESCALATE): Status.TRIGGERED,
     (Status.TRIGGERED, Action.ACKNOWLEDGE): Status.ACKNOWLEDGED,
     (Status.TRIGGERED, Action.RESOLVE): Status.RESOLVED,
+    (Status.TRIGGERED, Action.SNOOZE): Status.ACKNOWLEDGED,
+    (Status.TRIGGERED, Action.ESCALATE_NOW): Status.TRIGGERED,
     (Status.ACKNOWLEDGED, Action.ACKNOWLEDGE): Status.ACKNOWLEDGED,
     (Status.ACKNOWLEDGED, Action.RESOLVE): Status.RESOLVED,
     (Status.ACKNOWLEDGED, Action.ACK_TIMEOUT): Status.TRIGGERED,
+    (Status.ACKNOWLEDGED, Action.SNOOZE): Status.ACKNOWLEDGED,
+    (Status.ACKNOWLEDGED, Action.ESCALATE_NOW): Status.TRIGGERED,
     (Status.RESOLVED, Action.RESOLVE): Status.RESOLVED,
     (Status.RESOLVED, Action.REOPEN): Status.TRIGGERED,
 }
 
 
-class InvalidTransition(Exception):
+class Refused(Exception):
+    """A person's action that cannot be applied to the incident as it is (HTTP 409)."""
+
+
+class InvalidTransition(Refused):
     def __init__(self, status: Status, action: Action) -> None:
         super().__init__(f"cannot {action.value} an incident that is {status.value}")
         self.status = status
         self.action = action
+
+
+class NoLevelLeft(Refused):
+    def __init__(self) -> None:
+        super().__init__("every level of the escalation policy has been paged already")
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,7 @@ class Lifecycle:
     cycle: int = 0  # bumped when a resolved or acknowledged incident triggers again
     next_step: int = 0  # the step the pending escalation timer will page
     responders: tuple[Responder, ...] = ()  # users paged in this cycle, in paging order
+    snoozed_until: datetime | None = None  # when a snoozed acknowledgement expires
 
     @property
     def responder_ids(self) -> tuple[str, ...]:
@@ -137,7 +162,15 @@ class NotifyResponders:
     cycle: int
 
 
-Effect = PageStep | ScheduleEscalation | CancelTimers | NotifyResponders
+@dataclass(frozen=True)
+class ScheduleAckTimeout:
+    """The acknowledgement expires at `due_at` (a snooze): back to triggered then."""
+
+    cycle: int
+    due_at: datetime
+
+
+Effect = PageStep | ScheduleEscalation | CancelTimers | NotifyResponders | ScheduleAckTimeout
 
 
 @dataclass(frozen=True)
@@ -185,11 +218,14 @@ def apply(
     *,
     step: int | None = None,
     cycle: int | None = None,
+    until: datetime | None = None,
 ) -> Outcome:
-    """Apply `action`; raise InvalidTransition when the table has no row for it.
+    """Apply `action`; raise InvalidTransition when the table has no row for it (or
+    NoLevelLeft when ESCALATE_NOW finds every level paged).
 
-    For ESCALATE, `step` and `cycle` name the timer that fired; a timer that no longer matches
-    the state (already paged, or from an earlier cycle) yields the same state and no effects.
+    For ESCALATE, `step` and `cycle` name the timer that fired; for ACK_TIMEOUT, `cycle` does:
+    a timer that no longer matches the state (already paged, from an earlier cycle, a replaced
+    snooze) yields the same state and no effects. SNOOZE needs `until`, later than `now`.
     """
     target = TRANSITIONS.get((state.status, action))
     if target is None:
@@ -198,6 +234,14 @@ def apply(
         if step != state.next_step or cycle != state.cycle:
             return Outcome(state, ())
         return _advance(state, state.next_step, plan, now, due=True)
+    if action is Action.SNOOZE:
+        return _snooze(state, target, now, until)
+    if action is Action.ESCALATE_NOW:
+        if state.next_step >= plan.total_steps:
+            raise NoLevelLeft()
+        moved = replace(state, status=target, cycle=state.cycle + 1, snoozed_until=None)
+        advanced = _advance(moved, state.next_step, plan, now, due=True)
+        return Outcome(advanced.state, (CancelTimers(), *advanced.effects))
     if action is Action.ACKNOWLEDGE:
         if state.status is Status.ACKNOWLEDGED:
             return Outcome(state, ())
@@ -212,12 +256,28 @@ def apply(
         if state.status is Status.RESOLVED:
             return Outcome(state, ())
         return Outcome(
-            replace(state, status=target),
+            replace(state, status=target, snoozed_until=None),
             (
                 CancelTimers(),
                 NotifyResponders(state.responders, NotificationEvent.RESOLVED, state.cycle),
             ),
         )
+    if action is Action.ACK_TIMEOUT and cycle != state.cycle:
+        return Outcome(state, ())  # the timer of a snooze that was replaced since
     # ACK_TIMEOUT and REOPEN: trigger again from the first level in a new cycle.
     fresh = Lifecycle(status=target, cycle=state.cycle + 1)
     return _advance(fresh, 0, plan, now, due=False)
+
+
+def _snooze(state: Lifecycle, target: Status, now: datetime, until: datetime | None) -> Outcome:
+    if until is None or until <= now:
+        raise Refused("a snooze must end later than now")
+    # A new cycle: the cancel below is for the old one, and the expiry timer is the new one's.
+    snoozed = replace(state, status=target, cycle=state.cycle + 1, snoozed_until=until)
+    effects: list[Effect] = [CancelTimers()]
+    if state.status is Status.TRIGGERED:
+        effects.append(
+            NotifyResponders(state.responders, NotificationEvent.ACKNOWLEDGED, state.cycle)
+        )
+    effects.append(ScheduleAckTimeout(snoozed.cycle, until))
+    return Outcome(snoozed, tuple(effects))

@@ -21,6 +21,7 @@ from services.escalation.domain.lifecycle import (
     Effect,
     NotifyResponders,
     PageStep,
+    ScheduleAckTimeout,
     ScheduleEscalation,
 )
 from services.escalation.domain.timeline import TimelineEntry
@@ -43,12 +44,13 @@ class SendNotification(Contract):
 
 
 class ArmTimer(Contract):
-    """A durable timer: `escalate` pages a step; `notify` sends a delayed personal rule."""
+    """A durable timer: `escalate` pages a step; `notify` sends a delayed personal rule;
+    `ack_timeout` ends an acknowledgement (a snooze)."""
 
     type: Literal["timer"] = "timer"
     id: str
     timer_id: str
-    kind: Literal["escalate", "notify"]
+    kind: Literal["escalate", "notify", "ack_timeout"]
     due_at: datetime
     step: int
     cycle: int
@@ -181,6 +183,18 @@ def outbox_items(
                     kind="escalate",
                     due_at=effect.due_at,
                     step=effect.step,
+                    cycle=effect.cycle,
+                )
+            )
+        elif isinstance(effect, ScheduleAckTimeout):
+            timer_id = f"ack_timeout:{incident_id}/c{effect.cycle}"
+            items.append(
+                ArmTimer(
+                    id=f"timer:{timer_id}",
+                    timer_id=timer_id,
+                    kind="ack_timeout",
+                    due_at=effect.due_at,
+                    step=0,
                     cycle=effect.cycle,
                 )
             )
