@@ -329,7 +329,7 @@ class Escalation:
             elif isinstance(item, ArmTimer):
                 await self._store.arm_timer(incident_id, item)
             elif isinstance(item, CancelPendingTimers):
-                await self._store.cancel_timers(incident_id)
+                await self._store.cancel_timers(incident_id, item.cycle)
         if sends:
             await self._bus.publish_many(
                 NOTIFICATIONS_REQUESTED,

@@ -154,7 +154,8 @@ class EscalationStore(Protocol):
 
     async def arm_timer(self, incident_id: str, timer: ArmTimer) -> None: ...
 
-    async def cancel_timers(self, incident_id: str) -> None: ...
+    async def cancel_timers(self, incident_id: str, through_cycle: int | None) -> None:
+        """Cancel pending timers of cycles up to `through_cycle` (None: all of them)."""
 
     async def claim_due_timer(
         self, now: datetime, owner: str, lease: timedelta
@@ -409,10 +410,11 @@ class MongoEscalationStore:
             upsert=True,
         )
 
-    async def cancel_timers(self, incident_id: str) -> None:
-        await self._timers.update_many(
-            {"incident_id": incident_id, "state": "pending"}, {"$set": {"state": "cancelled"}}
-        )
+    async def cancel_timers(self, incident_id: str, through_cycle: int | None) -> None:
+        query: Document = {"incident_id": incident_id, "state": "pending"}
+        if through_cycle is not None:
+            query["cycle"] = {"$lte": through_cycle}
+        await self._timers.update_many(query, {"$set": {"state": "cancelled"}})
 
     async def claim_due_timer(self, now: datetime, owner: str, lease: timedelta) -> Timer | None:
         doc = await self._timers.find_one_and_update(

@@ -29,6 +29,7 @@ from services.escalation.domain.timeline import TimelineEntry
 from services.escalation.engine import Actor
 from services.escalation.store import Stamp
 from tests.unit.escalation_harness import T0, Rig, alert, config, incident_event, rig
+from tocsin.runtime.bus import PublishError
 
 MIN = timedelta(minutes=1)
 ALICE = Actor("api:alice-key")
@@ -467,3 +468,44 @@ async def test_all_resolved_for_an_unknown_incident_pages_nobody(two_levels: Rig
     await two_levels.engine.on_incident_event(resolved)
     assert pages(two_levels) == []
     assert await two_levels.store.get("inc-1") is None
+
+
+# -- a re-done outbox never cancels a timer armed after its cancel (issue 8) ------------------
+
+
+async def test_redone_snooze_outbox_keeps_the_snooze_timer(two_levels: Rig) -> None:
+    """The snooze's outbox is [cancel, notices, arm the expiry]. Carried out once up to the
+    publish, which fails, then again: the second cancel must not cancel the expiry armed by
+    the first pass, or the incident stays acknowledged for ever."""
+    r = two_levels
+    await r.engine.on_incident_event(incident_event())
+    r.bus.fail_next = 1
+    with pytest.raises(PublishError):
+        await r.engine.command("inc-1", Action.SNOOZE, ALICE, until=T0 + 30 * MIN)
+    await r.engine.flush("inc-1")  # the sweeper's turn
+    r.clock.at = T0 + 30 * MIN
+    assert await r.engine.fire_due_timers() == 1
+    incident = await r.store.get("inc-1")
+    assert incident is not None
+    assert incident.lifecycle.status is Status.TRIGGERED
+    assert pages(r)[-1].event is NotificationEvent.TRIGGERED
+
+
+async def test_interleaved_cancel_and_arm_of_a_new_cycle_still_escalate(two_levels: Rig) -> None:
+    """A resolve's outbox [cancel] is not carried out in time (the broker is down); the alert
+    fires again and the reopen appends [page, arm cycle 1 step 1]. Two passes over that
+    outbox run cancel → arm → cancel: cycle 1's step 1 must still page bob."""
+    r = two_levels
+    await r.engine.on_incident_event(incident_event())
+    r.bus.fail_next = 1
+    with pytest.raises(PublishError):
+        await r.engine.command("inc-1", Action.RESOLVE, ALICE)
+    r.clock.advance(MIN)
+    r.bus.fail_next = 1
+    with pytest.raises(PublishError):
+        await r.engine.on_incident_event(incident_event(IncidentEventKind.ALERT_ADDED, count=2))
+    await r.engine.flush("inc-1")  # the sweeper's turn: cancel, arm (already armed), publish
+    r.clock.advance(5 * MIN)
+    assert await r.engine.fire_due_timers() == 1
+    bob = pages(r)[-1]
+    assert (bob.recipient.user_id, bob.notification_id) == ("bob", "inc-1/c1/s1/bob/bob-hook")

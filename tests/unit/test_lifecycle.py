@@ -105,7 +105,7 @@ def test_row_triggered_acknowledge_cancels_timers_and_tells_responders() -> None
     assert outcome.state.cycle == 0
     assert outcome.state.responder_ids == ("alice",)
     assert outcome.effects == (
-        CancelTimers(),
+        CancelTimers(0),
         NotifyResponders((Responder("alice", 0),), NotificationEvent.ACKNOWLEDGED, 0),
     )
 
@@ -116,7 +116,7 @@ def test_row_triggered_resolve_cancels_timers_and_tells_responders() -> None:
     assert outcome.state.status is Status.RESOLVED
     assert outcome.state.responder_ids == ("alice",)
     assert outcome.effects == (
-        CancelTimers(),
+        CancelTimers(0),
         NotifyResponders((Responder("alice", 0),), NotificationEvent.RESOLVED, 0),
     )
 
@@ -135,7 +135,7 @@ def test_row_acknowledged_resolve_cancels_timers_and_tells_responders() -> None:
     assert outcome.state.status is Status.RESOLVED
     assert outcome.state.cycle == 0
     assert outcome.effects == (
-        CancelTimers(),
+        CancelTimers(0),
         NotifyResponders((Responder("alice", 0),), NotificationEvent.RESOLVED, 0),
     )
 
@@ -169,7 +169,7 @@ def test_row_triggered_snooze_acknowledges_in_a_new_cycle_until_then() -> None:
     outcome = apply(state, Action.SNOOZE, PLAN, T0 + MIN, until=until)
     assert outcome.state == replace(state, status=Status.ACKNOWLEDGED, cycle=1, snoozed_until=until)
     assert outcome.effects == (
-        CancelTimers(),
+        CancelTimers(0),
         NotifyResponders((Responder("alice", 0),), NotificationEvent.ACKNOWLEDGED, 0),
         ScheduleAckTimeout(cycle=1, due_at=until),
     )
@@ -182,7 +182,7 @@ def test_row_acknowledged_snooze_replaces_the_pending_one_without_a_new_notice()
     outcome = apply(first, Action.SNOOZE, PLAN, T0 + 10 * MIN, until=T0 + 70 * MIN)
     assert (outcome.state.status, outcome.state.cycle) == (Status.ACKNOWLEDGED, 2)
     assert outcome.state.snoozed_until == T0 + 70 * MIN
-    assert outcome.effects == (CancelTimers(), ScheduleAckTimeout(2, T0 + 70 * MIN))
+    assert outcome.effects == (CancelTimers(1), ScheduleAckTimeout(2, T0 + 70 * MIN))
     # The first snooze's timer (cycle 1) is stale now; the second one's triggers again.
     stale = apply(outcome.state, Action.ACK_TIMEOUT, PLAN, T0 + 31 * MIN, cycle=1)
     assert stale == Outcome(outcome.state, ())
@@ -230,7 +230,7 @@ def test_row_triggered_escalate_now_pages_the_next_level_at_once() -> None:
         responders=(Responder("alice", 0), Responder("bob", 1), Responder("carol", 1)),
     )
     assert outcome.effects == (
-        CancelTimers(),
+        CancelTimers(0),
         PageStep(1, 1, 1, ("bob", "carol"), NotificationEvent.ESCALATED),
         ScheduleEscalation(step=2, cycle=1, due_at=now + 10 * MIN),
     )
@@ -267,7 +267,7 @@ def test_escalate_now_with_a_delayed_first_level_pages_it_as_triggered() -> None
     plan = EscalationPlan(delays=(2 * MIN, 5 * MIN), targets=(("alice",), ("bob",)))
     outcome = apply(open_incident(plan, T0).state, Action.ESCALATE_NOW, plan, T0 + MIN)
     assert outcome.effects == (
-        CancelTimers(),
+        CancelTimers(0),
         PageStep(0, 0, 1, ("alice",), NotificationEvent.TRIGGERED),
         ScheduleEscalation(step=1, cycle=1, due_at=T0 + 6 * MIN),
     )
@@ -520,7 +520,7 @@ def test_acknowledge_notifies_every_responder_of_the_cycle_in_paging_order() -> 
     state = apply(state, Action.ESCALATE, PLAN, T0 + 5 * MIN, step=1, cycle=0).state
     outcome = apply(state, Action.ACKNOWLEDGE, PLAN, T0 + 6 * MIN)
     assert outcome.effects == (
-        CancelTimers(),
+        CancelTimers(0),
         NotifyResponders(
             (Responder("alice", 0), Responder("bob", 1), Responder("carol", 1)),
             NotificationEvent.ACKNOWLEDGED,
@@ -534,7 +534,7 @@ def test_acknowledge_before_anyone_was_paged_notifies_nobody() -> None:
     state = open_incident(plan, T0).state
     outcome = apply(state, Action.ACKNOWLEDGE, plan, T0 + MIN)
     assert outcome.effects == (
-        CancelTimers(),
+        CancelTimers(0),
         NotifyResponders((), NotificationEvent.ACKNOWLEDGED, 0),
     )
 
@@ -550,7 +550,7 @@ def test_resolve_in_a_later_cycle_notifies_with_that_cycle() -> None:
     reopened = apply(resolved, Action.REOPEN, PLAN, T0 + 2 * MIN).state
     outcome = apply(reopened, Action.RESOLVE, PLAN, T0 + 3 * MIN)
     assert outcome.effects == (
-        CancelTimers(),
+        CancelTimers(1),
         NotifyResponders((Responder("alice", 0),), NotificationEvent.RESOLVED, 1),
     )
     assert outcome.state.cycle == 1

@@ -147,11 +147,17 @@ def test_schedule_escalation_arms_an_escalate_timer() -> None:
     ]
 
 
-def test_cancel_timers_item_id_is_unique_to_its_cause() -> None:
-    first = _items([CancelTimers()], cause="ack-1")
-    second = _items([CancelTimers()], cause="ack-2")
-    assert first == [CancelPendingTimers(id="cancel:inc-1/ack-1")]
-    assert second == [CancelPendingTimers(id="cancel:inc-1/ack-2")]
+def test_cancel_timers_item_id_is_unique_to_its_cause_and_names_its_cycle() -> None:
+    first = _items([CancelTimers(0)], cause="ack-1")
+    second = _items([CancelTimers(2)], cause="ack-2")
+    assert first == [CancelPendingTimers(id="cancel:inc-1/ack-1", cycle=0)]
+    assert second == [CancelPendingTimers(id="cancel:inc-1/ack-2", cycle=2)]
+
+
+def test_a_cancel_stored_before_cycles_were_named_cancels_every_cycle() -> None:
+    adapter: TypeAdapter[list[OutboxItem]] = TypeAdapter(list[OutboxItem])
+    (legacy,) = adapter.validate_python([{"type": "cancel_timers", "id": "cancel:inc-1/x"}])
+    assert legacy == CancelPendingTimers(id="cancel:inc-1/x", cycle=None)
 
 
 def test_notify_responders_uses_immediate_contacts_and_the_level_each_was_paged_at() -> None:
@@ -207,7 +213,7 @@ def test_notify_responders_without_users_or_rules_gives_nothing() -> None:
 
 def test_items_follow_effect_order() -> None:
     effects: list[Effect] = [
-        CancelTimers(),
+        CancelTimers(0),
         NotifyResponders(_who("bob"), NotificationEvent.RESOLVED, 0),
         _page(users=("bob",)),
         ScheduleEscalation(1, 0, T0 + MIN),
@@ -276,7 +282,7 @@ def test_outbox_items_round_trip_through_json() -> None:
         [
             _page(users=("alice", "carol")),
             ScheduleEscalation(1, 0, T0 + 5 * MIN),
-            CancelTimers(),
+            CancelTimers(0),
             NotifyResponders(_who("bob"), NotificationEvent.ACKNOWLEDGED, 0),
         ]
     )

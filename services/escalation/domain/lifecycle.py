@@ -152,7 +152,11 @@ class ScheduleEscalation:
 
 @dataclass(frozen=True)
 class CancelTimers:
-    pass
+    """Cancel the pending timers of `cycle` and earlier ones, never a later cycle's: a re-done
+    outbox [cancel cycle n, arm cycle n+1] runs cancel, arm, cancel, arm, and the timer armed
+    in between must survive (no cycle arms a timer after its own cancel, see the module doc)."""
+
+    cycle: int
 
 
 @dataclass(frozen=True)
@@ -241,14 +245,14 @@ def apply(
             raise NoLevelLeft()
         moved = replace(state, status=target, cycle=state.cycle + 1, snoozed_until=None)
         advanced = _advance(moved, state.next_step, plan, now, due=True)
-        return Outcome(advanced.state, (CancelTimers(), *advanced.effects))
+        return Outcome(advanced.state, (CancelTimers(state.cycle), *advanced.effects))
     if action is Action.ACKNOWLEDGE:
         if state.status is Status.ACKNOWLEDGED:
             return Outcome(state, ())
         return Outcome(
             replace(state, status=target),
             (
-                CancelTimers(),
+                CancelTimers(state.cycle),
                 NotifyResponders(state.responders, NotificationEvent.ACKNOWLEDGED, state.cycle),
             ),
         )
@@ -258,7 +262,7 @@ def apply(
         return Outcome(
             replace(state, status=target, snoozed_until=None),
             (
-                CancelTimers(),
+                CancelTimers(state.cycle),
                 NotifyResponders(state.responders, NotificationEvent.RESOLVED, state.cycle),
             ),
         )
@@ -274,7 +278,7 @@ def _snooze(state: Lifecycle, target: Status, now: datetime, until: datetime | N
         raise Refused("a snooze must end later than now")
     # A new cycle: the cancel below is for the old one, and the expiry timer is the new one's.
     snoozed = replace(state, status=target, cycle=state.cycle + 1, snoozed_until=until)
-    effects: list[Effect] = [CancelTimers()]
+    effects: list[Effect] = [CancelTimers(state.cycle)]
     if state.status is Status.TRIGGERED:
         effects.append(
             NotifyResponders(state.responders, NotificationEvent.ACKNOWLEDGED, state.cycle)

@@ -58,8 +58,12 @@ class ArmTimer(Contract):
 
 
 class CancelPendingTimers(Contract):
+    """Cancel the incident's pending timers of `cycle` and earlier (None: every one, as items
+    stored before cycles were named did)."""
+
     type: Literal["cancel_timers"] = "cancel_timers"
     id: str
+    cycle: int | None = None
 
 
 class PublishLifecycle(Contract):
@@ -199,7 +203,9 @@ def outbox_items(
                 )
             )
         elif isinstance(effect, CancelTimers):
-            items.append(CancelPendingTimers(id=f"cancel:{incident_id}/{cause}"))
+            items.append(
+                CancelPendingTimers(id=f"cancel:{incident_id}/{cause}", cycle=effect.cycle)
+            )
         else:
             items.extend(_responder_items(incident_id, effect, rules))
     return items
