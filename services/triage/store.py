@@ -3,7 +3,9 @@
 document per group key with an open incident).
 
 Opening or joining an incident is one atomic upsert on the open group's `_id`, so two triage
-replicas racing on one group agree on a single incident.
+replicas racing on one group agree on a single incident. An incident's alert count is the
+number of its membership documents, counted when read: joining is then one idempotent insert,
+and no crash between two writes can leave the count behind.
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ class MongoTriageStore:
     async def ensure_indexes(self) -> None:
         await self._alerts.create_index([("incident_id", 1), ("status", 1)])
         await self._incidents.create_index("group_key")
+        await self._members.create_index("incident_id")
 
     async def get_alert(self, fingerprint: str) -> AlertRecord | None:
         doc = await self._alerts.find_one({"_id": fingerprint}, projection=_ALERT_STATE)
@@ -248,11 +251,11 @@ class MongoTriageStore:
         # Membership is a document per (incident, fingerprint), not an array in the incident:
         # an alert storm would otherwise grow one document without bound.
         try:
-            await self._members.insert_one({"_id": f"{incident_id}/{fingerprint}"})
+            await self._members.insert_one(
+                {"_id": f"{incident_id}/{fingerprint}", "incident_id": incident_id}
+            )
         except DuplicateKeyError:
             pass  # this alert joined this incident before (it flapped, or a redelivery)
-        else:
-            await self._incidents.update_one({"_id": incident_id}, {"$inc": {"alert_count": 1}})
         return incident_id, incident_id == incident.candidate_id
 
     async def _open_group(self, incident: NewIncident) -> str:
@@ -358,7 +361,10 @@ class MongoTriageStore:
             severity=Severity(doc["severity"]),
             severity_reasons=tuple(doc.get("severity_reasons", ())),
             status=doc["status"],
-            alert_count=doc.get("alert_count", 0),
+            # Memberships written before the count was derived carry no `incident_id`; the
+            # counter of that time (never written since) counts them.
+            alert_count=doc.get("alert_count", 0)
+            + await self._members.count_documents({"incident_id": incident_id}),
             severity_event_id=_uuid(doc.get("severity_event_id")),
         )
 

@@ -264,3 +264,42 @@ async def test_raise_severity_is_a_compare_and_set(
     assert await store.release(incident.id, T0, "api:admin")
     closed = await store.raise_severity(incident.id, Severity.SEV1, Severity.SEV0, ("c",), cause)
     assert not closed
+
+
+# -- counting an incident's alerts across a crash --------------------------------------------
+
+
+async def test_a_crash_between_joining_and_counting_does_not_undercount(
+    store: MongoTriageStore, triage: AlertTriage, db: AsyncDatabase[Document]
+) -> None:
+    await triage.handle(occurrence("00000000000000f1"))
+    incident = await incident_of(store, (await stored(store, "00000000000000f1")).incident_id)
+    joining = occurrence("00000000000000f2")
+    # The state a crash leaves after the first write of f2's join (its membership document)
+    # and before anything else: the message is delivered again.
+    await db["triage_incident_alerts"].insert_one(
+        {"_id": f"{incident.id}/00000000000000f2", "incident_id": incident.id}
+    )
+
+    await triage.handle(joining)
+
+    assert (await incident_of(store, incident.id)).alert_count == 2
+    await triage.handle(joining)  # and a plain redelivery counts nothing more
+    await triage.handle(occurrence("00000000000000f2"))  # nor a resend
+    assert (await incident_of(store, incident.id)).alert_count == 2
+
+
+async def test_an_incident_counted_the_old_way_keeps_its_count(
+    store: MongoTriageStore, triage: AlertTriage, db: AsyncDatabase[Document]
+) -> None:
+    # As an earlier release left it: a counter, and memberships without `incident_id`.
+    await triage.handle(occurrence("00000000000000f3"))
+    incident = await incident_of(store, (await stored(store, "00000000000000f3")).incident_id)
+    membership = f"{incident.id}/00000000000000f3"
+    await db["triage_incident_alerts"].delete_one({"_id": membership})
+    await db["triage_incident_alerts"].insert_one({"_id": membership})
+    await db["triage_incidents"].update_one({"_id": incident.id}, {"$set": {"alert_count": 1}})
+
+    await triage.handle(occurrence("00000000000000f4"))
+
+    assert (await incident_of(store, incident.id)).alert_count == 2
