@@ -30,6 +30,9 @@ from tocsin.runtime.mongo import Document
 _ITEMS = TypeAdapter(list[OutboxItem])
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+MAX_EVENT_IDS = 100
+"""Message ids an incident remembers for deduplication: the latest ones."""
+
 
 @dataclass(frozen=True)
 class IncidentFilter:
@@ -87,6 +90,7 @@ class EscalationIncident:
     acknowledged: Stamp | None = None
     resolved: Stamp | None = None
     alerts: tuple[AlertDetails, ...] = ()
+    event_ids: tuple[str, ...] = ()  # the latest ones that changed it (see MAX_EVENT_IDS)
 
     @property
     def details(self) -> Details:
@@ -228,6 +232,7 @@ def _incident(doc: Document) -> EscalationIncident:
         acknowledged=_stamp(doc, "acknowledged"),
         resolved=_stamp(doc, "resolved"),
         alerts=tuple(AlertDetails.model_validate(a) for a in doc.get("alerts", ())),
+        event_ids=tuple(doc.get("event_ids", ())),
     )
 
 
@@ -319,7 +324,10 @@ class MongoEscalationStore:
             }
             update["$set"]["outbox_since"] = at
         if event_id is not None:
-            update["$addToSet"] = {"event_ids": str(event_id)}
+            # The latest MAX_EVENT_IDS only (a redelivery comes soon after the original), so the
+            # document stays bounded; the compare-and-set makes this read-modify-write safe.
+            recent = [*incident.event_ids, str(event_id)][-MAX_EVENT_IDS:]
+            update["$set"]["event_ids"] = recent
         result = await self._incidents.update_one(
             {"_id": incident.id, "version": incident.version}, update
         )
