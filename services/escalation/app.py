@@ -16,6 +16,7 @@ from schemas import (
 )
 from services.escalation.api import router
 from services.escalation.consumers import CommandHandler
+from services.escalation.deliveries import DeliveryResults
 from services.escalation.engine import Escalation
 from services.escalation.store import EscalationStore
 from tocsin.composition.config import TocsinConfig
@@ -50,6 +51,7 @@ def build(
         public_url=public_url,
     )
     commands = CommandHandler(engine, store, clock)
+    results = DeliveryResults(bus, store, config, clock, public_url=public_url)
     return Service(
         name="escalation",
         router=router(engine, store, require_api_key),
@@ -60,7 +62,7 @@ def build(
                 NOTIFICATIONS_RESULTS,
                 CONSUMER_GROUP,
                 NotificationResult,
-                engine.on_notification_result,
+                results.on_notification_result,
             ),
         ],
         loops=[engine.run_timers],

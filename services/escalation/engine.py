@@ -23,17 +23,11 @@ from schemas import (
     INCIDENTS_LIFECYCLE,
     NOTIFICATIONS_REQUESTED,
     AlertDetails,
-    DeliveryOutcome,
     IncidentCommand,
     IncidentEvent,
     IncidentEventKind,
     IncidentLifecycleChanged,
-    IncidentSnapshot,
     LifecycleStatus,
-    NotificationEvent,
-    NotificationRequested,
-    NotificationResult,
-    Recipient,
 )
 from services.escalation.domain.lifecycle import (
     Action,
@@ -55,15 +49,12 @@ from services.escalation.domain.outbox import (
     outbox_items,
     timeline_item,
 )
-from services.escalation.domain.snapshot import incident_url, latest_alerts
+from services.escalation.domain.snapshot import latest_alerts
 from services.escalation.domain.timeline import (
     Entry,
     TimelineEntry,
-    contact_order,
-    next_contact,
-    sent_entry,
-    sibling_notification_id,
 )
+from services.escalation.pages import message_id, page_request, sent_entry_of
 from services.escalation.store import (
     Details,
     EscalationIncident,
@@ -78,7 +69,6 @@ from tocsin.runtime.consumer import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
-_NAMESPACE = uuid.UUID("0b7f5a53-9c1e-4a55-8f0e-2d6f3c1b7e42")
 _CAS_ATTEMPTS = 20
 _STALE_OUTBOX = timedelta(seconds=10)
 
@@ -132,12 +122,6 @@ class Escalation:
         self._poll = poll_seconds
         self._rules: Mapping[str, Sequence[NotificationRule]] = {
             user.id: tuple(NotificationRule(r.contact, r.after) for r in user.notification_rules)
-            for user in config.users
-        }
-        self._contact_order: Mapping[str, tuple[str, ...]] = {
-            user.id: contact_order(
-                [r.contact for r in user.notification_rules], [c.id for c in user.contacts]
-            )
             for user in config.users
         }
 
@@ -288,7 +272,7 @@ class Escalation:
             )
             if outcome.state == incident.lifecycle and not outcome.effects:
                 return incident  # a no-op (stale timer, repeated ack): nothing to store
-            cause = str(event_id or uuid.uuid5(_NAMESPACE, f"{incident_id}/{incident.version}"))
+            cause = str(event_id or message_id(f"{incident_id}/{incident.version}"))
             entry = TimelineEntry(
                 id=f"change:{incident_id}/{cause}",
                 at=now,
@@ -333,10 +317,13 @@ class Escalation:
         if sends:
             await self._bus.publish_many(
                 NOTIFICATIONS_REQUESTED,
-                [(incident_id, self._request(incident, send)) for send in sends],
+                [
+                    (incident_id, page_request(incident, send, self._clock.now(), self._public_url))
+                    for send in sends
+                ],
             )
             now = self._clock.now()
-            entries.extend(_sent(send, now) for send in sends)
+            entries.extend(sent_entry_of(send, now) for send in sends)
         if changes:
             await self._bus.publish_many(
                 INCIDENTS_LIFECYCLE,
@@ -349,36 +336,13 @@ class Escalation:
         self, incident: EscalationIncident, item: PublishLifecycle
     ) -> IncidentLifecycleChanged:
         return IncidentLifecycleChanged(
-            event_id=uuid.uuid5(_NAMESPACE, item.id),
+            event_id=message_id(item.id),
             occurred_at=item.at,
             correlation_id=incident.id,
             incident_id=incident.id,
             service_id=incident.service_id,
             status=item.status,
             actor=item.actor,
-        )
-
-    def _request(
-        self, incident: EscalationIncident, send: SendNotification
-    ) -> NotificationRequested:
-        return NotificationRequested(
-            event_id=uuid.uuid5(_NAMESPACE, send.notification_id),
-            occurred_at=self._clock.now(),
-            correlation_id=incident.id,
-            notification_id=send.notification_id,
-            event=send.event,
-            incident=IncidentSnapshot(
-                id=incident.id,
-                title=incident.title,
-                severity=incident.severity,
-                status=incident.lifecycle.status.value,
-                service=incident.service_id,
-                alert_count=incident.alert_count,
-                url=incident_url(self._public_url, incident.id),
-                alerts=incident.alerts,
-            ),
-            recipient=Recipient(user_id=send.user_id, contact_id=send.contact_id),
-            escalation_level=send.escalation_level,
         )
 
     # -- the timer loop --------------------------------------------------------------------
@@ -434,91 +398,18 @@ class Escalation:
         ):
             return
         await self._bus.publish(
-            NOTIFICATIONS_REQUESTED, incident.id, self._request(incident, timer.notification)
+            NOTIFICATIONS_REQUESTED,
+            incident.id,
+            page_request(incident, timer.notification, self._clock.now(), self._public_url),
         )
-        await self._store.record(incident.id, [_sent(timer.notification, self._clock.now())])
-
-    # -- notifications.results -------------------------------------------------------------
-
-    async def on_notification_result(self, result: NotificationResult) -> None:
-        """Put the final outcome on the timeline; after a failure, page the same person's next
-        contact method (once: the fallback's id is deterministic), or say none is left."""
-        entries = [_result_entry(result)]
-        if result.outcome is DeliveryOutcome.FAILED:
-            entries.extend(await self._next_contact(result))
-        await self._store.record(result.incident_id, entries)
-
-    async def _next_contact(self, result: NotificationResult) -> list[TimelineEntry]:
-        incident = await self._store.get(result.incident_id)
-        if incident is None:
-            return []
-        if result.event in _PAGES and incident.lifecycle.status is not Status.TRIGGERED:
-            return []  # acknowledged or resolved since: nobody needs paging any more
-        user, failed = result.recipient.user_id, result.recipient.contact_id
-        base = TimelineEntry(
-            id=f"result:{result.notification_id}/next",
-            at=result.occurred_at,
-            action=Entry.NO_CONTACT_LEFT,
-            user_id=user,
-            contact_id=failed,
-            level=result.escalation_level,
-            event=result.event,
-            notification_id=result.notification_id,
-            detail=f"{failed} failed and {user} has no other contact",
+        await self._store.record(
+            incident.id, [sent_entry_of(timer.notification, self._clock.now())]
         )
-        contact = next_contact(self._contact_order.get(user, ()), failed)
-        if contact is None:
-            log.warning("incident %s: no contact of %s left after %s", incident.id, user, failed)
-            return [base]
-        send = SendNotification(
-            id=f"send:{result.notification_id}/next",
-            notification_id=sibling_notification_id(result.notification_id, failed, contact),
-            user_id=user,
-            contact_id=contact,
-            event=result.event,
-            escalation_level=result.escalation_level,
-        )
-        await self._bus.publish(NOTIFICATIONS_REQUESTED, incident.id, self._request(incident, send))
-        return [
-            base.model_copy(
-                update={
-                    "action": Entry.NEXT_CONTACT,
-                    "contact_id": contact,
-                    "notification_id": send.notification_id,
-                    "detail": f"{failed} failed; paging {user} on {contact}",
-                }
-            ),
-            _sent(send, result.occurred_at),
-        ]
-
-
-_PAGES = (NotificationEvent.TRIGGERED, NotificationEvent.ESCALATED)
 
 
 def _details(event: IncidentEvent, alerts: tuple[AlertDetails, ...]) -> Details:
     return Details(
         event.title, event.severity, event.alert_count, latest_alerts(alerts, event.alert)
-    )
-
-
-def _sent(send: SendNotification, at: datetime) -> TimelineEntry:
-    return sent_entry(
-        send.notification_id, send.user_id, send.contact_id, send.escalation_level, send.event, at
-    )
-
-
-def _result_entry(result: NotificationResult) -> TimelineEntry:
-    delivered = result.outcome is DeliveryOutcome.DELIVERED
-    return TimelineEntry(
-        id=f"result:{result.notification_id}",
-        at=result.occurred_at,
-        action=Entry.DELIVERED if delivered else Entry.DELIVERY_FAILED,
-        user_id=result.recipient.user_id,
-        contact_id=result.recipient.contact_id,
-        level=result.escalation_level,
-        event=result.event,
-        notification_id=result.notification_id,
-        detail=None if delivered else f"after {result.attempt} attempt(s): {result.error}",
     )
 
 

@@ -26,6 +26,7 @@ from schemas import (
     Label,
     Severity,
 )
+from services.escalation.deliveries import DeliveryResults
 from services.escalation.engine import Escalation
 from services.escalation.store import MongoEscalationStore
 from tocsin.composition.config import TocsinConfig, parse_config
@@ -137,22 +138,11 @@ def config(
 @dataclass
 class Rig:
     engine: Escalation
+    results: DeliveryResults
     store: MongoEscalationStore
     bus: RecordingBus
     clock: FakeClock
     database: EmbeddedDatabase
-
-    def restart(self, tocsin_config: TocsinConfig | None = None, **options: Any) -> Escalation:
-        """A new engine on the same store and bus, as after a process restart."""
-        self.engine = Escalation(
-            self.bus,
-            self.store,
-            tocsin_config or self.engine_config,
-            self.clock,
-            f"test-{uuid.uuid4().hex[:6]}",
-            **options,
-        )
-        return self.engine
 
     engine_config: TocsinConfig = field(default_factory=TocsinConfig)
 
@@ -165,10 +155,13 @@ async def rig(tmp_path: Path, tocsin_config: TocsinConfig, **options: Any) -> As
     bus = RecordingBus(EmbeddedBus(file))
     clock = FakeClock()
     engine = Escalation(bus, store, tocsin_config, clock, "test-engine", **options)
+    results = DeliveryResults(
+        bus, store, tocsin_config, clock, public_url=options.get("public_url")
+    )
     await bus.start()
     await store.ensure_indexes()
     try:
-        yield Rig(engine, store, bus, clock, database, tocsin_config)
+        yield Rig(engine, results, store, bus, clock, database, tocsin_config)
     finally:
         await bus.stop()
         file.close()

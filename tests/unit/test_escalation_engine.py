@@ -209,8 +209,8 @@ async def test_delivery_outcomes_go_on_the_timeline_once(two_levels: Rig) -> Non
     await r.engine.on_incident_event(incident_event())
     (page,) = pages(r)
     delivered = result_of(page, DeliveryOutcome.DELIVERED, at=T0 + timedelta(seconds=1))
-    await r.engine.on_notification_result(delivered)
-    await r.engine.on_notification_result(delivered)  # redelivered
+    await r.results.on_notification_result(delivered)
+    await r.results.on_notification_result(delivered)  # redelivered
     timeline = await r.store.timeline("inc-1", 100)
     assert summary(timeline)[-1] == ("delivered", "alice", "alice-hook", 0)
     assert [e.action for e in timeline].count("delivered") == 1
@@ -237,8 +237,8 @@ async def test_failed_page_pages_the_next_contact_once_then_says_none_is_left(
     await r.engine.on_incident_event(incident_event())
     (hook,) = pages(r)
     failed = result_of(hook, DeliveryOutcome.FAILED, at=T0 + timedelta(seconds=30))
-    await r.engine.on_notification_result(failed)
-    await r.engine.on_notification_result(failed)  # redelivered: the same fallback id
+    await r.results.on_notification_result(failed)
+    await r.results.on_notification_result(failed)  # redelivered: the same fallback id
     fallbacks = pages(r)[1:]
     assert {p.notification_id for p in fallbacks} == {"inc-1/c0/s0/alice/alice-sms"}
     assert {p.event_id for p in fallbacks} == {fallbacks[0].event_id}
@@ -250,12 +250,12 @@ async def test_failed_page_pages_the_next_contact_once_then_says_none_is_left(
     )
 
     # The SMS fails too: the contact in no rule comes last; after it, none is left.
-    await r.engine.on_notification_result(
+    await r.results.on_notification_result(
         result_of(sms, DeliveryOutcome.FAILED, at=T0 + timedelta(seconds=60))
     )
     last = pages(r)[-1]
     assert last.recipient.contact_id == "alice-log"
-    await r.engine.on_notification_result(
+    await r.results.on_notification_result(
         result_of(last, DeliveryOutcome.FAILED, at=T0 + timedelta(seconds=90))
     )
     assert pages(r)[-1] == last
@@ -287,7 +287,7 @@ async def test_failed_page_after_acknowledge_pages_no_other_contact(three_contac
     (hook,) = pages(r)
     await r.engine.command("inc-1", Action.ACKNOWLEDGE, ALICE)
     sent = len(pages(r))
-    await r.engine.on_notification_result(
+    await r.results.on_notification_result(
         result_of(hook, DeliveryOutcome.FAILED, at=T0 + timedelta(seconds=30))
     )
     assert len(pages(r)) == sent
@@ -300,7 +300,7 @@ async def test_failed_status_notice_goes_to_the_next_contact(three_contacts: Rig
     await r.engine.command("inc-1", Action.RESOLVE, ALICE)
     notice = pages(r)[-1]
     assert notice.event is NotificationEvent.RESOLVED
-    await r.engine.on_notification_result(result_of(notice, DeliveryOutcome.FAILED))
+    await r.results.on_notification_result(result_of(notice, DeliveryOutcome.FAILED))
     fallback = pages(r)[-1]
     assert (fallback.recipient.contact_id, fallback.event) == (
         "alice-sms",
