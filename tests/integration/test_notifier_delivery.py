@@ -243,8 +243,10 @@ async def test_a_dead_receiver_is_retried_for_the_whole_period_then_failed_once(
     assert result.attempt == len(attempts) > 2
     assert {p.body["notification_id"] for p in attempts} == {"n-dead"}
     # Not before the retry period (1.5 s here), and soon after it.
-    assert 1.5 <= gave_up_after < 4
-    assert attempts[-1].received_at - attempts[0].received_at >= 1.5
+    assert 1.5 <= gave_up_after < 5
+    # The last attempt is claimed when the period ends; the receiver's clock also sees each
+    # request's own latency (the first one opens the connection), hence the small margin.
+    assert attempts[-1].received_at - attempts[0].received_at >= 1.4
     await asyncio.sleep(0.6)
     assert len(notifier.results) == 1
     assert len(receiver.snapshot()) == len(attempts)  # no attempt after giving up
