@@ -3,8 +3,9 @@ services as separate processes, and on `tocsin up` (one process, embedded bus an
 
 1. Alertmanager's webhook → the first level is paged (webhook contact);
 2. nobody acknowledges → the next level is paged after its delay;
-3. acknowledge stops escalation; Alertmanager re-sending the group pages nobody;
-   a `resolved` payload resolves the incident.
+3. acknowledge (through `incidents.commands`) stops escalation, the notices carry each
+   responder's level, and the timeline shows every page and its delivery; Alertmanager
+   re-sending the group pages nobody; a `resolved` payload resolves the incident.
 """
 
 from __future__ import annotations
@@ -157,7 +158,34 @@ def test_alert_pages_escalates_ack_stops_resend_is_quiet_resolve_resolves(stack:
     acked = httpx.post(f"{stack.api_url}/api/v1/incidents/{incident_id}/acknowledge", headers=auth)
     assert acked.status_code == 200, acked.text
     assert acked.json()["status"] == "acknowledged"
-    receiver.wait_for(lambda p: p.body["event"] == "incident.acknowledged", count=2)
+    assert acked.json()["acknowledged_by"] == "api:admin"
+    notices = receiver.wait_for(lambda p: p.body["event"] == "incident.acknowledged", count=2)
+    # Each notice names the level its recipient was paged at.
+    assert sorted((p.path, p.body["escalation_level"]) for p in notices) == [
+        ("/alice", 0),
+        ("/bob", 1),
+    ]
+
+    # The timeline shows each page (who, contact, level) and its delivery outcome.
+    deadline = time.monotonic() + 20
+    timeline: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        shown = httpx.get(f"{stack.api_url}/api/v1/incidents/{incident_id}", headers=auth)
+        timeline = shown.json()["timeline"]
+        if sum(1 for e in timeline if e["action"] == "delivered") >= 4:
+            break
+        time.sleep(0.1)
+    pages = [
+        (e["action"], e["user_id"], e["contact_id"], e["escalation_level"])
+        for e in timeline
+        if e["event"] in ("incident.triggered", "incident.escalated")
+    ]
+    assert sorted(pages) == [
+        ("delivered", "alice", "alice-hook", 0),
+        ("delivered", "bob", "bob-hook", 1),
+        ("paged", "alice", "alice-hook", 0),
+        ("paged", "bob", "bob-hook", 1),
+    ]
 
     # Alertmanager re-sends the whole group every group_interval: that pages nobody.
     pages_before_resend = len(receiver.snapshot())
