@@ -15,22 +15,38 @@ from schemas import (
     NotificationResult,
 )
 from services.escalation.api import router
+from services.escalation.config import EscalationConfig
 from services.escalation.consumers import CommandHandler
 from services.escalation.deliveries import DeliveryResults
 from services.escalation.engine import Escalation
-from services.escalation.store import EscalationStore
-from tocsin.composition.config import TocsinConfig
+from services.escalation.store import EscalationStore, MongoEscalationStore
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
+from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import Service
 
 CONSUMER_GROUP = "tocsin-escalation"
 
 
+def from_parts(parts: Parts, config: EscalationConfig) -> Service:
+    settings = parts.settings
+    return build(
+        parts.bus,
+        MongoEscalationStore(parts.database),
+        config,
+        parts.clock,
+        parts.require_api_key,
+        instance_id=parts.instance_id,
+        lease=timedelta(seconds=settings.timer_lease_seconds),
+        poll_seconds=settings.timer_poll_seconds,
+        public_url=settings.public_url,
+    )
+
+
 def build(
     bus: Bus,
     store: EscalationStore,
-    config: TocsinConfig,
+    config: EscalationConfig,
     clock: Clock,
     require_api_key: Callable[..., str],
     *,

@@ -19,6 +19,7 @@ from schemas import (
     NotificationEvent,
     NotificationResult,
 )
+from services.escalation.config import EscalationConfig
 from services.escalation.domain.lifecycle import Status
 from services.escalation.domain.outbox import SendNotification
 from services.escalation.domain.timeline import (
@@ -30,7 +31,6 @@ from services.escalation.domain.timeline import (
 )
 from services.escalation.pages import page_request, sent_entry_of
 from services.escalation.store import EscalationStore
-from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 
@@ -44,7 +44,7 @@ class DeliveryResults:
         self,
         bus: Bus,
         store: EscalationStore,
-        config: TocsinConfig,
+        config: EscalationConfig,
         clock: Clock,
         *,
         public_url: str | None = None,
@@ -52,9 +52,7 @@ class DeliveryResults:
         self._bus = bus
         self._store = store
         self._contact_order: Mapping[str, tuple[str, ...]] = {
-            user.id: contact_order(
-                [r.contact for r in user.notification_rules], [c.id for c in user.contacts]
-            )
+            user.id: contact_order([r.contact for r in user.notification_rules], user.contact_ids)
             for user in config.users
         }
         self._clock = clock

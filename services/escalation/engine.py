@@ -29,6 +29,7 @@ from schemas import (
     IncidentLifecycleChanged,
     LifecycleStatus,
 )
+from services.escalation.config import EscalationConfig
 from services.escalation.domain.lifecycle import (
     Action,
     EscalationPlan,
@@ -62,7 +63,6 @@ from services.escalation.store import (
     Stamp,
     Timer,
 )
-from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.consumer import UNAVAILABLE
@@ -104,7 +104,7 @@ class Escalation:
         self,
         bus: Bus,
         store: EscalationStore,
-        config: TocsinConfig,
+        config: EscalationConfig,
         clock: Clock,
         instance_id: str,
         *,
@@ -126,8 +126,7 @@ class Escalation:
         }
 
     def _plan(self, service_id: str) -> tuple[str | None, EscalationPlan]:
-        service = self._config.service(service_id)
-        policy = self._config.policy(service.escalation_policy) if service else None
+        policy = self._config.policy_for(service_id)
         if policy is None:
             log.warning(
                 "service %r has no escalation policy: its incidents page nobody", service_id

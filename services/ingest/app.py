@@ -6,21 +6,27 @@ from __future__ import annotations
 from schemas import ALERTS_RAW
 from services.ingest import enqueue
 from services.ingest.api import router
+from services.ingest.config import IngestConfig
 from services.ingest.formats import FORMATS
 from services.ingest.heartbeat_monitor import HeartbeatMonitor
 from services.ingest.intake import Caller
 from services.ingest.ratelimit import RateLimiter
-from services.ingest.store import HeartbeatDeclaration, IngestStore, Integration
-from tocsin.composition.config import TocsinConfig
+from services.ingest.store import (
+    HeartbeatDeclaration,
+    IngestStore,
+    Integration,
+    MongoIngestStore,
+)
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.http import TokenDirectory, token_digest
+from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import Service
 
 PRODUCES = (ALERTS_RAW,)
 
 
-def _callers(stored: list[Integration], config: TocsinConfig) -> dict[str, Caller]:
+def _callers(stored: list[Integration], config: IngestConfig) -> dict[str, Caller]:
     options = {integration.id: integration for integration in config.integrations}
     callers = {}
     for integration in stored:
@@ -38,10 +44,14 @@ def _callers(stored: list[Integration], config: TocsinConfig) -> dict[str, Calle
     return callers
 
 
+def from_parts(parts: Parts, config: IngestConfig) -> Service:
+    return build(parts.bus, MongoIngestStore(parts.database), config, parts.clock)
+
+
 def build(
     bus: Bus,
     store: IngestStore,
-    config: TocsinConfig,
+    config: IngestConfig,
     clock: Clock,
     *,
     heartbeat_poll_seconds: float = 1.0,

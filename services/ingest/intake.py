@@ -14,11 +14,11 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from schemas import ALERTS_RAW, AlertReceived
+from services.ingest.config import HmacConfig, IngestLimitsConfig
 from services.ingest.formats import Format
 from services.ingest.formats.errors import problems
 from services.ingest.metrics import ALERTS_ACCEPTED, BACKPRESSURE, REQUESTS_REJECTED
 from services.ingest.store import Integration
-from tocsin.composition.config import HmacConfig, IngestLimitsConfig
 from tocsin.runtime.bus import Bus, PublishError
 
 log = logging.getLogger(__name__)

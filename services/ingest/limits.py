@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas import AlertReceived, Label
+from services.ingest.config import IngestLimitsConfig
 from services.ingest.formats.common import json_path
-from tocsin.composition.config import IngestLimitsConfig
 
 
 @dataclass(frozen=True)

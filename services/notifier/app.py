@@ -9,12 +9,13 @@ import httpx
 
 from schemas import NOTIFICATIONS_REQUESTED, NotificationRequested
 from services.notifier.channels import channels
+from services.notifier.config import NotifierConfig
 from services.notifier.consumers import Delivery
 from services.notifier.domain import DEFAULT_RETRY, RetryPolicy
-from services.notifier.store import NotifierStore
-from tocsin.composition.config import TocsinConfig
+from services.notifier.store import MongoNotifierStore, NotifierStore
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
+from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import Service
 from tocsin.runtime.settings import Settings
 
@@ -32,10 +33,23 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+def from_parts(parts: Parts, config: NotifierConfig) -> Service:
+    return build(
+        parts.bus,
+        MongoNotifierStore(parts.database),
+        config,
+        parts.clock,
+        parts.http_client,
+        instance_id=parts.instance_id,
+        poll_seconds=parts.settings.timer_poll_seconds,
+        retry=retry_policy(parts.settings),
+    )
+
+
 def build(
     bus: Bus,
     store: NotifierStore,
-    config: TocsinConfig,
+    config: NotifierConfig,
     clock: Clock,
     client: httpx.AsyncClient,
     *,

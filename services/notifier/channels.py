@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import httpx
 
 from schemas import AlertDetails, NotificationRequested
-from tocsin.composition.config import ContactConfig
+from services.notifier.config import ContactConfig
 
 
 class DeliveryFailed(Exception):

@@ -33,6 +33,7 @@ from schemas import (
     dlq_topic,
 )
 from services.notifier.channels import Channel, DeliveryFailed
+from services.notifier.config import ContactConfig, NotifierConfig
 from services.notifier.domain import (
     DEFAULT_RETRY,
     RetryPolicy,
@@ -41,7 +42,6 @@ from services.notifier.domain import (
 )
 from services.notifier.metrics import DELIVERIES, DELIVERY_SECONDS
 from services.notifier.store import ClaimedNotification, NotifierStore
-from tocsin.composition.config import ContactConfig, TocsinConfig
 from tocsin.runtime.backoff import Random, backoff_delay
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
@@ -58,7 +58,7 @@ class Delivery:
         self,
         bus: Bus,
         store: NotifierStore,
-        config: TocsinConfig,
+        config: NotifierConfig,
         channels: Mapping[str, Channel],
         clock: Clock,
         owner: str,
@@ -177,11 +177,7 @@ class Delivery:
             log.exception("recording the outcome of %s failed", notification_id)
 
     def _contact(self, request: NotificationRequested) -> ContactConfig | None:
-        user = self._config.user(request.recipient.user_id)
-        return next(
-            (c for c in (user.contacts if user else ()) if c.id == request.recipient.contact_id),
-            None,
-        )
+        return self._config.contact(request.recipient.user_id, request.recipient.contact_id)
 
     async def _deliver(self, claimed: ClaimedNotification) -> None:
         request, attempt = claimed.request, claimed.attempt

@@ -7,17 +7,22 @@ from collections.abc import Callable
 
 from schemas import ALERTS_RAW, INCIDENTS_LIFECYCLE, AlertReceived, IncidentLifecycleChanged
 from services.triage.api import router
+from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage, LifecycleTriage
-from services.triage.store import TriageStore
-from tocsin.composition.config import TocsinConfig
+from services.triage.store import MongoTriageStore, TriageStore
 from tocsin.runtime.bus import Bus, Subscription
+from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import Service
 
 CONSUMER_GROUP = "tocsin-triage"
 
 
+def from_parts(parts: Parts, config: TriageConfig) -> Service:
+    return build(parts.bus, MongoTriageStore(parts.database), config, parts.require_api_key)
+
+
 def build(
-    bus: Bus, store: TriageStore, config: TocsinConfig, require_api_key: Callable[..., str]
+    bus: Bus, store: TriageStore, config: TriageConfig, require_api_key: Callable[..., str]
 ) -> Service:
     triage = AlertTriage(bus, store, config)
     lifecycle = LifecycleTriage(store)

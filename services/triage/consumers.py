@@ -21,6 +21,7 @@ from schemas import (
     IncidentLifecycleChanged,
     Severity,
 )
+from services.triage.config import TriageConfig
 from services.triage.domain import (
     AlertState,
     LifecycleEffect,
@@ -37,7 +38,6 @@ from services.triage.domain import (
     severity_event_id,
 )
 from services.triage.store import IncidentRecord, NewIncident, TriageStore
-from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.bus import Bus
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _opened_or_added(opened: bool) -> IncidentEventKind:
 
 
 class AlertTriage:
-    def __init__(self, bus: Bus, store: TriageStore, config: TocsinConfig) -> None:
+    def __init__(self, bus: Bus, store: TriageStore, config: TriageConfig) -> None:
         self._bus = bus
         self._store = store
         self._config = config
@@ -100,8 +100,7 @@ class AlertTriage:
             await self._resolve_if_quiet(alert, previous.incident_id, previous.group_key)
 
     def _assess(self, alert: AlertReceived) -> tuple[Severity, tuple[str, ...]]:
-        service = self._config.service(alert.service_id)
-        return assess_severity(alert.severity, service.tier if service else 2)
+        return assess_severity(alert.severity, self._config.tier(alert.service_id))
 
     async def _open_or_join(
         self, alert: AlertReceived, key: str, severity: Severity, reasons: tuple[str, ...]

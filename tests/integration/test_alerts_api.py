@@ -16,10 +16,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import AlertReceived, AlertStatus, Label
 from services.triage import app as triage
+from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage
 from services.triage.store import MongoTriageStore
 from tests.integration.test_kafka_bus import bus
-from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.http import ApiKeys, api_key_dependency, token_digest
 from tocsin.runtime.kafka import KafkaBus
 from tocsin.runtime.mongo import Document
@@ -78,7 +78,7 @@ async def api(
     await kafka.start()
     store = MongoTriageStore(database)
     keys = ApiKeys({"admin": token_digest(API_KEY)})
-    service = triage.build(kafka, store, TocsinConfig(), api_key_dependency(keys))
+    service = triage.build(kafka, store, TriageConfig(), api_key_dependency(keys))
     for step in service.on_start:
         await step()
     app = FastAPI()
@@ -86,7 +86,7 @@ async def api(
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://triage") as http:
-            yield Api(http, AlertTriage(kafka, store, TocsinConfig()))
+            yield Api(http, AlertTriage(kafka, store, TriageConfig()))
     finally:
         await kafka.stop()
 

@@ -118,7 +118,7 @@ async def client(
     kafka: KafkaBus, database: AsyncDatabase[Document], clock: SettableClock
 ) -> AsyncIterator[httpx.AsyncClient]:
     service = ingest.build(
-        kafka, MongoIngestStore(database), CONFIG, clock, heartbeat_poll_seconds=0.05
+        kafka, MongoIngestStore(database), CONFIG.ingest(), clock, heartbeat_poll_seconds=0.05
     )
     http, tasks = await _start(service)
     yield http
@@ -460,7 +460,7 @@ async def test_two_replicas_fire_a_missed_heartbeat_once(
         service = ingest.build(
             replica_bus,
             MongoIngestStore(database),
-            copy.deepcopy(CONFIG),
+            copy.deepcopy(CONFIG).ingest(),
             clock,
             heartbeat_poll_seconds=0.01,
         )

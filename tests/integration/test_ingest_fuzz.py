@@ -54,7 +54,7 @@ def ingest_url(kafka_bootstrap: str, mongo_url: str) -> Iterator[str]:
     bus = KafkaBus(kafka_bootstrap, client_id=f"fuzz-{run}", namespace=f"fuzz-{run}.")
     client = open_client(mongo_url)
     database = client[f"fuzz_{run}"]
-    service = ingest.build(bus, MongoIngestStore(database), CONFIG, SystemClock())
+    service = ingest.build(bus, MongoIngestStore(database), CONFIG.ingest(), SystemClock())
 
     async def close() -> None:
         await client.drop_database(f"fuzz_{run}")

@@ -59,7 +59,7 @@ async def kafka(kafka_bootstrap: str, namespace: str) -> AsyncIterator[KafkaBus]
 async def client(
     kafka: KafkaBus, database: AsyncDatabase[Document]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    service = ingest.build(kafka, MongoIngestStore(database), CONFIG, SystemClock())
+    service = ingest.build(kafka, MongoIngestStore(database), CONFIG.ingest(), SystemClock())
     for step in service.on_start:
         await step()
     app = FastAPI()

@@ -34,11 +34,12 @@ from schemas import (
 )
 from services.notifier.app import retry_policy
 from services.notifier.channels import channels
+from services.notifier.config import ContactConfig
 from services.notifier.consumers import Delivery
 from services.notifier.store import MongoNotifierStore
 from tests.e2e.harness import WebhookReceiver
 from tests.integration.test_store_contract import request
-from tocsin.composition.config import ContactConfig, parse_config
+from tocsin.composition.config import parse_config
 from tocsin.runtime.bus import Subscription
 from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.embedded.bus import EmbeddedBus
@@ -163,7 +164,7 @@ async def notifier(
         delivery = Delivery(
             bus,
             store,
-            config,
+            config.notifier(),
             {**channels(client), "log": buggy},
             SystemClock(),
             "test",

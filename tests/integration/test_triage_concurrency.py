@@ -11,10 +11,10 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import INCIDENTS_EVENTS, AlertReceived, AlertStatus, IncidentEvent, IncidentEventKind
+from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage
 from services.triage.store import MongoTriageStore
 from tests.integration.test_kafka_bus import bus, read_topic
-from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.mongo import Document, open_client
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
@@ -45,8 +45,8 @@ async def test_two_workers_on_one_group_open_exactly_one_incident(
     # Each worker has its own client: two replicas, one database.
     second_client = open_client(mongo_url)
     workers = [
-        AlertTriage(kafka, MongoTriageStore(database), TocsinConfig()),
-        AlertTriage(kafka, MongoTriageStore(second_client[database.name]), TocsinConfig()),
+        AlertTriage(kafka, MongoTriageStore(database), TriageConfig()),
+        AlertTriage(kafka, MongoTriageStore(second_client[database.name]), TriageConfig()),
     ]
     try:
         for store in (MongoTriageStore(database),):
@@ -83,7 +83,7 @@ async def test_redelivered_alert_counts_once_and_resend_is_a_repeat(
     kafka = bus(kafka_bootstrap, namespace)
     await kafka.start()
     store = MongoTriageStore(database)
-    triage = AlertTriage(kafka, store, TocsinConfig())
+    triage = AlertTriage(kafka, store, TriageConfig())
     try:
         first = firing("Dedup", "00000000000000aa")
         await triage.handle(first)

@@ -14,10 +14,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import AlertStatus, Severity
 from services.ingest.formats import FORMATS, ParseContext
+from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage, LifecycleTriage
 from services.triage.store import AlertFilter, AlertRecord, IncidentRecord, MongoTriageStore
 from tests.integration.triage_pipeline import T0, occurrence, open_database, resolved_by_person
-from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.embedded.bus import EmbeddedBus
 from tocsin.runtime.embedded.sqlite import SqliteFile
 from tocsin.runtime.mongo import Document
@@ -48,7 +48,7 @@ async def triage(store: MongoTriageStore, tmp_path: Path) -> AsyncIterator[Alert
     file = SqliteFile(tmp_path / "bus.sqlite")
     bus = EmbeddedBus(file)
     await bus.start()
-    yield AlertTriage(bus, store, TocsinConfig())
+    yield AlertTriage(bus, store, TriageConfig())
     await bus.stop()
     file.close()
 

@@ -29,8 +29,8 @@ from schemas import (
     dlq_topic,
 )
 from services.triage import app as triage
+from services.triage.config import TriageConfig
 from services.triage.store import MongoTriageStore
-from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.bus import Subscription
 from tocsin.runtime.embedded.bus import EmbeddedBus
 from tocsin.runtime.embedded.docstore import EmbeddedDatabase
@@ -116,7 +116,7 @@ async def run_pipeline(tmp_path: Path) -> AsyncIterator[TriagePipeline]:
     bus = EmbeddedBus(file, handler_attempts=1)
     await bus.start()
     store = MongoTriageStore(cast(AsyncDatabase[Document], EmbeddedDatabase(file)))
-    service = triage.build(bus, store, TocsinConfig(), lambda: "test")
+    service = triage.build(bus, store, TriageConfig(), lambda: "test")
     for step in service.on_start:
         await step()
     pipeline = TriagePipeline(bus, store)

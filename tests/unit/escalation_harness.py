@@ -154,9 +154,9 @@ async def rig(tmp_path: Path, tocsin_config: TocsinConfig, **options: Any) -> As
     store = MongoEscalationStore(cast(AsyncDatabase[Document], database))
     bus = RecordingBus(EmbeddedBus(file))
     clock = FakeClock()
-    engine = Escalation(bus, store, tocsin_config, clock, "test-engine", **options)
+    engine = Escalation(bus, store, tocsin_config.escalation(), clock, "test-engine", **options)
     results = DeliveryResults(
-        bus, store, tocsin_config, clock, public_url=options.get("public_url")
+        bus, store, tocsin_config.escalation(), clock, public_url=options.get("public_url")
     )
     await bus.start()
     await store.ensure_indexes()

@@ -44,7 +44,7 @@ def test_example_config_loads() -> None:
     assert [s.id for s in config.services] == ["checkout"]
     assert config.services[0].tier == 0
     assert [u.id for u in config.users] == ["alice", "bob"]
-    policy = config.policy("checkout-oncall")
+    policy = config.escalation().policy_for("checkout")
     assert policy is not None
     assert [level.delay for level in policy.levels] == [timedelta(0), timedelta(minutes=5)]
     assert [[t.user for t in level.targets] for level in policy.levels] == [["alice"], ["bob"]]
@@ -60,7 +60,7 @@ def test_lookups_find_by_id_or_return_none() -> None:
     assert user is not None
     assert user.name == "Bob Backup"
     assert config.service("nope") is None
-    assert config.policy("nope") is None
+    assert config.escalation().policy_for("nope") is None
     assert config.user("nope") is None
 
 

@@ -43,7 +43,9 @@ class Api:
 @contextlib.asynccontextmanager
 async def serving(r: Rig, *, consume: bool = True) -> AsyncIterator[httpx.AsyncClient]:
     """The service's routes, and (unless `consume` is off) its consumers running."""
-    service = build(r.bus, r.store, r.engine_config, r.clock, lambda: "ops", instance_id="api")
+    service = build(
+        r.bus, r.store, r.engine_config.escalation(), r.clock, lambda: "ops", instance_id="api"
+    )
     app = FastAPI()
     app.include_router(service.router)
     tasks = [asyncio.create_task(r.bus.consume(s)) for s in service.subscriptions if consume]
@@ -246,7 +248,9 @@ async def test_without_a_running_consumer_the_command_is_accepted_and_applied_la
 ) -> None:
     async with rig(tmp_path, config()) as r:
         await r.engine.on_incident_event(incident_event())
-        service = build(r.bus, r.store, r.engine_config, r.clock, lambda: "ops", instance_id="api")
+        service = build(
+            r.bus, r.store, r.engine_config.escalation(), r.clock, lambda: "ops", instance_id="api"
+        )
         app = FastAPI()
         app.include_router(router(r.engine, r.store, lambda: "ops", command_wait_seconds=0.1))
         transport = httpx.ASGITransport(app=app)

@@ -160,6 +160,10 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigError as error:
         return _report(error)
     state = ProcessState()
+    if settings.public_url is None:
+        # Pages link to the incident in the API; without TOCSIN_PUBLIC_URL, where we listen.
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{args.port}"})
     try:
         app = create_embedded_app(settings, config, args.data_dir, state)
     except DataDirInUse as error:

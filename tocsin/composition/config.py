@@ -1,5 +1,10 @@
 """The declarative configuration file (`--config`): services, integrations, users, policies.
 
+The file is one document; each service declares the models of its own keys in its `config.py`
+(integrations in ingest, contacts in notifier, policies and notification rules in escalation)
+and receives only its section (`TocsinConfig.ingest()`, ...). This module composes them, checks
+the references across sections, and owns what spans several (services, users).
+
 The keys here are a public contract (see the README's configuration reference). Loading
 validates shape and cross-references and reports every problem in the user's terms, each with
 the exact path of the bad key (`users[1].notification_rules[0].contact: unknown contact 'x'`).
@@ -7,176 +12,38 @@ the exact path of the bad key (`users[1].notification_rules[0].contact: unknown 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    SecretStr,
-    ValidationError,
-    model_validator,
-)
+from pydantic import Field, ValidationError, model_validator
 
-from tocsin.composition.config_problems import (
-    IDENTIFIER_PATTERN,
+from services.escalation.config import (
+    EscalationConfig,
+    EscalationPolicyConfig,
+    EscalationUser,
+    NotificationRuleConfig,
+)
+from services.ingest.config import HeartbeatConfig, IngestConfig, IntegrationConfig
+from services.notifier.config import ContactConfig, NotifierConfig
+from services.triage.config import TriageConfig
+from tocsin.runtime.config_problems import (
     ConfigProblems,
     Loc,
     duplicates,
     problems_of,
     unknown,
 )
-from tocsin.runtime.durations import format_duration, parse_duration
-
-Identifier = Annotated[str, Field(min_length=1, max_length=100, pattern=IDENTIFIER_PATTERN)]
+from tocsin.runtime.config_types import Identifier, StrictModel
 
 
-def _to_timedelta(value: object) -> object:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, int | float):  # bool too: YAML's `yes` is not a duration
-        raise ValueError("write durations with a unit, e.g. '30s' or '5m'")
-    return value
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_to_timedelta),
-    PlainSerializer(format_duration, return_type=str),
-]
-
-
-def _non_empty(what: str) -> AfterValidator:
-    # Not `Field(min_length=1)`: pydantic then also reports a filled-in tuple whose items are
-    # all invalid as empty, a second, false problem.
-    def check(items: tuple[object, ...]) -> tuple[object, ...]:
-        if not items:
-            raise ValueError(f"needs at least one {what}")
-        return items
-
-    return AfterValidator(check)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ServiceConfig(_Strict):
+class ServiceConfig(StrictModel):
     id: Identifier
     name: str = Field(min_length=1, max_length=200)
     tier: int = Field(default=2, ge=0, le=3, description="0 critical path .. 3 low")
     escalation_policy: Identifier
 
 
-IntegrationType = Literal["alertmanager", "grafana", "datadog", "pagerduty", "generic"]
-SIGNED_TYPES = ("grafana", "generic")
-
-
-class IngestLimitsConfig(_Strict):
-    """What one webhook request may carry; past these ingest answers 413 (sizes, counts) or
-    422 (a name or value too long), naming the field."""
-
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=16 * 1024 * 1024)
-    max_alerts: int = Field(default=1000, ge=1, le=10_000, description="alerts per request")
-    max_labels: int = Field(default=128, ge=1, le=1000, description="labels (and annotations)")
-    max_name_length: int = Field(default=256, ge=1, le=1024)
-    max_value_length: int = Field(default=8192, ge=1, le=16_384)
-
-
-class HmacConfig(_Strict):
-    """Shared secret for request signatures: Grafana's `X-Grafana-Alerting-Signature` (hex
-    HMAC-SHA256 of the body, or of `timestamp:body` with a timestamp header) or, for generic
-    senders, `X-Tocsin-Signature: sha256=<hex>`."""
-
-    secret: SecretStr = Field(min_length=16, description="Never logged.")
-    timestamp_header: str | None = Field(default=None, min_length=1, max_length=100)
-    max_skew: Duration = timedelta(minutes=5)
-
-
-class IntegrationConfig(_Strict):
-    id: Identifier
-    type: IntegrationType
-    token: SecretStr = Field(min_length=16, description="Stored hashed, never logged.")
-    service: Identifier
-    hmac: HmacConfig | None = None
-    limits: IngestLimitsConfig = IngestLimitsConfig()
-    rate_limit_per_minute: int = Field(
-        default=600, ge=0, le=1_000_000, description="events per minute (pagerduty); 0 = none"
-    )
-
-    @model_validator(mode="after")
-    def _signatures_fit_the_type(self) -> IntegrationConfig:
-        if self.hmac is not None and self.type not in SIGNED_TYPES:
-            raise ConfigProblems(
-                [
-                    (
-                        ("hmac",),
-                        f"signatures are supported for {' and '.join(SIGNED_TYPES)} "
-                        f"integrations, not {self.type}",
-                    )
-                ]
-            )
-        if self.hmac is not None and self.hmac.timestamp_header and self.type != "grafana":
-            raise ConfigProblems(
-                [
-                    (
-                        ("hmac", "timestamp_header"),
-                        "only Grafana signs with a timestamp; generic signatures have none",
-                    )
-                ]
-            )
-        return self
-
-
-class HeartbeatConfig(_Strict):
-    """A job that must ping `POST /v1/heartbeats/{token}` at least every `interval` (+ grace);
-    a missed ping raises an alert on `service`, the next ping resolves it."""
-
-    id: Identifier
-    token: SecretStr = Field(min_length=16, description="Stored hashed, never logged.")
-    service: Identifier
-    interval: Duration
-    grace: Duration = timedelta(0)
-    severity: str = Field(default="critical", min_length=1, max_length=64)
-    summary: str | None = Field(default=None, min_length=1, max_length=1024)
-
-    @model_validator(mode="after")
-    def _interval_is_positive(self) -> HeartbeatConfig:
-        if self.interval < timedelta(seconds=1):
-            raise ConfigProblems([(("interval",), "must be at least 1s")])
-        return self
-
-
-class ContactConfig(_Strict):
-    """`webhook` POSTs the page to `address`; `log` writes it to Tocsin's own log."""
-
-    id: Identifier
-    type: Literal["webhook", "log"]
-    address: str | None = Field(default=None, min_length=1, max_length=2048)
-
-    @model_validator(mode="after")
-    def _webhook_is_http(self) -> ContactConfig:
-        # The address is not repeated in the message: webhook URLs can carry secrets.
-        if self.type == "webhook" and self.address is None:
-            problem = "missing: a webhook contact needs an http:// or https:// URL"
-            raise ConfigProblems([(("address",), problem)])
-        if self.type == "webhook" and not (self.address or "").startswith(("http://", "https://")):
-            raise ConfigProblems([(("address",), "must be an http:// or https:// URL")])
-        return self
-
-
-class NotificationRuleConfig(_Strict):
-    contact: Identifier
-    after: Duration = timedelta(0)
-
-
-class UserConfig(_Strict):
+class UserConfig(StrictModel):
     id: Identifier
     name: str = Field(min_length=1, max_length=200)
     contacts: tuple[ContactConfig, ...] = ()
@@ -203,22 +70,7 @@ class UserConfig(_Strict):
         return self
 
 
-class TargetConfig(_Strict):
-    user: Identifier
-
-
-class LevelConfig(_Strict):
-    delay: Duration = timedelta(0)
-    targets: Annotated[tuple[TargetConfig, ...], _non_empty("target")]
-
-
-class EscalationPolicyConfig(_Strict):
-    id: Identifier
-    repeat: int = Field(default=0, ge=0, le=20)
-    levels: Annotated[tuple[LevelConfig, ...], _non_empty("level")]
-
-
-class TocsinConfig(_Strict):
+class TocsinConfig(StrictModel):
     services: tuple[ServiceConfig, ...] = ()
     integrations: tuple[IntegrationConfig, ...] = ()
     heartbeats: tuple[HeartbeatConfig, ...] = ()
@@ -290,11 +142,34 @@ class TocsinConfig(_Strict):
     def service(self, service_id: str) -> ServiceConfig | None:
         return next((s for s in self.services if s.id == service_id), None)
 
-    def policy(self, policy_id: str) -> EscalationPolicyConfig | None:
-        return next((p for p in self.escalation_policies if p.id == policy_id), None)
-
     def user(self, user_id: str) -> UserConfig | None:
         return next((u for u in self.users if u.id == user_id), None)
+
+    # Each service gets only its own section (services never see the whole file).
+
+    def ingest(self) -> IngestConfig:
+        return IngestConfig(integrations=self.integrations, heartbeats=self.heartbeats)
+
+    def triage(self) -> TriageConfig:
+        return TriageConfig(service_tiers={s.id: s.tier for s in self.services})
+
+    def escalation(self) -> EscalationConfig:
+        return EscalationConfig(
+            policies=self.escalation_policies,
+            service_policies={s.id: s.escalation_policy for s in self.services},
+            users=tuple(
+                EscalationUser(
+                    id=u.id,
+                    name=u.name,
+                    notification_rules=u.notification_rules,
+                    contact_ids=tuple(c.id for c in u.contacts),
+                )
+                for u in self.users
+            ),
+        )
+
+    def notifier(self) -> NotifierConfig:
+        return NotifierConfig(contacts={u.id: u.contacts for u in self.users})
 
 
 class ConfigError(Exception):

@@ -9,11 +9,13 @@ import httpx
 from fastapi import FastAPI
 
 from tocsin.composition.config import TocsinConfig
-from tocsin.composition.wiring import Parts, ServiceName, build_service
+from tocsin.composition.wiring import ServiceName, api_keys, build_service
 from tocsin.runtime import telemetry
 from tocsin.runtime.clock import SystemClock
+from tocsin.runtime.http import api_key_dependency
 from tocsin.runtime.kafka import ConsumerTiming, KafkaBus, TopicLayout
 from tocsin.runtime.mongo import open_client, ping
+from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import ProcessState, create_app
 from tocsin.runtime.settings import Settings
 
@@ -43,8 +45,9 @@ def create_service_app(
     client = open_client(settings.mongo_url)
     database = client[settings.mongo_database]
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
-    parts = Parts(bus, database, config, settings, SystemClock(), http_client, instance_id)
-    service = build_service(name, parts)
+    require_api_key = api_key_dependency(api_keys(settings))
+    parts = Parts(bus, database, settings, SystemClock(), http_client, instance_id, require_api_key)
+    service = build_service(name, parts, config)
 
     async def mongo_ready() -> bool:
         return await ping(database)

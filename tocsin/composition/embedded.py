@@ -21,13 +21,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tocsin.composition.config import TocsinConfig
-from tocsin.composition.wiring import SERVICE_NAMES, Parts, build_service
+from tocsin.composition.wiring import SERVICE_NAMES, api_keys, build_service
 from tocsin.runtime import telemetry
 from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.embedded.bus import EmbeddedBus
 from tocsin.runtime.embedded.docstore import EmbeddedDatabase
 from tocsin.runtime.embedded.sqlite import SqliteFile
+from tocsin.runtime.http import api_key_dependency
 from tocsin.runtime.mongo import Document
+from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import ProcessState, Service, create_app
 from tocsin.runtime.settings import Settings
 
@@ -91,8 +93,9 @@ def create_embedded_app(
     database = cast(AsyncDatabase[Document], store)
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     instance_id = settings.instance_id or f"embedded-{os.getpid()}"
-    parts = Parts(bus, database, config, settings, SystemClock(), http_client, instance_id)
-    services = [build_service(name, parts) for name in SERVICE_NAMES]
+    require_api_key = api_key_dependency(api_keys(settings))
+    parts = Parts(bus, database, settings, SystemClock(), http_client, instance_id, require_api_key)
+    services = [build_service(name, parts, config) for name in SERVICE_NAMES]
 
     async def store_ready() -> bool:
         try:

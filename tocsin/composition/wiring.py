@@ -1,33 +1,31 @@
-"""Building the four services from their parts, shared by both ways of running Tocsin: one
-service per process (distributed.py) and all of them in one process (embedded/app.py)."""
+"""Building the four services, shared by both ways of running Tocsin: one service per process
+(distributed.py) and all of them in one process (embedded.py). A registry maps each service's
+name to its `from_parts`, handing it only its own section of the configuration file."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Callable, Mapping
 from typing import Literal
 
-import httpx
-from pymongo.asynchronous.database import AsyncDatabase
-
 from services.escalation import app as escalation
-from services.escalation.store import MongoEscalationStore
 from services.ingest import app as ingest
-from services.ingest.store import MongoIngestStore
 from services.notifier import app as notifier
-from services.notifier.store import MongoNotifierStore
 from services.triage import app as triage
-from services.triage.store import MongoTriageStore
 from tocsin.composition.config import TocsinConfig
-from tocsin.runtime.bus import Bus
-from tocsin.runtime.clock import Clock
-from tocsin.runtime.http import ApiKeys, api_key_dependency, token_digest
-from tocsin.runtime.mongo import Document
+from tocsin.runtime.http import ApiKeys, token_digest
+from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import Service
 from tocsin.runtime.settings import Settings
 
 ServiceName = Literal["ingest", "triage", "escalation", "notifier"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("ingest", "triage", "escalation", "notifier")
+
+BUILDERS: Mapping[ServiceName, Callable[[Parts, TocsinConfig], Service]] = {
+    "ingest": lambda parts, config: ingest.from_parts(parts, config.ingest()),
+    "triage": lambda parts, config: triage.from_parts(parts, config.triage()),
+    "escalation": lambda parts, config: escalation.from_parts(parts, config.escalation()),
+    "notifier": lambda parts, config: notifier.from_parts(parts, config.notifier()),
+}
 
 
 def api_keys(settings: Settings) -> ApiKeys:
@@ -37,43 +35,5 @@ def api_keys(settings: Settings) -> ApiKeys:
     return ApiKeys(digests)
 
 
-@dataclass(frozen=True)
-class Parts:
-    """What every service is built from; only the bus and database adapters differ by mode."""
-
-    bus: Bus
-    database: AsyncDatabase[Document]
-    config: TocsinConfig
-    settings: Settings
-    clock: Clock
-    http_client: httpx.AsyncClient
-    instance_id: str
-
-
-def build_service(name: ServiceName, parts: Parts) -> Service:
-    bus, database, config, clock = parts.bus, parts.database, parts.config, parts.clock
-    require_api_key = api_key_dependency(api_keys(parts.settings))
-    if name == "ingest":
-        return ingest.build(bus, MongoIngestStore(database), config, clock)
-    if name == "triage":
-        return triage.build(bus, MongoTriageStore(database), config, require_api_key)
-    if name == "escalation":
-        return escalation.build(
-            bus,
-            MongoEscalationStore(database),
-            config,
-            clock,
-            require_api_key,
-            instance_id=parts.instance_id,
-            lease=timedelta(seconds=parts.settings.timer_lease_seconds),
-            poll_seconds=parts.settings.timer_poll_seconds,
-        )
-    return notifier.build(
-        bus,
-        MongoNotifierStore(database),
-        config,
-        clock,
-        parts.http_client,
-        instance_id=parts.instance_id,
-        poll_seconds=parts.settings.timer_poll_seconds,
-    )
+def build_service(name: ServiceName, parts: Parts, config: TocsinConfig) -> Service:
+    return BUILDERS[name](parts, config)
