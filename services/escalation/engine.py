@@ -16,8 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from prometheus_client import Counter
-
 from schemas import (
     INCIDENTS_COMMANDS,
     INCIDENTS_LIFECYCLE,
@@ -55,6 +53,7 @@ from services.escalation.domain.timeline import (
     Entry,
     TimelineEntry,
 )
+from services.escalation.metrics import TIMERS_FIRED, TRANSITIONS_APPLIED
 from services.escalation.pages import message_id, page_request, sent_entry_of
 from services.escalation.store import (
     Details,
@@ -71,11 +70,6 @@ log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 20
 _STALE_OUTBOX = timedelta(seconds=10)
-
-TIMERS_FIRED = Counter("tocsin_escalation_timers_fired_total", "Timers fired, by kind.", ["kind"])
-TRANSITIONS_APPLIED = Counter(
-    "tocsin_escalation_transitions_total", "Lifecycle actions applied.", ["action"]
-)
 
 
 class IncidentNotFound(Exception):

@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
-from services.ingest import limits, signatures
+from services.ingest.domain import limits, signatures
+from services.ingest.domain.formats import FORMATS, ParseContext
+from services.ingest.domain.ratelimit import RateLimiter
 from services.ingest.enqueue import answer_pagerduty
-from services.ingest.formats import FORMATS, ParseContext
 from services.ingest.heartbeat_monitor import HeartbeatMonitor
 from services.ingest.intake import (
     BadJson,
@@ -32,7 +33,6 @@ from services.ingest.intake import (
     unavailable,
 )
 from services.ingest.metrics import PAYLOAD_BYTES, REQUEST_SECONDS, UNKNOWN
-from services.ingest.ratelimit import RateLimiter
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.http import TokenDirectory

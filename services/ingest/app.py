@@ -7,10 +7,10 @@ from schemas import ALERTS_RAW
 from services.ingest import enqueue
 from services.ingest.api import router
 from services.ingest.config import IngestConfig
-from services.ingest.formats import FORMATS
+from services.ingest.domain.formats import FORMATS
+from services.ingest.domain.ratelimit import RateLimiter
 from services.ingest.heartbeat_monitor import HeartbeatMonitor
 from services.ingest.intake import Caller
-from services.ingest.ratelimit import RateLimiter
 from services.ingest.store import (
     HeartbeatDeclaration,
     IngestStore,

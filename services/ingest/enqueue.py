@@ -14,8 +14,9 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.ingest import limits
-from services.ingest.formats import ParseContext, pagerduty
+from services.ingest.domain import limits
+from services.ingest.domain.formats import ParseContext, pagerduty
+from services.ingest.domain.ratelimit import RateLimiter
 from services.ingest.intake import (
     BadJson,
     BodyTooLarge,
@@ -33,7 +34,6 @@ from services.ingest.metrics import (
     REQUESTS_REJECTED,
     UNKNOWN,
 )
-from services.ingest.ratelimit import RateLimiter
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.http import TokenDirectory

@@ -15,22 +15,16 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from prometheus_client import Counter
 from pymongo.errors import PyMongoError
 
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus
-from services.ingest.heartbeats import Heartbeat, HeartbeatStatus, alert, transition
+from services.ingest.domain.heartbeats import Heartbeat, HeartbeatStatus, alert, transition
+from services.ingest.metrics import HEARTBEAT_TRANSITIONS
 from services.ingest.store import IngestStore, Outbox
 from tocsin.runtime.bus import Bus, PublishError
 from tocsin.runtime.clock import Clock
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_TRANSITIONS = Counter(
-    "tocsin_ingest_heartbeat_transitions_total",
-    "Heartbeats that went down (missed) or came back up.",
-    ["heartbeat", "status"],
-)
 
 
 class HeartbeatMonitor:

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from schemas import ALERTS_RAW, AlertReceived
 from services.ingest.config import HmacConfig, IngestLimitsConfig
-from services.ingest.formats import Format
-from services.ingest.formats.errors import problems
+from services.ingest.domain.formats import Format
+from services.ingest.domain.formats.errors import problems
 from services.ingest.metrics import ALERTS_ACCEPTED, BACKPRESSURE, REQUESTS_REJECTED
 from services.ingest.store import Integration
 from tocsin.runtime.bus import Bus, PublishError

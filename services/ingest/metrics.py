@@ -39,3 +39,9 @@ PAYLOAD_BYTES = Histogram(
 )
 
 UNKNOWN = "unknown"
+
+HEARTBEAT_TRANSITIONS = Counter(
+    "tocsin_ingest_heartbeat_transitions_total",
+    "Heartbeats that went down (missed) or came back up.",
+    ["heartbeat", "status"],
+)

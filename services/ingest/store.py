@@ -12,7 +12,7 @@ from typing import Protocol
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.ingest.heartbeats import Heartbeat, HeartbeatStatus
+from services.ingest.domain.heartbeats import Heartbeat, HeartbeatStatus
 from tocsin.runtime.mongo import Document
 
 

@@ -11,7 +11,7 @@ from schemas import NOTIFICATIONS_REQUESTED, NotificationRequested
 from services.notifier.channels import channels
 from services.notifier.config import NotifierConfig
 from services.notifier.consumers import Delivery
-from services.notifier.domain import DEFAULT_RETRY, RetryPolicy
+from services.notifier.domain.retry import DEFAULT_RETRY, RetryPolicy
 from services.notifier.store import MongoNotifierStore, NotifierStore
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock

@@ -34,7 +34,7 @@ from schemas import (
 )
 from services.notifier.channels import Channel, DeliveryFailed
 from services.notifier.config import ContactConfig, NotifierConfig
-from services.notifier.domain import (
+from services.notifier.domain.retry import (
     DEFAULT_RETRY,
     RetryPolicy,
     retry_after_error,

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from prometheus_client import Counter
-
 from schemas import (
     INCIDENTS_EVENTS,
     AlertReceived,
@@ -37,18 +35,11 @@ from services.triage.domain import (
     raised_severity,
     severity_event_id,
 )
+from services.triage.metrics import ALERTS_TRIAGED, INCIDENTS_RELEASED
 from services.triage.store import IncidentRecord, NewIncident, TriageStore
 from tocsin.runtime.bus import Bus
 
 log = logging.getLogger(__name__)
-
-ALERTS_TRIAGED = Counter(
-    "tocsin_triage_alerts_total", "Alert occurrences triaged, by outcome.", ["outcome"]
-)
-INCIDENTS_RELEASED = Counter(
-    "tocsin_triage_incidents_released_total",
-    "Incidents escalation resolved that triage closed, detaching their firing alerts.",
-)
 
 
 _CAS_ATTEMPTS = 5

@@ -23,7 +23,7 @@ API_VERSION = "2010-04-01"
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 MAX_BODY = 1600
 
-# GSM 03.38, typed out here separately from services.notifier.sms_text so that the two can be
+# GSM 03.38, typed out here separately from services.notifier.domain.sms_text so that the two can be
 # checked against each other.
 _GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -13,7 +13,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import AlertStatus, Severity
-from services.ingest.formats import FORMATS, ParseContext
+from services.ingest.domain.formats import FORMATS, ParseContext
 from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage, LifecycleTriage
 from services.triage.store import AlertFilter, AlertRecord, IncidentRecord, MongoTriageStore

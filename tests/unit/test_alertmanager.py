@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas import AlertReceived, AlertStatus
-from services.ingest.fingerprint import fingerprint_hex
-from services.ingest.formats.alertmanager import AlertmanagerWebhook, normalize
+from services.ingest.domain.fingerprint import fingerprint_hex
+from services.ingest.domain.formats.alertmanager import AlertmanagerWebhook, normalize
 
 RECEIVED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

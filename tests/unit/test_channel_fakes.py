@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.notifier import signing
+from services.notifier.domain import signing
 from tests.fakes.server import BackgroundServer
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.twilio import FakeTwilio

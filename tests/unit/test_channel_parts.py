@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import NotificationEvent, Severity
-from services.notifier import bundling, replies, signing
-from services.notifier.e164 import InvalidPhoneNumber, is_e164, parse_e164
-from services.notifier.sms_text import (
+from services.notifier.domain import bundling, replies, signing
+from services.notifier.domain.e164 import InvalidPhoneNumber, is_e164, parse_e164
+from services.notifier.domain.sms_text import (
     GSM7_SINGLE_SEGMENT,
     UCS2_SINGLE_SEGMENT,
     Encoding,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest.fingerprint import fingerprint_hex, label_set_fingerprint
+from services.ingest.domain.fingerprint import fingerprint_hex, label_set_fingerprint
 
 # Vectors from prometheus/common model/signature_test.go (TestLabelsToSignature,
 # TestMetricToFingerprint and the labelSetToFingerprint benchmarks).

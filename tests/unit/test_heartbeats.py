@@ -7,7 +7,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from schemas import AlertReceived, AlertStatus
-from services.ingest.heartbeats import Heartbeat, HeartbeatStatus, alert, fingerprint, transition
+from services.ingest.domain.heartbeats import (
+    Heartbeat,
+    HeartbeatStatus,
+    alert,
+    fingerprint,
+    transition,
+)
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 BEAT = Heartbeat(

@@ -12,9 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from schemas import AlertReceived, AlertStatus
-from services.ingest.formats import FORMATS, ParseContext
-from services.ingest.formats.common import dedup_fingerprint, label_fingerprint
-from services.ingest.formats.pagerduty import InvalidEvent, interpret, validate
+from services.ingest.domain.formats import FORMATS, ParseContext
+from services.ingest.domain.formats.common import dedup_fingerprint, label_fingerprint
+from services.ingest.domain.formats.pagerduty import InvalidEvent, interpret, validate
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

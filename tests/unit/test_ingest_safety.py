@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas import AlertReceived
-from services.ingest import limits, signatures
 from services.ingest.config import IngestLimitsConfig
-from services.ingest.formats import FORMATS, ParseContext
-from services.ingest.formats.common import json_path
-from services.ingest.formats.pagerduty import InvalidEvent, validate
+from services.ingest.domain import limits, signatures
+from services.ingest.domain.formats import FORMATS, ParseContext
+from services.ingest.domain.formats.common import json_path
+from services.ingest.domain.formats.pagerduty import InvalidEvent, validate
+from services.ingest.domain.ratelimit import RateLimiter
 from services.ingest.intake import BadJson, decode_json, schema_errors
-from services.ingest.ratelimit import RateLimiter
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 SECRET = "grafana-shared-secret-0123"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.notifier.domain import (
+from services.notifier.domain.retry import (
     DEFAULT_RETRY,
     RetryPolicy,
     retry_after_error,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from schemas import AlertReceived, AlertStatus
-from services.ingest.formats.common import label_fingerprint, pairs
+from services.ingest.domain.formats.common import label_fingerprint, pairs
 from tocsin.runtime.durations import format_duration
 
 SOURCE = "heartbeat"

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from schemas import AlertReceived
-from services.ingest.formats import alertmanager, datadog, generic, grafana, pagerduty
-from services.ingest.formats.common import ParseContext
+from services.ingest.domain.formats import alertmanager, datadog, generic, grafana, pagerduty
+from services.ingest.domain.formats.common import ParseContext
 
 Parser = Callable[[object, ParseContext], list[AlertReceived]]
 Signature = Literal["grafana", "tocsin"]

@@ -21,7 +21,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, model_validator
 
 from schemas import AlertReceived, AlertStatus
-from services.ingest.formats.common import (
+from services.ingest.domain.formats.common import (
     ALERTNAME_LIMIT,
     SUMMARY_LIMIT,
     URL_LIMIT,

@@ -20,7 +20,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from schemas import Label
-from services.ingest.fingerprint import fingerprint_hex
+from services.ingest.domain.fingerprint import fingerprint_hex
 
 SUMMARY_LIMIT = 4096
 ALERTNAME_LIMIT = 1024

@@ -11,7 +11,7 @@ from datetime import datetime
 from pydantic import Field
 
 from schemas import AlertReceived, AlertStatus
-from services.ingest.formats.common import (
+from services.ingest.domain.formats.common import (
     ALERTNAME_LIMIT,
     SUMMARY_LIMIT,
     URL_LIMIT,

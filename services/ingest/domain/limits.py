@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from schemas import AlertReceived, Label
 from services.ingest.config import IngestLimitsConfig
-from services.ingest.formats.common import json_path
+from services.ingest.domain.formats.common import json_path
 
 
 @dataclass(frozen=True)

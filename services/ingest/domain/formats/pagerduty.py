@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from schemas import AlertReceived, AlertStatus
-from services.ingest.formats.common import (
+from services.ingest.domain.formats.common import (
     ALERTNAME_LIMIT,
     URL_LIMIT,
     LabelMap,
@@ -29,7 +29,7 @@ from services.ingest.formats.common import (
     dedup_fingerprint,
     pairs,
 )
-from services.ingest.formats.errors import describe
+from services.ingest.domain.formats.errors import describe
 
 MAX_BODY_BYTES = 512 * 1024  # PagerDuty: "Events API payloads are limited to 512 KB"
 SEVERITIES = ("critical", "error", "warning", "info")

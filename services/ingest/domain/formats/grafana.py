@@ -13,8 +13,8 @@ import json
 from pydantic import Field
 
 from schemas import AlertReceived, AlertStatus
-from services.ingest.formats.alertmanager import AlertmanagerAlert, to_message
-from services.ingest.formats.common import URL_LIMIT, Lenient, ParseContext, Text, present
+from services.ingest.domain.formats.alertmanager import AlertmanagerAlert, to_message
+from services.ingest.domain.formats.common import URL_LIMIT, Lenient, ParseContext, Text, present
 
 
 class GrafanaAlert(AlertmanagerAlert):

@@ -22,7 +22,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from schemas import AlertReceived, AlertStatus
-from services.ingest.formats.common import (
+from services.ingest.domain.formats.common import (
     ALERTNAME_LIMIT,
     URL_LIMIT,
     LabelMap,

@@ -11,7 +11,7 @@ import re
 
 from pydantic_core import ErrorDetails
 
-from services.ingest.formats.common import json_path
+from services.ingest.domain.formats.common import json_path
 
 _EXPECTED_BY_TYPE = {
     "missing": "field required",

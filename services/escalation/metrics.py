@@ -1,0 +1,10 @@
+"""Escalation's Prometheus metrics (labels are kinds and actions, never people or contacts)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+TIMERS_FIRED = Counter("tocsin_escalation_timers_fired_total", "Timers fired, by kind.", ["kind"])
+TRANSITIONS_APPLIED = Counter(
+    "tocsin_escalation_transitions_total", "Lifecycle actions applied.", ["action"]
+)

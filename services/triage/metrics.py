@@ -1,0 +1,13 @@
+"""Triage's Prometheus metrics (labels are outcomes, never alert content)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+ALERTS_TRIAGED = Counter(
+    "tocsin_triage_alerts_total", "Alert occurrences triaged, by outcome.", ["outcome"]
+)
+INCIDENTS_RELEASED = Counter(
+    "tocsin_triage_incidents_released_total",
+    "Incidents escalation resolved that triage closed, detaching their firing alerts.",
+)
