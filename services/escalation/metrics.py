@@ -8,3 +8,8 @@ TIMERS_FIRED = Counter("tocsin_escalation_timers_fired_total", "Timers fired, by
 TRANSITIONS_APPLIED = Counter(
     "tocsin_escalation_transitions_total", "Lifecycle actions applied.", ["action"]
 )
+QUARANTINED = Counter(
+    "tocsin_escalation_quarantined_total",
+    "Stored documents set aside because they cannot be read or keep failing, by kind.",
+    ["kind"],
+)

@@ -11,6 +11,7 @@ their deterministic id, so writing one again changes nothing.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,10 @@ from schemas import AlertDetails, Severity
 from services.escalation.domain.lifecycle import Lifecycle, Responder, Status
 from services.escalation.domain.outbox import ArmTimer, OutboxItem, SendNotification
 from services.escalation.domain.timeline import TimelineEntry
+from services.escalation.metrics import QUARANTINED
 from tocsin.runtime.mongo import Document
+
+log = logging.getLogger(__name__)
 
 _ITEMS = TypeAdapter(list[OutboxItem])
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -110,6 +114,7 @@ class Timer:
     cycle: int
     due_at: datetime
     notification: SendNotification | None
+    failures: int = 0
 
 
 class EscalationStore(Protocol):
@@ -166,6 +171,12 @@ class EscalationStore(Protocol):
     ) -> Timer | None: ...
 
     async def finish_timer(self, timer_id: str, owner: str) -> None: ...
+
+    async def retry_timer(
+        self, timer_id: str, owner: str, error: str, retry_at: datetime | None
+    ) -> None:
+        """Firing failed: release the timer for another try at `retry_at`, or, with None,
+        set it aside as `quarantined` with the reason (it is never claimed again)."""
 
 
 def _lifecycle_fields(lifecycle: Lifecycle) -> Document:
@@ -433,16 +444,17 @@ class MongoEscalationStore:
         )
         if doc is None:
             return None
-        notification = doc.get("notification")
-        return Timer(
-            id=doc["_id"],
-            incident_id=doc["incident_id"],
-            kind=doc["kind"],
-            step=doc["step"],
-            cycle=doc["cycle"],
-            due_at=doc["due_at"],
-            notification=SendNotification.model_validate(notification) if notification else None,
-        )
+        try:
+            return _timer(doc)
+        except (KeyError, TypeError, ValueError) as error:
+            # Written by another version, or damaged: never claim it again, say why, go on.
+            reason = f"unreadable timer: {type(error).__name__}: {error}"[:2048]
+            await self._timers.update_one(
+                {"_id": doc["_id"]}, {"$set": {"state": "quarantined", "quarantine_reason": reason}}
+            )
+            QUARANTINED.labels(kind="timer").inc()
+            log.error("timer %s quarantined: %s", doc["_id"], reason)
+            return await self.claim_due_timer(now, owner, lease)
 
     async def finish_timer(self, timer_id: str, owner: str) -> None:
         # Only the lease holder finishes a timer; a lapsed lease means someone else may retry.
@@ -450,3 +462,32 @@ class MongoEscalationStore:
             {"_id": timer_id, "lease_owner": owner, "state": "pending"},
             {"$set": {"state": "done"}},
         )
+
+    async def retry_timer(
+        self, timer_id: str, owner: str, error: str, retry_at: datetime | None
+    ) -> None:
+        update: Document
+        if retry_at is None:
+            update = {"$set": {"state": "quarantined", "quarantine_reason": error[:2048]}}
+        else:
+            update = {
+                "$set": {"due_at": retry_at, "lease_until": retry_at, "last_error": error[:2048]},
+                "$inc": {"failures": 1},
+            }
+        await self._timers.update_one(
+            {"_id": timer_id, "lease_owner": owner, "state": "pending"}, update
+        )
+
+
+def _timer(doc: Document) -> Timer:
+    notification = doc.get("notification")
+    return Timer(
+        id=doc["_id"],
+        incident_id=doc["incident_id"],
+        kind=doc["kind"],
+        step=doc["step"],
+        cycle=doc["cycle"],
+        due_at=doc["due_at"],
+        notification=SendNotification.model_validate(notification) if notification else None,
+        failures=int(doc.get("failures", 0)),
+    )

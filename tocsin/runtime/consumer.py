@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from pymongo.errors import ConnectionFailure
 
 from schemas import DeadLetter, Envelope, dlq_topic
 from tocsin.runtime import telemetry
+from tocsin.runtime.backoff import backoff_delay
 from tocsin.runtime.bus import M, PublishError, Subscription
 from tocsin.runtime.clock import utc_now
 from tocsin.runtime.metrics import CONSUMED, DEAD_LETTERED, HANDLER_RETRIES
@@ -75,7 +77,9 @@ class RecordProcessor:
                     # restarting). Dead-lettering it would lose a page: wait and retry, without
                     # moving on, for as long as it takes (backpressure, like Kafka's own).
                     unavailable_for += 1
-                    delay = min(self._backoff * 2 ** min(unavailable_for, 10), 10.0)
+                    delay = backoff_delay(
+                        unavailable_for, base=self._backoff, cap=10.0, random=random.random
+                    )
                     HANDLER_RETRIES.labels(topic=topic).inc()
                     log.warning(
                         "handler for %s: %s unavailable (%s); retrying in %.1fs",
@@ -96,7 +100,9 @@ class RecordProcessor:
                         CONSUMED.labels(topic=topic, outcome="dead_lettered").inc()
                         return
                     HANDLER_RETRIES.labels(topic=topic).inc()
-                    delay = min(self._backoff * 2 ** (attempt - 1), 10.0)
+                    delay = backoff_delay(
+                        attempt, base=self._backoff, cap=10.0, random=random.random
+                    )
                     log.warning(
                         "handler for %s failed (attempt %d): %s; retrying in %.1fs",
                         topic,
