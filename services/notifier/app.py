@@ -61,7 +61,7 @@ def build(
         bus,
         store,
         config,
-        channels(client),
+        channels(client, config),
         clock,
         instance_id,
         retry=retry,

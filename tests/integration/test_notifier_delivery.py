@@ -165,7 +165,7 @@ async def notifier(
             bus,
             store,
             config.notifier(),
-            {**channels(client), "log": buggy},
+            {**channels(client, config.notifier()), "log": buggy},
             SystemClock(),
             "test",
             retry=retry_policy(SETTINGS),

@@ -104,7 +104,7 @@ def test_unknown_top_level_key_suggests_the_close_one() -> None:
     document["escalation_policy"] = []
     assert _only_problem(document) == (
         "escalation_policy: unknown key (did you mean 'escalation_policies'? known keys here: "
-        "services, integrations, heartbeats, users, escalation_policies)"
+        "services, integrations, heartbeats, users, escalation_policies, public_url, providers)"
     )
 
 
@@ -353,9 +353,9 @@ def test_unknown_integration_type_lists_the_choices() -> None:
 
 def test_unknown_contact_type_lists_the_choices() -> None:
     document = _document()
-    document["users"][0]["contacts"][0]["type"] = "sms"
+    document["users"][0]["contacts"][0]["type"] = "pager"
     assert _only_problem(document) == (
-        "users[0].contacts[0].type: must be one of: webhook, log (got 'sms')"
+        "users[0].contacts[0].type: must be one of: webhook, log, sms, voice, email, slack, teams (got 'pager')"
     )
 
 

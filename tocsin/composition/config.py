@@ -24,7 +24,13 @@ from services.escalation.config import (
     NotificationRuleConfig,
 )
 from services.ingest.config import HeartbeatConfig, IngestConfig, IntegrationConfig
-from services.notifier.config import ContactConfig, NotifierConfig
+from services.notifier.config import (
+    CALLS_BACK,
+    PROVIDER_OF,
+    ContactConfig,
+    NotifierConfig,
+    ProvidersConfig,
+)
 from services.triage.config import TriageConfig
 from tocsin.runtime.config_problems import (
     ConfigProblems,
@@ -76,6 +82,13 @@ class TocsinConfig(StrictModel):
     heartbeats: tuple[HeartbeatConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     escalation_policies: tuple[EscalationPolicyConfig, ...] = ()
+    public_url: str | None = Field(
+        default=None,
+        max_length=1024,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Where people and providers reach Tocsin (pages link here, callbacks).",
+    )
+    providers: ProvidersConfig = ProvidersConfig()
 
     def reference_problems(self) -> list[str]:
         """Duplicate ids and cross-references that do not resolve, one problem per bad key."""
@@ -107,6 +120,7 @@ class TocsinConfig(StrictModel):
                     + unknown("service", integration.service, service_ids)
                 )
         problems.extend(self._ingest_problems(service_ids))
+        problems.extend(self._contact_problems())
         for p, policy in enumerate(self.escalation_policies):
             for lv, level in enumerate(policy.levels):
                 for t, target in enumerate(level.targets):
@@ -115,6 +129,21 @@ class TocsinConfig(StrictModel):
                             f"escalation_policies[{p}].levels[{lv}].targets[{t}].user: "
                             + unknown("user", target.user, user_ids)
                         )
+        return problems
+
+    def _contact_problems(self) -> list[str]:
+        """A contact type that needs a provider (or callbacks) names what is missing."""
+        problems = []
+        for u, user in enumerate(self.users):
+            for c, contact in enumerate(user.contacts):
+                where = f"users[{u}].contacts[{c}].type"
+                provider = PROVIDER_OF[contact.type]
+                if provider and getattr(self.providers, provider) is None:
+                    problems.append(f"{where}: {contact.type} needs providers.{provider}")
+                if contact.type in CALLS_BACK and self.public_url is None:
+                    problems.append(
+                        f"{where}: {contact.type} needs public_url (where people acknowledge)"
+                    )
         return problems
 
     def _ingest_problems(self, service_ids: list[str]) -> list[str]:
@@ -169,7 +198,11 @@ class TocsinConfig(StrictModel):
         )
 
     def notifier(self) -> NotifierConfig:
-        return NotifierConfig(contacts={u.id: u.contacts for u in self.users})
+        return NotifierConfig(
+            contacts={u.id: u.contacts for u in self.users},
+            providers=self.providers,
+            public_url=self.public_url,
+        )
 
 
 class ConfigError(Exception):

@@ -5,6 +5,7 @@ name to its `from_parts`, handing it only its own section of the configuration f
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Literal
 
 from services.escalation import app as escalation
@@ -23,9 +24,19 @@ SERVICE_NAMES: tuple[ServiceName, ...] = ("ingest", "triage", "escalation", "not
 BUILDERS: Mapping[ServiceName, Callable[[Parts, TocsinConfig], Service]] = {
     "ingest": lambda parts, config: ingest.from_parts(parts, config.ingest()),
     "triage": lambda parts, config: triage.from_parts(parts, config.triage()),
-    "escalation": lambda parts, config: escalation.from_parts(parts, config.escalation()),
+    "escalation": lambda parts, config: escalation.from_parts(
+        _with_public_url(parts, config), config.escalation()
+    ),
     "notifier": lambda parts, config: notifier.from_parts(parts, config.notifier()),
 }
+
+
+def _with_public_url(parts: Parts, config: TocsinConfig) -> Parts:
+    # The file's `public_url` wins over TOCSIN_PUBLIC_URL (and `tocsin up`'s default).
+    if config.public_url is None:
+        return parts
+    settings = parts.settings.model_copy(update={"public_url": config.public_url})
+    return replace(parts, settings=settings)
 
 
 def api_keys(settings: Settings) -> ApiKeys:

@@ -1,30 +1,14 @@
-"""Notification channels, declared as data: a type name maps to a sender (Keep-style registry).
-
-`webhook` POSTs JSON to the contact's address; `log` writes the page to the `tocsin.pages`
-log (for trying Tocsin out). A sender raises `DeliveryFailed` with `retryable` telling
-whether another attempt could succeed (timeouts, 5xx, 408, 429) or not (other 4xx).
-"""
+"""`webhook`: POST the page as JSON to the contact's address, with `Idempotency-Key`."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
 from schemas import AlertDetails, NotificationRequested
+from services.notifier.channels.base import DeliveryFailed
 from services.notifier.config import ContactConfig
-
-
-class DeliveryFailed(Exception):
-    def __init__(self, reason: str, *, retryable: bool) -> None:
-        super().__init__(reason)
-        self.retryable = retryable
-
-
-class Channel(Protocol):
-    async def send(self, contact: ContactConfig, request: NotificationRequested) -> None: ...
 
 
 def webhook_body(request: NotificationRequested) -> dict[str, Any]:
@@ -84,27 +68,3 @@ class WebhookChannel:
             return
         retryable = response.status_code >= 500 or response.status_code in (408, 429)
         raise DeliveryFailed(f"webhook answered {response.status_code}", retryable=retryable)
-
-
-class LogChannel:
-    def __init__(self) -> None:
-        self._log = logging.getLogger("tocsin.pages")
-
-    async def send(self, contact: ContactConfig, request: NotificationRequested) -> None:
-        incident = request.incident
-        self._log.warning(
-            "PAGE %s -> %s/%s: [%s] %s (%s, incident %s, %d alert(s), level %d)",
-            request.event.value,
-            request.recipient.user_id,
-            contact.id,
-            incident.severity.value,
-            incident.title,
-            incident.status,
-            incident.id,
-            incident.alert_count,
-            request.escalation_level,
-        )
-
-
-def channels(client: httpx.AsyncClient) -> Mapping[str, Channel]:
-    return {"webhook": WebhookChannel(client), "log": LogChannel()}
