@@ -19,10 +19,11 @@ from services.escalation.config import EscalationConfig
 from services.escalation.consumers import CommandHandler
 from services.escalation.deliveries import DeliveryResults
 from services.escalation.engine import Escalation
-from services.escalation.store import EscalationStore, MongoEscalationStore
+from services.escalation.store import EscalationStore, MongoEscalationStore, retention_rules
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.parts import Parts
+from tocsin.runtime.retention import with_retention
 from tocsin.runtime.service import Service
 
 CONSUMER_GROUP = "tocsin-escalation"
@@ -30,7 +31,7 @@ CONSUMER_GROUP = "tocsin-escalation"
 
 def from_parts(parts: Parts, config: EscalationConfig) -> Service:
     settings = parts.settings
-    return build(
+    service = build(
         parts.bus,
         MongoEscalationStore(parts.database),
         config,
@@ -41,6 +42,7 @@ def from_parts(parts: Parts, config: EscalationConfig) -> Service:
         poll_seconds=settings.timer_poll_seconds,
         public_url=settings.public_url,
     )
+    return with_retention(service, parts, retention_rules)
 
 
 def build(

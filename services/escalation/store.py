@@ -28,6 +28,7 @@ from services.escalation.domain.outbox import ArmTimer, OutboxItem, SendNotifica
 from services.escalation.domain.timeline import TimelineEntry
 from services.escalation.metrics import QUARANTINED
 from tocsin.runtime.mongo import Document
+from tocsin.runtime.retention import Cascade, RetentionPolicy, RetentionRule
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +262,8 @@ class MongoEscalationStore:
         await self._timeline.create_index([("incident_id", 1), ("key", 1)])
         await self._timers.create_index([("state", 1), ("due_at", 1)])
         await self._timers.create_index("incident_id")
+        await self._incidents.create_index([("status", 1), ("resolved_at", 1)])
+        await self._commands.create_index("at")
 
     async def create(self, incident: EscalationIncident, event_id: uuid.UUID) -> bool:
         doc: Document = {
@@ -491,3 +494,27 @@ def _timer(doc: Document) -> Timer:
         notification=SendNotification.model_validate(notification) if notification else None,
         failures=int(doc.get("failures", 0)),
     )
+
+
+def retention_rules(policy: RetentionPolicy) -> list[RetentionRule]:
+    """Resolved incidents past retention go with their timeline and timers; finished timers and
+    recorded command outcomes are kept only briefly (they matter while an action is answered)."""
+    return [
+        RetentionRule(
+            "escalation_incidents",
+            "resolved_at",
+            policy.resolved,
+            {"status": "resolved"},
+            cascade=(
+                Cascade("escalation_timeline", "incident_id"),
+                Cascade("escalation_timers", "incident_id"),
+            ),
+        ),
+        RetentionRule(
+            "escalation_timers",
+            "due_at",
+            policy.internal,
+            {"state": {"$in": ["done", "cancelled", "quarantined"]}},
+        ),
+        RetentionRule("escalation_commands", "at", policy.internal),
+    ]

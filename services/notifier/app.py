@@ -12,10 +12,11 @@ from services.notifier.channels import channels
 from services.notifier.config import NotifierConfig
 from services.notifier.consumers import Delivery
 from services.notifier.domain.retry import DEFAULT_RETRY, RetryPolicy
-from services.notifier.store import MongoNotifierStore, NotifierStore
+from services.notifier.store import MongoNotifierStore, NotifierStore, retention_rules
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.parts import Parts
+from tocsin.runtime.retention import with_retention
 from tocsin.runtime.service import Service
 from tocsin.runtime.settings import Settings
 
@@ -34,7 +35,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def from_parts(parts: Parts, config: NotifierConfig) -> Service:
-    return build(
+    service = build(
         parts.bus,
         MongoNotifierStore(parts.database),
         config,
@@ -44,6 +45,7 @@ def from_parts(parts: Parts, config: NotifierConfig) -> Service:
         poll_seconds=parts.settings.timer_poll_seconds,
         retry=retry_policy(parts.settings),
     )
+    return with_retention(service, parts, retention_rules)
 
 
 def build(

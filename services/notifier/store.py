@@ -27,6 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from schemas import NotificationRequested, NotificationResult
 from services.notifier.metrics import QUARANTINED
 from tocsin.runtime.mongo import Document
+from tocsin.runtime.retention import RetentionPolicy, RetentionRule
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ class MongoNotifierStore:
     async def ensure_indexes(self) -> None:
         await self._notifications.create_index([("state", 1), ("due_at", 1)])
         await self._notifications.create_index("incident_id")
+        await self._notifications.create_index([("state", 1), ("finished_at", 1)])
         await self._notifications.create_index([("report", 1), ("lease_until", 1)])
 
     async def record(self, request: NotificationRequested, at: datetime) -> bool:
@@ -256,3 +258,16 @@ class MongoNotifierStore:
     async def state(self, notification_id: str) -> str | None:
         doc = await self._notifications.find_one({"_id": notification_id}, projection={"state": 1})
         return str(doc["state"]) if doc else None
+
+
+def retention_rules(policy: RetentionPolicy) -> list[RetentionRule]:
+    """Delivered and failed notifications past retention (their outcome is on the incident's
+    timeline). Pending ones are the queue and quarantined ones wait for a person: both stay."""
+    return [
+        RetentionRule(
+            "notifier_notifications",
+            "finished_at",
+            policy.notifications,
+            {"state": {"$in": ["delivered", "failed"]}},
+        )
+    ]

@@ -9,16 +9,18 @@ from schemas import ALERTS_RAW, INCIDENTS_LIFECYCLE, AlertReceived, IncidentLife
 from services.triage.api import router
 from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage, LifecycleTriage
-from services.triage.store import MongoTriageStore, TriageStore
+from services.triage.store import MongoTriageStore, TriageStore, retention_rules
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.parts import Parts
+from tocsin.runtime.retention import with_retention
 from tocsin.runtime.service import Service
 
 CONSUMER_GROUP = "tocsin-triage"
 
 
 def from_parts(parts: Parts, config: TriageConfig) -> Service:
-    return build(parts.bus, MongoTriageStore(parts.database), config, parts.require_api_key)
+    service = build(parts.bus, MongoTriageStore(parts.database), config, parts.require_api_key)
+    return with_retention(service, parts, retention_rules)
 
 
 def build(

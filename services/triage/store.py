@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from schemas import AlertReceived, AlertStatus, Label, Severity
 from services.triage.domain import AlertContent, Occurrence
 from tocsin.runtime.mongo import Document
+from tocsin.runtime.retention import Cascade, RetentionPolicy, RetentionRule
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,8 @@ class MongoTriageStore:
         await self._alerts.create_index([("incident_id", 1), ("status", 1)])
         await self._incidents.create_index("group_key")
         await self._members.create_index("incident_id")
+        await self._alerts.create_index([("status", 1), ("last_seen", 1)])
+        await self._incidents.create_index([("status", 1), ("resolved_at", 1)])
 
     async def get_alert(self, fingerprint: str) -> AlertRecord | None:
         doc = await self._alerts.find_one({"_id": fingerprint}, projection=_ALERT_STATE)
@@ -416,3 +419,19 @@ def _stored_alert(doc: Document) -> StoredAlert:
         resolved_at=doc.get("resolved_at"),
         incident_id=doc.get("incident_id"),
     )
+
+
+def retention_rules(policy: RetentionPolicy) -> list[RetentionRule]:
+    """Resolved alerts and resolved incidents (with their memberships) past retention; open
+    ones are never deleted. A deleted alert that fires again is simply new."""
+    resolved = {"status": "resolved"}
+    return [
+        RetentionRule("triage_alerts", "last_seen", policy.resolved, resolved),
+        RetentionRule(
+            "triage_incidents",
+            "resolved_at",
+            policy.resolved,
+            resolved,
+            cascade=(Cascade("triage_incident_alerts", "incident_id"),),
+        ),
+    ]

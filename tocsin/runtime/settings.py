@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +52,13 @@ class Settings(BaseSettings):
     # Attempts that end in an unexpected error (a bug, not the channel's failure) before the
     # notification is dead-lettered and reported failed.
     notifier_error_attempts: int = Field(default=3, ge=1, le=50)
+    # Retention (GoAlert-style cleanup; 0 keeps forever). Durations as seconds or ISO 8601
+    # (`P180D`). Resolved incidents (with their timeline and memberships) and resolved alerts;
+    # delivered or failed notifications; fired/cancelled timers and recorded commands.
+    retention_resolved: timedelta = timedelta(days=180)
+    retention_notifications: timedelta = timedelta(days=30)
+    retention_internal: timedelta = timedelta(days=7)
+    retention_sweep_seconds: float = Field(default=300.0, gt=0)
     otel_console: bool = False
     # SQLite `synchronous` for the embedded bus and store. NORMAL (WAL) survives a kill -9 of
     # the process; an OS crash or power loss may lose the last transactions. FULL fsyncs each.
