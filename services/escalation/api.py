@@ -262,7 +262,7 @@ def router(
         )
         try:
             action, until = action_of(command)
-            engine.check(incident, action, until)  # a clear 409 now rather than after the bus
+            await engine.check(incident, action, until)  # a clear 409 now rather than after the bus
         except Refused as error:
             raise HTTPException(409, str(error)) from None
         try:

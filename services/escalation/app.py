@@ -1,10 +1,15 @@
 """Wiring of the escalation service: consumers of incident events, people's commands and
-delivery results; the timer loop; the API."""
+delivery results; the timer loop; the incidents and on-call APIs.
+
+The service reads its configuration section through a holder (`Current`), each time it needs
+it: a reload replaces the section and the next page, timer or request sees the new one."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+
+from fastapi import APIRouter
 
 from schemas import (
     INCIDENTS_COMMANDS,
@@ -14,14 +19,17 @@ from schemas import (
     IncidentEvent,
     NotificationResult,
 )
+from services.escalation import oncall_api
 from services.escalation.api import router
 from services.escalation.config import EscalationConfig
 from services.escalation.consumers import CommandHandler
 from services.escalation.deliveries import DeliveryResults
 from services.escalation.engine import Escalation
+from services.escalation.oncall_store import MongoOncallStore, OncallStore
 from services.escalation.store import EscalationStore, MongoEscalationStore, retention_rules
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
+from tocsin.runtime.live_config import Current, Fixed
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.retention import with_retention
 from tocsin.runtime.service import Service
@@ -29,7 +37,7 @@ from tocsin.runtime.service import Service
 CONSUMER_GROUP = "tocsin-escalation"
 
 
-def from_parts(parts: Parts, config: EscalationConfig) -> Service:
+def from_parts(parts: Parts, config: EscalationConfig | Current[EscalationConfig]) -> Service:
     settings = parts.settings
     service = build(
         parts.bus,
@@ -38,6 +46,7 @@ def from_parts(parts: Parts, config: EscalationConfig) -> Service:
         parts.clock,
         parts.require_api_key,
         instance_id=parts.instance_id,
+        oncall=MongoOncallStore(parts.database),
         lease=timedelta(seconds=settings.timer_lease_seconds),
         poll_seconds=settings.timer_poll_seconds,
         public_url=settings.public_url,
@@ -48,31 +57,38 @@ def from_parts(parts: Parts, config: EscalationConfig) -> Service:
 def build(
     bus: Bus,
     store: EscalationStore,
-    config: EscalationConfig,
+    config: EscalationConfig | Current[EscalationConfig],
     clock: Clock,
     require_api_key: Callable[..., str],
     *,
     instance_id: str,
+    oncall: OncallStore,
     lease: timedelta = timedelta(seconds=30),
     poll_seconds: float = 0.25,
     public_url: str | None = None,
 ) -> Service:
-    """`public_url`: where the operator API is reached (pages link to the incident there)."""
+    """`public_url`: where the operator API is reached (pages link to the incident there).
+    `config`: the section itself (fixed) or a holder of the current one (reloadable)."""
+    live = Fixed(config) if isinstance(config, EscalationConfig) else config
     engine = Escalation(
         bus,
         store,
-        config,
+        live,
         clock,
         instance_id,
+        oncall=oncall,
         lease=lease,
         poll_seconds=poll_seconds,
         public_url=public_url,
     )
     commands = CommandHandler(engine, store, clock)
-    results = DeliveryResults(bus, store, config, clock, public_url=public_url)
+    results = DeliveryResults(bus, store, live, clock, public_url=public_url)
+    api = APIRouter()
+    api.include_router(router(engine, store, require_api_key))
+    api.include_router(oncall_api.router(engine, oncall, require_api_key, public_url=public_url))
     return Service(
         name="escalation",
-        router=router(engine, store, require_api_key),
+        router=api,
         subscriptions=[
             Subscription(INCIDENTS_EVENTS, CONSUMER_GROUP, IncidentEvent, engine.on_incident_event),
             Subscription(INCIDENTS_COMMANDS, CONSUMER_GROUP, IncidentCommand, commands.handle),
@@ -84,5 +100,5 @@ def build(
             ),
         ],
         loops=[engine.run_timers],
-        on_start=[store.ensure_indexes],
+        on_start=[store.ensure_indexes, oncall.ensure_indexes],
     )

@@ -1,16 +1,68 @@
-"""Escalation's part of the configuration file: escalation policies, each service's policy, and
-each user's personal notification rules. The composition root reads the whole file and hands
-escalation an `EscalationConfig`."""
+"""Escalation's part of the configuration file: escalation policies, on-call schedules, each
+service's policy, and each user's personal notification rules. The composition root reads the
+whole file and hands escalation an `EscalationConfig` (through a holder that a reload swaps).
+
+Schedule rules are read by `domain/schedule_parsing.py`, whose errors are in the words of the
+person editing the file; the composition adds the key path (`schedules[0].layers[1].rotation`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, PlainSerializer, PlainValidator, PrivateAttr, model_validator
 
+from services.escalation.domain.schedule_parsing import (
+    parse_local_start,
+    parse_restriction,
+    parse_rotation,
+    parse_time_zone,
+)
+from services.escalation.domain.schedules import (
+    Layer,
+    Restriction,
+    Rotation,
+    RotationKind,
+    Schedule,
+)
+from services.escalation.domain.targets import ScheduleTarget, Target, UserTarget
+from tocsin.runtime.config_problems import ConfigProblems
 from tocsin.runtime.config_types import Duration, Identifier, StrictModel, non_empty
+from tocsin.runtime.durations import format_duration
+
+
+def format_rotation(rotation: Rotation) -> str | dict[str, str]:
+    """As the file writes it: `weekly`, or `{every: 12h}`."""
+    if rotation.kind is RotationKind.EVERY:
+        return {"every": format_duration(rotation.period)}
+    return rotation.kind.value
+
+
+def format_restriction(restriction: Restriction) -> dict[str, object]:
+    return {
+        "days": [day.name.lower() for day in sorted(restriction.days)],
+        "from": restriction.start.strftime("%H:%M"),
+        "to": restriction.end.strftime("%H:%M"),
+    }
+
+
+def format_local_start(start: datetime) -> str:
+    return start.isoformat(timespec="minutes")
+
+
+# Read and written as the file writes them (a dump of the configuration reads back the same).
+RotationValue = Annotated[
+    Rotation, PlainValidator(parse_rotation), PlainSerializer(format_rotation)
+]
+RestrictionValue = Annotated[
+    Restriction, PlainValidator(parse_restriction), PlainSerializer(format_restriction)
+]
+LocalStart = Annotated[
+    datetime, PlainValidator(parse_local_start), PlainSerializer(format_local_start)
+]
+TimeZoneName = Annotated[str, PlainValidator(parse_time_zone)]
 
 
 class NotificationRuleConfig(StrictModel):
@@ -19,7 +71,30 @@ class NotificationRuleConfig(StrictModel):
 
 
 class TargetConfig(StrictModel):
-    user: Identifier
+    """`{user: alice}` or `{schedule: checkout-primary}` (whoever is on call when it pages)."""
+
+    user: Identifier | None = None
+    schedule: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TargetConfig:
+        if (self.user is None) == (self.schedule is None):
+            raise ConfigProblems(
+                [
+                    (
+                        (),
+                        "give exactly one of user or schedule, e.g. {user: alice} or "
+                        "{schedule: checkout-primary}",
+                    )
+                ]
+            )
+        return self
+
+    def target(self) -> Target:
+        if self.user is not None:
+            return UserTarget(self.user)
+        assert self.schedule is not None  # checked above
+        return ScheduleTarget(self.schedule)
 
 
 class LevelConfig(StrictModel):
@@ -33,6 +108,48 @@ class EscalationPolicyConfig(StrictModel):
     levels: Annotated[tuple[LevelConfig, ...], non_empty("level")]
 
 
+class LayerConfig(StrictModel):
+    """A rotation: `users` take turns from `start` (local time in the schedule's zone)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    users: Annotated[tuple[Identifier, ...], non_empty("user")]
+    rotation: RotationValue
+    start: LocalStart
+    restrictions: tuple[RestrictionValue, ...] = ()
+
+
+class ScheduleConfig(StrictModel):
+    id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    time_zone: TimeZoneName
+    layers: Annotated[tuple[LayerConfig, ...], non_empty("layer")]
+
+    @model_validator(mode="after")
+    def _builds(self) -> ScheduleConfig:
+        try:
+            self.schedule()
+        except ValueError as error:
+            raise ConfigProblems([((), str(error))]) from None
+        return self
+
+    def schedule(self) -> Schedule:
+        return Schedule(
+            id=self.id,
+            name=self.name,
+            time_zone=self.time_zone,
+            layers=tuple(
+                Layer(
+                    name=layer.name or f"layer {n + 1}",
+                    users=layer.users,
+                    rotation=layer.rotation,
+                    start=layer.start,
+                    restrictions=layer.restrictions,
+                )
+                for n, layer in enumerate(self.layers)
+            ),
+        )
+
+
 class EscalationUser(StrictModel):
     id: str
     name: str
@@ -40,13 +157,36 @@ class EscalationUser(StrictModel):
     contact_ids: tuple[str, ...] = Field(default=(), description="All contacts, in order.")
 
 
+class EscalationService(StrictModel):
+    """What escalation needs to know of a service."""
+
+    policy: str
+    name: str = ""
+    tier: int = Field(default=2, ge=0, le=3)
+
+
 class EscalationConfig(StrictModel):
     policies: tuple[EscalationPolicyConfig, ...] = ()
-    service_policies: Mapping[str, str] = Field(
-        default_factory=dict, description="Service id -> its escalation policy id."
+    services: Mapping[str, EscalationService] = Field(
+        default_factory=dict, description="Service id -> what escalation needs of it."
     )
     users: tuple[EscalationUser, ...] = ()
+    schedules: tuple[ScheduleConfig, ...] = ()
+    _schedules: dict[str, Schedule] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: object, /) -> None:
+        # Built once per configuration (a reload builds a new one): zones are loaded here.
+        self._schedules = {s.id: s.schedule() for s in self.schedules}
 
     def policy_for(self, service_id: str) -> EscalationPolicyConfig | None:
-        policy_id = self.service_policies.get(service_id)
+        service = self.services.get(service_id)
+        return self.policy(service.policy) if service is not None else None
+
+    def policy(self, policy_id: str) -> EscalationPolicyConfig | None:
         return next((p for p in self.policies if p.id == policy_id), None)
+
+    def schedule(self, schedule_id: str) -> Schedule | None:
+        return self._schedules.get(schedule_id)
+
+    def user(self, user_id: str) -> EscalationUser | None:
+        return next((u for u in self.users if u.id == user_id), None)

@@ -33,6 +33,7 @@ from services.escalation.pages import page_request, sent_entry_of
 from services.escalation.store import EscalationStore
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
+from tocsin.runtime.live_config import Current
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +45,29 @@ class DeliveryResults:
         self,
         bus: Bus,
         store: EscalationStore,
-        config: EscalationConfig,
+        config: Current[EscalationConfig],
         clock: Clock,
         *,
         public_url: str | None = None,
     ) -> None:
         self._bus = bus
         self._store = store
-        self._contact_order: Mapping[str, tuple[str, ...]] = {
-            user.id: contact_order([r.contact for r in user.notification_rules], user.contact_ids)
-            for user in config.users
-        }
+        self._config = config
+        self._orders: tuple[EscalationConfig, Mapping[str, tuple[str, ...]]] | None = None
         self._clock = clock
         self._public_url = public_url
+
+    def _contact_order(self, user_id: str) -> tuple[str, ...]:
+        config = self._config.current  # as it is now: a reload may have changed contacts
+        if self._orders is None or self._orders[0] is not config:
+            orders = {
+                user.id: contact_order(
+                    [r.contact for r in user.notification_rules], user.contact_ids
+                )
+                for user in config.users
+            }
+            self._orders = (config, orders)
+        return self._orders[1].get(user_id, ())
 
     async def on_notification_result(self, result: NotificationResult) -> None:
         """Put the final outcome on the timeline; after a failure, page the same person's next
@@ -84,7 +95,7 @@ class DeliveryResults:
             notification_id=result.notification_id,
             detail=f"{failed} failed and {user} has no other contact",
         )
-        contact = next_contact(self._contact_order.get(user, ()), failed)
+        contact = next_contact(self._contact_order(user), failed)
         if contact is None:
             log.warning("incident %s: no contact of %s left after %s", incident.id, user, failed)
             return [base]

@@ -50,11 +50,19 @@ from services.escalation.domain.outbox import (
     timeline_item,
 )
 from services.escalation.domain.snapshot import latest_alerts
+from services.escalation.domain.targets import (
+    LevelOnCall,
+    Target,
+    oncall_entries,
+    resolve_levels,
+    schedules_of,
+)
 from services.escalation.domain.timeline import (
     Entry,
     TimelineEntry,
 )
 from services.escalation.metrics import QUARANTINED, TIMERS_FIRED, TRANSITIONS_APPLIED
+from services.escalation.oncall_store import OncallStore
 from services.escalation.pages import message_id, page_request, sent_entry_of
 from services.escalation.store import (
     Details,
@@ -67,12 +75,14 @@ from tocsin.runtime.backoff import backoff_delay
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.consumer import UNAVAILABLE
+from tocsin.runtime.live_config import Current
 
 log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 20
 TIMER_ATTEMPTS = 5  # failed firings of one timer before it is quarantined
 _STALE_OUTBOX = timedelta(seconds=10)
+_INSTANT = timedelta(milliseconds=1)  # the stores keep milliseconds
 
 
 class IncidentNotFound(Exception):
@@ -96,15 +106,25 @@ TRIAGE = Actor("triage", person=False)
 TIMER = Actor("timer", person=False)
 
 
+@dataclass(frozen=True)
+class Planned:
+    """An incident's escalation plan as of `now`: schedules resolved to who is on call."""
+
+    policy_id: str | None
+    plan: EscalationPlan
+    on_call: tuple[LevelOnCall, ...] = ()
+
+
 class Escalation:
     def __init__(
         self,
         bus: Bus,
         store: EscalationStore,
-        config: EscalationConfig,
+        config: Current[EscalationConfig],
         clock: Clock,
         instance_id: str,
         *,
+        oncall: OncallStore,
         lease: timedelta = timedelta(seconds=30),
         poll_seconds: float = 0.25,
         public_url: str | None = None,
@@ -117,23 +137,62 @@ class Escalation:
         self._owner = instance_id
         self._lease = lease
         self._poll = poll_seconds
-        self._rules: Mapping[str, Sequence[NotificationRule]] = {
-            user.id: tuple(NotificationRule(r.contact, r.after) for r in user.notification_rules)
-            for user in config.users
-        }
+        self._oncall = oncall
+        self._rules_of: tuple[EscalationConfig, Mapping[str, Sequence[NotificationRule]]] | None
+        self._rules_of = None
 
-    def _plan(self, service_id: str) -> tuple[str | None, EscalationPlan]:
-        policy = self._config.policy_for(service_id)
+    @property
+    def config(self) -> EscalationConfig:
+        """The configuration as it is now (a reload replaces it; nothing keeps a copy)."""
+        return self._config.current
+
+    @property
+    def _rules(self) -> Mapping[str, Sequence[NotificationRule]]:
+        config = self.config
+        if self._rules_of is None or self._rules_of[0] is not config:
+            rules = {
+                user.id: tuple(
+                    NotificationRule(r.contact, r.after) for r in user.notification_rules
+                )
+                for user in config.users
+            }
+            self._rules_of = (config, rules)
+        return self._rules_of[1]
+
+    async def _plan(self, service_id: str, now: datetime) -> Planned:
+        policy = self.config.policy_for(service_id)
         if policy is None:
             log.warning(
                 "service %r has no escalation policy: its incidents page nobody", service_id
             )
-            return None, EscalationPlan((), ())
-        return policy.id, EscalationPlan(
+            return Planned(None, EscalationPlan((), ()))
+        levels = [tuple(t.target() for t in level.targets) for level in policy.levels]
+        on_call = await self.on_call(levels, now)
+        plan = EscalationPlan(
             delays=tuple(level.delay for level in policy.levels),
-            targets=tuple(tuple(t.user for t in level.targets) for level in policy.levels),
+            targets=tuple(level.users for level in on_call),
             repeat=policy.repeat,
         )
+        return Planned(policy.id, plan, on_call)
+
+    async def on_call(
+        self, levels: Sequence[Sequence[Target]], at: datetime
+    ) -> tuple[LevelOnCall, ...]:
+        """The levels' targets as they stand at `at`: each schedule resolved, with its
+        overrides, to who is on call then."""
+        schedules = {
+            schedule_id: schedule
+            for schedule_id in schedules_of(levels)
+            if (schedule := self.config.schedule(schedule_id)) is not None
+        }
+        overrides = {
+            schedule_id: [
+                stored.override
+                for stored in await self._oncall.overrides(schedule_id, at, at + _INSTANT)
+            ]
+            for schedule_id in schedules
+        }
+        return resolve_levels(levels, schedules, overrides, at)
 
     # -- incidents.events ------------------------------------------------------------------
 
@@ -185,9 +244,10 @@ class Escalation:
 
     async def _open(self, event: IncidentEvent) -> None:
         now = self._clock.now()
-        policy_id, plan = self._plan(event.service_id)
-        outcome = open_incident(plan, now)
+        planned = await self._plan(event.service_id, now)
+        outcome = open_incident(planned.plan, now)
         items = outbox_items(event.incident_id, outcome.effects, self._rules, now, "open")
+        oncall = oncall_entries(event.incident_id, outcome.effects, planned.on_call, now)
         triggered = TimelineEntry(
             id=f"change:{event.incident_id}/open",
             at=now,
@@ -198,14 +258,14 @@ class Escalation:
         incident = EscalationIncident(
             id=event.incident_id,
             service_id=event.service_id,
-            policy_id=policy_id,
+            policy_id=planned.policy_id,
             title=event.title,
             severity=event.severity,
             alert_count=event.alert_count,
             opened_at=now,
             lifecycle=outcome.state,
             version=1,
-            outbox=(timeline_item(triggered), *items),
+            outbox=(timeline_item(triggered), *map(timeline_item, oncall), *items),
             alerts=latest_alerts((), event.alert),
         )
         if await self._store.create(incident, event.event_id):
@@ -234,10 +294,13 @@ class Escalation:
     def now(self) -> datetime:
         return self._clock.now()
 
-    def check(self, incident: EscalationIncident, action: Action, until: datetime | None) -> None:
+    async def check(
+        self, incident: EscalationIncident, action: Action, until: datetime | None
+    ) -> None:
         """Raise Refused if `action` cannot be applied to the incident as it is now."""
-        _, plan = self._plan(incident.service_id)
-        apply(incident.lifecycle, action, plan, self._clock.now(), until=until)
+        now = self._clock.now()
+        planned = await self._plan(incident.service_id, now)
+        apply(incident.lifecycle, action, planned.plan, now, until=until)
 
     async def submit(self, command: IncidentCommand) -> None:
         """Hand a person's command to `incidents.commands` (applied by its consumer)."""
@@ -262,9 +325,9 @@ class Escalation:
             if event_id is not None and await self._store.has_event(incident_id, event_id):
                 return incident
             now = self._clock.now()
-            _, plan = self._plan(incident.service_id)
+            planned = await self._plan(incident.service_id, now)
             outcome: Outcome = apply(
-                incident.lifecycle, action, plan, now, step=step, cycle=cycle, until=until
+                incident.lifecycle, action, planned.plan, now, step=step, cycle=cycle, until=until
             )
             if outcome.state == incident.lifecycle and not outcome.effects:
                 return incident  # a no-op (stale timer, repeated ack): nothing to store
@@ -276,8 +339,10 @@ class Escalation:
                 actor=actor.name,
                 detail=detail,
             )
+            oncall = oncall_entries(incident_id, outcome.effects, planned.on_call, now)
             items = [
                 timeline_item(entry),
+                *map(timeline_item, oncall),
                 *outbox_items(incident_id, outcome.effects, self._rules, now, cause),
             ]
             if outcome.state.status is not incident.lifecycle.status:

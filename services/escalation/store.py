@@ -517,4 +517,6 @@ def retention_rules(policy: RetentionPolicy) -> list[RetentionRule]:
             {"state": {"$in": ["done", "cancelled", "quarantined"]}},
         ),
         RetentionRule("escalation_commands", "at", policy.internal),
+        # An override that ended is history, kept as long as resolved incidents are.
+        RetentionRule("escalation_overrides", "end", policy.resolved),
     ]

@@ -18,22 +18,26 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import (
     INCIDENTS_LIFECYCLE,
+    NOTIFICATIONS_REQUESTED,
     AlertDetails,
     Envelope,
     IncidentEvent,
     IncidentEventKind,
     IncidentLifecycleChanged,
     Label,
+    NotificationRequested,
     Severity,
 )
 from services.escalation.deliveries import DeliveryResults
 from services.escalation.engine import Escalation
+from services.escalation.oncall_store import MongoOncallStore
 from services.escalation.store import MongoEscalationStore
 from tocsin.composition.config import TocsinConfig, parse_config
 from tocsin.runtime.bus import M, PublishError, Subscription
 from tocsin.runtime.embedded.bus import EmbeddedBus
 from tocsin.runtime.embedded.docstore import EmbeddedDatabase
 from tocsin.runtime.embedded.sqlite import SqliteFile
+from tocsin.runtime.live_config import LiveConfig
 from tocsin.runtime.mongo import Document
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -143,8 +147,12 @@ class Rig:
     bus: RecordingBus
     clock: FakeClock
     database: EmbeddedDatabase
+    oncall: MongoOncallStore
+    live: LiveConfig[TocsinConfig]
 
-    engine_config: TocsinConfig = field(default_factory=TocsinConfig)
+    @property
+    def engine_config(self) -> TocsinConfig:
+        return self.live.current
 
 
 @asynccontextmanager
@@ -154,14 +162,17 @@ async def rig(tmp_path: Path, tocsin_config: TocsinConfig, **options: Any) -> As
     store = MongoEscalationStore(cast(AsyncDatabase[Document], database))
     bus = RecordingBus(EmbeddedBus(file))
     clock = FakeClock()
-    engine = Escalation(bus, store, tocsin_config.escalation(), clock, "test-engine", **options)
-    results = DeliveryResults(
-        bus, store, tocsin_config.escalation(), clock, public_url=options.get("public_url")
-    )
+    oncall = MongoOncallStore(cast(AsyncDatabase[Document], database))
+    # Reloadable like the running service's: `r.live.replace(...)` is a config reload.
+    live = LiveConfig(tocsin_config)
+    section = live.view(TocsinConfig.escalation)
+    engine = Escalation(bus, store, section, clock, "test-engine", oncall=oncall, **options)
+    results = DeliveryResults(bus, store, section, clock, public_url=options.get("public_url"))
     await bus.start()
     await store.ensure_indexes()
+    await oncall.ensure_indexes()
     try:
-        yield Rig(engine, results, store, bus, clock, database, tocsin_config)
+        yield Rig(engine, results, store, bus, clock, database, oncall, live)
     finally:
         await bus.stop()
         file.close()
@@ -204,3 +215,55 @@ def incident_event(
 
 def lifecycle_changes(r: Rig) -> list[IncidentLifecycleChanged]:
     return r.bus.of(INCIDENTS_LIFECYCLE, IncidentLifecycleChanged)
+
+
+def webhook_user(user: str, **extra: Any) -> dict[str, Any]:
+    """A user with one webhook contact `<user>-hook`, paged at once."""
+    return {
+        "id": user,
+        "name": user.title(),
+        "contacts": [
+            {"id": f"{user}-hook", "type": "webhook", "address": f"http://127.0.0.1:9/{user}"}
+        ],
+        "notification_rules": [{"contact": f"{user}-hook", "after": "0s"}],
+        **extra,
+    }
+
+
+def oncall_config(
+    levels: Sequence[dict[str, Any]],
+    *,
+    schedules: Sequence[dict[str, Any]] = (),
+    users: Sequence[str | dict[str, Any]] = ("alice", "bob", "carol", "dave"),
+    policy: dict[str, Any] | None = None,
+    service: dict[str, Any] | None = None,
+    extra_policies: Sequence[dict[str, Any]] = (),
+) -> TocsinConfig:
+    """Service `checkout` on policy `oncall` with `levels` as written in the file (`{delay,
+    targets}`), `schedules` as written, and users (a name is a `webhook_user`)."""
+    return parse_config(
+        {
+            "services": [
+                {
+                    "id": "checkout",
+                    "name": "Checkout",
+                    "escalation_policy": "oncall",
+                    **(service or {}),
+                }
+            ],
+            "users": [webhook_user(u) if isinstance(u, str) else u for u in users],
+            "schedules": list(schedules),
+            "escalation_policies": [
+                {"id": "oncall", "levels": list(levels), **(policy or {})},
+                *extra_policies,
+            ],
+        }
+    )
+
+
+def pages(r: Rig) -> list[tuple[str, str, int]]:
+    """(user, event, escalation level) of every notification requested so far."""
+    return [
+        (m.recipient.user_id, m.event.value, m.escalation_level)
+        for m in r.bus.of(NOTIFICATIONS_REQUESTED, NotificationRequested)
+    ]

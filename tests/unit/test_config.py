@@ -47,7 +47,10 @@ def test_example_config_loads() -> None:
     policy = config.escalation().policy_for("checkout")
     assert policy is not None
     assert [level.delay for level in policy.levels] == [timedelta(0), timedelta(minutes=5)]
-    assert [[t.user for t in level.targets] for level in policy.levels] == [["alice"], ["bob"]]
+    assert [[t.schedule or t.user for t in level.targets] for level in policy.levels] == [
+        ["checkout-primary"],
+        ["alice", "bob"],
+    ]
     assert config.integrations[0].token.get_secret_value() == EXAMPLE_TOKEN
 
 
@@ -104,7 +107,8 @@ def test_unknown_top_level_key_suggests_the_close_one() -> None:
     document["escalation_policy"] = []
     assert _only_problem(document) == (
         "escalation_policy: unknown key (did you mean 'escalation_policies'? known keys here: "
-        "services, integrations, heartbeats, users, escalation_policies, public_url, providers)"
+        "services, integrations, heartbeats, users, escalation_policies, schedules, public_url, "
+        "providers)"
     )
 
 
@@ -458,7 +462,8 @@ def test_a_bad_target_is_reported_without_a_spurious_empty_targets_problem() -> 
     document = _document()
     document["escalation_policies"][0]["levels"][1]["targets"] = [{"user": "bob", "x": 1}]
     assert _problems(document) == [
-        "escalation_policies[0].levels[1].targets[0].x: unknown key (known keys here: user)"
+        "escalation_policies[0].levels[1].targets[0].x: unknown key (known keys here: user, "
+        "schedule)"
     ]
 
 

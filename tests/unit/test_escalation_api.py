@@ -27,6 +27,7 @@ from schemas import (
 from services.escalation.api import router
 from services.escalation.app import build
 from tests.unit.escalation_harness import T0, Rig, config, incident_event, lifecycle_changes, rig
+from tocsin.composition.config import TocsinConfig
 
 MIN = timedelta(minutes=1)
 
@@ -44,7 +45,13 @@ class Api:
 async def serving(r: Rig, *, consume: bool = True) -> AsyncIterator[httpx.AsyncClient]:
     """The service's routes, and (unless `consume` is off) its consumers running."""
     service = build(
-        r.bus, r.store, r.engine_config.escalation(), r.clock, lambda: "ops", instance_id="api"
+        r.bus,
+        r.store,
+        r.live.view(TocsinConfig.escalation),
+        r.clock,
+        lambda: "ops",
+        instance_id="api",
+        oncall=r.oncall,
     )
     app = FastAPI()
     app.include_router(service.router)
@@ -249,7 +256,13 @@ async def test_without_a_running_consumer_the_command_is_accepted_and_applied_la
     async with rig(tmp_path, config()) as r:
         await r.engine.on_incident_event(incident_event())
         service = build(
-            r.bus, r.store, r.engine_config.escalation(), r.clock, lambda: "ops", instance_id="api"
+            r.bus,
+            r.store,
+            r.live.view(TocsinConfig.escalation),
+            r.clock,
+            lambda: "ops",
+            instance_id="api",
+            oncall=r.oncall,
         )
         app = FastAPI()
         app.include_router(router(r.engine, r.store, lambda: "ops", command_wait_seconds=0.1))

@@ -670,3 +670,19 @@ def test_simulated_incident_without_ack_pages_every_step_at_its_due_time() -> No
         (T0 + 40 * MIN, 5, ("carol", "dave")),
     ]
     assert state.next_step == plan.total_steps
+
+
+def test_a_level_that_reaches_nobody_lets_the_next_level_page_at_once() -> None:
+    # Level 0's schedule had nobody on call: level 1 pages now, level 2 after its own delay.
+    plan = EscalationPlan(delays=(ZERO, 5 * MIN, 10 * MIN), targets=((), ("bob",), ("dave",)))
+    outcome = open_incident(plan, T0)
+    assert [(p.step, p.users) for p in _pages(outcome)] == [(0, ()), (1, ("bob",))]
+    assert _schedules(outcome) == [ScheduleEscalation(step=2, cycle=0, due_at=T0 + 10 * MIN)]
+
+
+def test_an_empty_level_reached_by_its_timer_lets_the_next_page_too() -> None:
+    plan = EscalationPlan(delays=(ZERO, 5 * MIN, 10 * MIN), targets=(("alice",), (), ("dave",)))
+    opened = open_incident(plan, T0)
+    fired = apply(opened.state, Action.ESCALATE, plan, T0 + 5 * MIN, step=1, cycle=0)
+    assert [(p.step, p.users) for p in _pages(fired)] == [(1, ()), (2, ("dave",))]
+    assert fired.state.next_step == 3

@@ -20,8 +20,10 @@ from pydantic import Field, ValidationError, model_validator
 from services.escalation.config import (
     EscalationConfig,
     EscalationPolicyConfig,
+    EscalationService,
     EscalationUser,
     NotificationRuleConfig,
+    ScheduleConfig,
 )
 from services.ingest.config import HeartbeatConfig, IngestConfig, IntegrationConfig
 from services.notifier.config import (
@@ -82,6 +84,7 @@ class TocsinConfig(StrictModel):
     heartbeats: tuple[HeartbeatConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     escalation_policies: tuple[EscalationPolicyConfig, ...] = ()
+    schedules: tuple[ScheduleConfig, ...] = ()
     public_url: str | None = Field(
         default=None,
         max_length=1024,
@@ -99,6 +102,7 @@ class TocsinConfig(StrictModel):
             ("heartbeats", [h.id for h in self.heartbeats]),
             ("users", [u.id for u in self.users]),
             ("escalation_policies", [p.id for p in self.escalation_policies]),
+            ("schedules", [s.id for s in self.schedules]),
         ):
             problems.extend(
                 f"{section}[{n}].id: duplicate id {entry_id!r} (also {section}[{first}])"
@@ -121,13 +125,31 @@ class TocsinConfig(StrictModel):
                 )
         problems.extend(self._ingest_problems(service_ids))
         problems.extend(self._contact_problems())
+        problems.extend(self._escalation_problems(user_ids))
+        return problems
+
+    def _escalation_problems(self, user_ids: list[str]) -> list[str]:
+        """Policy targets and schedule layers name users and schedules that exist."""
+        problems = []
+        schedule_ids = [s.id for s in self.schedules]
         for p, policy in enumerate(self.escalation_policies):
             for lv, level in enumerate(policy.levels):
                 for t, target in enumerate(level.targets):
-                    if target.user not in user_ids:
+                    where = f"escalation_policies[{p}].levels[{lv}].targets[{t}]"
+                    if target.user is not None and target.user not in user_ids:
+                        problems.append(f"{where}.user: " + unknown("user", target.user, user_ids))
+                    if target.schedule is not None and target.schedule not in schedule_ids:
                         problems.append(
-                            f"escalation_policies[{p}].levels[{lv}].targets[{t}].user: "
-                            + unknown("user", target.user, user_ids)
+                            f"{where}.schedule: "
+                            + unknown("schedule", target.schedule, schedule_ids)
+                        )
+        for s, schedule in enumerate(self.schedules):
+            for lv, layer in enumerate(schedule.layers):
+                for u, user in enumerate(layer.users):
+                    if user not in user_ids:
+                        problems.append(
+                            f"schedules[{s}].layers[{lv}].users[{u}]: "
+                            + unknown("user", user, user_ids)
                         )
         return problems
 
@@ -185,7 +207,11 @@ class TocsinConfig(StrictModel):
     def escalation(self) -> EscalationConfig:
         return EscalationConfig(
             policies=self.escalation_policies,
-            service_policies={s.id: s.escalation_policy for s in self.services},
+            services={
+                s.id: EscalationService(policy=s.escalation_policy, name=s.name, tier=s.tier)
+                for s in self.services
+            },
+            schedules=self.schedules,
             users=tuple(
                 EscalationUser(
                     id=u.id,

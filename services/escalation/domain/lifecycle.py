@@ -194,10 +194,9 @@ def _advance(
     effects: list[Effect] = []
     responders = list(state.responders)
     paged = {r.user for r in responders}
-    first = True
+    waited = due  # the timer for this very step fired: its delay has passed
     while step < plan.total_steps:
         level = plan.level_of(step)
-        waited = due and first  # the timer for this very step fired: its delay has passed
         delay = plan.delay_before(step)
         if delay > timedelta(0) and not waited:
             effects.append(ScheduleEscalation(step, state.cycle, now + delay))
@@ -210,7 +209,9 @@ def _advance(
                 paged.add(user)
                 responders.append(Responder(user, level))
         step += 1
-        first = False
+        # A level that reached nobody (its schedules had nobody on call) has nobody to wait
+        # for: the next one pages now instead of after its delay.
+        waited = not users
     return Outcome(replace(state, next_step=step, responders=tuple(responders)), tuple(effects))
 
 

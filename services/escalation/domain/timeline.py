@@ -29,6 +29,7 @@ class Entry(StrEnum):
     NEXT_CONTACT = "next_contact"  # a failed contact's next one is paged instead
     NO_CONTACT_LEFT = "no_contact_left"
     SEVERITY_CHANGED = "severity_changed"
+    ON_CALL = "on_call"  # who a schedule target reached when its level paged
 
 
 class TimelineEntry(Contract):
