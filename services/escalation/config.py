@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, PlainSerializer, PlainValidator, PrivateAttr, model_validator
 
+from schemas import Severity
 from services.escalation.domain.schedule_parsing import (
     parse_local_start,
     parse_restriction,
@@ -28,6 +29,13 @@ from services.escalation.domain.schedules import (
     Schedule,
 )
 from services.escalation.domain.targets import ScheduleTarget, Target, UserTarget
+from services.escalation.domain.urgency import (
+    PageAllLevelsAt,
+    Rule,
+    SupportHours,
+    Urgency,
+    urgency_of,
+)
 from tocsin.runtime.config_problems import ConfigProblems
 from tocsin.runtime.config_types import Duration, Identifier, StrictModel, non_empty
 from tocsin.runtime.durations import format_duration
@@ -68,6 +76,12 @@ TimeZoneName = Annotated[str, PlainValidator(parse_time_zone)]
 class NotificationRuleConfig(StrictModel):
     contact: Identifier
     after: Duration = timedelta(0)
+    urgency: Literal["high", "low"] | None = Field(
+        default=None, description="The incidents this rule is for; unset, both."
+    )
+
+    def rule(self) -> Rule:
+        return Rule(self.contact, self.after, Urgency(self.urgency) if self.urgency else None)
 
 
 class TargetConfig(StrictModel):
@@ -106,6 +120,55 @@ class EscalationPolicyConfig(StrictModel):
     id: Identifier
     repeat: int = Field(default=0, ge=0, le=20)
     levels: Annotated[tuple[LevelConfig, ...], non_empty("level")]
+    page_all_levels_at: PageAllLevelsAt | None = Field(
+        default=None,
+        description="Incidents this severe or more page every level at once; unset, a SEV0 "
+        "on a tier-0 service does; `never`, none does.",
+    )
+
+
+def parse_support_hours(value: object) -> SupportHours:
+    """`{time_zone: Europe/Berlin, days: [mon, ...], from: "09:00", to: "18:00"}`."""
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"support_hours {value!r} is not a mapping; write {{time_zone: Europe/Berlin, "
+            'days: [mon, tue, wed, thu, fri], from: "09:00", to: "18:00"}'
+        )
+    unknown = set(value) - {"time_zone", "days", "from", "to"}
+    if unknown:
+        raise ValueError(
+            f"support_hours has unknown keys {sorted(map(str, unknown))}; use time_zone, days, "
+            "from and to"
+        )
+    if "time_zone" not in value:
+        raise ValueError("support_hours needs time_zone (e.g. time_zone: Europe/Berlin)")
+    window = parse_restriction({k: v for k, v in value.items() if k != "time_zone"})
+    return SupportHours(parse_time_zone(value["time_zone"]), window)
+
+
+def format_support_hours(hours: SupportHours) -> dict[str, object]:
+    return {"time_zone": hours.time_zone, **format_restriction(hours.window)}
+
+
+SupportHoursValue = Annotated[
+    SupportHours, PlainValidator(parse_support_hours), PlainSerializer(format_support_hours)
+]
+UrgencyName = Literal["high", "low"]
+
+
+class ServiceUrgencyConfig(StrictModel):
+    """A service's `urgency:` key: the urgency of each severity, and optional support hours
+    (outside them every incident of the service is low urgency)."""
+
+    SEV0: UrgencyName = "high"
+    SEV1: UrgencyName = "high"
+    SEV2: UrgencyName = "low"
+    SEV3: UrgencyName = "low"
+    support_hours: SupportHoursValue | None = None
+
+    def urgency(self, severity: Severity, at: datetime) -> Urgency:
+        by_severity = {sev: Urgency(getattr(self, sev.value)) for sev in Severity}
+        return urgency_of(severity, by_severity, self.support_hours, at)
 
 
 class LayerConfig(StrictModel):
@@ -163,6 +226,7 @@ class EscalationService(StrictModel):
     policy: str
     name: str = ""
     tier: int = Field(default=2, ge=0, le=3)
+    urgency: ServiceUrgencyConfig = ServiceUrgencyConfig()
 
 
 class EscalationConfig(StrictModel):

@@ -27,6 +27,7 @@ from schemas import (
     IncidentEventKind,
     IncidentLifecycleChanged,
     LifecycleStatus,
+    Severity,
 )
 from services.escalation.config import EscalationConfig
 from services.escalation.domain.lifecycle import (
@@ -34,6 +35,7 @@ from services.escalation.domain.lifecycle import (
     EscalationPlan,
     InvalidTransition,
     Outcome,
+    PageStep,
     Status,
     apply,
     open_incident,
@@ -61,6 +63,14 @@ from services.escalation.domain.timeline import (
     Entry,
     TimelineEntry,
 )
+from services.escalation.domain.urgency import (
+    DEFAULT_URGENCY,
+    Urgency,
+    pages_all_levels,
+    raised,
+    rules_for,
+    urgency_of,
+)
 from services.escalation.metrics import QUARANTINED, TIMERS_FIRED, TRANSITIONS_APPLIED
 from services.escalation.oncall_store import OncallStore
 from services.escalation.pages import message_id, page_request, sent_entry_of
@@ -78,6 +88,8 @@ from tocsin.runtime.consumer import UNAVAILABLE
 from tocsin.runtime.live_config import Current
 
 log = logging.getLogger(__name__)
+
+UserRules = Mapping[str, Sequence[NotificationRule]]
 
 _CAS_ATTEMPTS = 20
 TIMER_ATTEMPTS = 5  # failed firings of one timer before it is quarantined
@@ -113,6 +125,7 @@ class Planned:
     policy_id: str | None
     plan: EscalationPlan
     on_call: tuple[LevelOnCall, ...] = ()
+    all_levels: bool = False  # every level pages at once (page_all_levels_at)
 
 
 class Escalation:
@@ -138,30 +151,41 @@ class Escalation:
         self._lease = lease
         self._poll = poll_seconds
         self._oncall = oncall
-        self._rules_of: tuple[EscalationConfig, Mapping[str, Sequence[NotificationRule]]] | None
-        self._rules_of = None
+        self._rules_of: tuple[EscalationConfig, Mapping[Urgency, UserRules]] | None = None
 
     @property
     def config(self) -> EscalationConfig:
         """The configuration as it is now (a reload replaces it; nothing keeps a copy)."""
         return self._config.current
 
-    @property
-    def _rules(self) -> Mapping[str, Sequence[NotificationRule]]:
+    def _rules(self, urgency: Urgency) -> UserRules:
+        """Each user's notification rules for incidents of `urgency`."""
         config = self.config
         if self._rules_of is None or self._rules_of[0] is not config:
-            rules = {
-                user.id: tuple(
-                    NotificationRule(r.contact, r.after) for r in user.notification_rules
-                )
-                for user in config.users
+            by_urgency = {
+                level: {
+                    user.id: tuple(
+                        NotificationRule(rule.contact_id, rule.after)
+                        for rule in rules_for([r.rule() for r in user.notification_rules], level)
+                    )
+                    for user in config.users
+                }
+                for level in Urgency
             }
-            self._rules_of = (config, rules)
-        return self._rules_of[1]
+            self._rules_of = (config, by_urgency)
+        return self._rules_of[1][urgency]
 
-    async def _plan(self, service_id: str, now: datetime) -> Planned:
-        policy = self.config.policy_for(service_id)
-        if policy is None:
+    def _urgency(self, service_id: str, severity: Severity, now: datetime) -> Urgency:
+        service = self.config.services.get(service_id)
+        if service is None:
+            return urgency_of(severity, DEFAULT_URGENCY, None, now)
+        return service.urgency.urgency(severity, now)
+
+    async def _plan(self, service_id: str, severity: Severity, now: datetime) -> Planned:
+        config = self.config
+        service = config.services.get(service_id)
+        policy = config.policy_for(service_id)
+        if service is None or policy is None:
             log.warning(
                 "service %r has no escalation policy: its incidents page nobody", service_id
             )
@@ -173,7 +197,27 @@ class Escalation:
             targets=tuple(level.users for level in on_call),
             repeat=policy.repeat,
         )
-        return Planned(policy.id, plan, on_call)
+        all_levels = pages_all_levels(severity, service.tier, policy.page_all_levels_at)
+        return Planned(policy.id, plan.all_at_once() if all_levels else plan, on_call, all_levels)
+
+    def _plan_entries(
+        self, incident_id: str, planned: Planned, outcome: Outcome, now: datetime
+    ) -> list[RecordTimeline]:
+        """Who each paged schedule reached, and why every level paged at once."""
+        entries = oncall_entries(incident_id, outcome.effects, planned.on_call, now)
+        if planned.all_levels and any(
+            isinstance(e, PageStep) and e.step == 0 for e in outcome.effects
+        ):
+            entries.insert(
+                0,
+                TimelineEntry(
+                    id=f"all_levels:{incident_id}/c{outcome.state.cycle}",
+                    at=now,
+                    action=Entry.ALL_LEVELS,
+                    detail="every level of the policy pages at once (page_all_levels_at)",
+                ),
+            )
+        return [timeline_item(entry) for entry in entries]
 
     async def on_call(
         self, levels: Sequence[Sequence[Target]], at: datetime
@@ -240,20 +284,24 @@ class Escalation:
                 + (f" ({reasons})" if reasons else ""),
             )
             await self._store.record(event.incident_id, [entry])
-        await self._store.update_details(event.incident_id, _details(event, stored.alerts))
+        urgency = raised(
+            stored.urgency, self._urgency(event.service_id, event.severity, self._clock.now())
+        )
+        await self._store.update_details(event.incident_id, _details(event, stored.alerts, urgency))
 
     async def _open(self, event: IncidentEvent) -> None:
         now = self._clock.now()
-        planned = await self._plan(event.service_id, now)
+        planned = await self._plan(event.service_id, event.severity, now)
+        urgency = self._urgency(event.service_id, event.severity, now)
         outcome = open_incident(planned.plan, now)
-        items = outbox_items(event.incident_id, outcome.effects, self._rules, now, "open")
-        oncall = oncall_entries(event.incident_id, outcome.effects, planned.on_call, now)
+        items = outbox_items(event.incident_id, outcome.effects, self._rules(urgency), now, "open")
+        entries = self._plan_entries(event.incident_id, planned, outcome, now)
         triggered = TimelineEntry(
             id=f"change:{event.incident_id}/open",
             at=now,
             action=Entry.TRIGGERED,
             actor=TRIAGE.name,
-            detail=event.title,
+            detail=f"{event.title} ({event.severity.value}, {urgency.value} urgency)",
         )
         incident = EscalationIncident(
             id=event.incident_id,
@@ -265,8 +313,9 @@ class Escalation:
             opened_at=now,
             lifecycle=outcome.state,
             version=1,
-            outbox=(timeline_item(triggered), *map(timeline_item, oncall), *items),
+            outbox=(timeline_item(triggered), *entries, *items),
             alerts=latest_alerts((), event.alert),
+            urgency=urgency,
         )
         if await self._store.create(incident, event.event_id):
             TRANSITIONS_APPLIED.labels(action="trigger").inc()
@@ -299,7 +348,7 @@ class Escalation:
     ) -> None:
         """Raise Refused if `action` cannot be applied to the incident as it is now."""
         now = self._clock.now()
-        planned = await self._plan(incident.service_id, now)
+        planned = await self._plan(incident.service_id, incident.severity, now)
         apply(incident.lifecycle, action, planned.plan, now, until=until)
 
     async def submit(self, command: IncidentCommand) -> None:
@@ -325,7 +374,7 @@ class Escalation:
             if event_id is not None and await self._store.has_event(incident_id, event_id):
                 return incident
             now = self._clock.now()
-            planned = await self._plan(incident.service_id, now)
+            planned = await self._plan(incident.service_id, incident.severity, now)
             outcome: Outcome = apply(
                 incident.lifecycle, action, planned.plan, now, step=step, cycle=cycle, until=until
             )
@@ -339,11 +388,11 @@ class Escalation:
                 actor=actor.name,
                 detail=detail,
             )
-            oncall = oncall_entries(incident_id, outcome.effects, planned.on_call, now)
+            rules = self._rules(incident.urgency)
             items = [
                 timeline_item(entry),
-                *map(timeline_item, oncall),
-                *outbox_items(incident_id, outcome.effects, self._rules, now, cause),
+                *self._plan_entries(incident_id, planned, outcome, now),
+                *outbox_items(incident_id, outcome.effects, rules, now, cause),
             ]
             if outcome.state.status is not incident.lifecycle.status:
                 status = LifecycleStatus(outcome.state.status.value)
@@ -507,9 +556,13 @@ class Escalation:
         )
 
 
-def _details(event: IncidentEvent, alerts: tuple[AlertDetails, ...]) -> Details:
+def _details(event: IncidentEvent, alerts: tuple[AlertDetails, ...], urgency: Urgency) -> Details:
     return Details(
-        event.title, event.severity, event.alert_count, latest_alerts(alerts, event.alert)
+        event.title,
+        event.severity,
+        event.alert_count,
+        latest_alerts(alerts, event.alert),
+        urgency,
     )
 
 

@@ -26,6 +26,7 @@ from schemas import AlertDetails, Severity
 from services.escalation.domain.lifecycle import Lifecycle, Responder, Status
 from services.escalation.domain.outbox import ArmTimer, OutboxItem, SendNotification
 from services.escalation.domain.timeline import TimelineEntry
+from services.escalation.domain.urgency import Urgency
 from services.escalation.metrics import QUARANTINED
 from tocsin.runtime.mongo import Document
 from tocsin.runtime.retention import Cascade, RetentionPolicy, RetentionRule
@@ -59,6 +60,7 @@ class Details:
     severity: Severity
     alert_count: int
     alerts: tuple[AlertDetails, ...] = ()
+    urgency: Urgency = Urgency.HIGH  # escalation's decision (see domain/urgency.py)
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,11 @@ class EscalationIncident:
     resolved: Stamp | None = None
     alerts: tuple[AlertDetails, ...] = ()
     event_ids: tuple[str, ...] = ()  # the latest ones that changed it (see MAX_EVENT_IDS)
+    urgency: Urgency = Urgency.HIGH
 
     @property
     def details(self) -> Details:
-        return Details(self.title, self.severity, self.alert_count, self.alerts)
+        return Details(self.title, self.severity, self.alert_count, self.alerts, self.urgency)
 
     @property
     def listing_key(self) -> str:
@@ -201,6 +204,7 @@ def _details_fields(details: Details) -> Document:
         "severity": details.severity.value,
         "alert_count": details.alert_count,
         "alerts": [alert.model_dump(mode="python") for alert in details.alerts],
+        "urgency": details.urgency.value,
     }
 
 
@@ -245,6 +249,8 @@ def _incident(doc: Document) -> EscalationIncident:
         resolved=_stamp(doc, "resolved"),
         alerts=tuple(AlertDetails.model_validate(a) for a in doc.get("alerts", ())),
         event_ids=tuple(doc.get("event_ids", ())),
+        # Incidents stored before urgency existed paged as high urgency does.
+        urgency=Urgency(doc.get("urgency", Urgency.HIGH.value)),
     )
 
 

@@ -231,7 +231,7 @@ def webhook_user(user: str, **extra: Any) -> dict[str, Any]:
 
 
 def oncall_config(
-    levels: Sequence[dict[str, Any]],
+    levels: Sequence[Any],
     *,
     schedules: Sequence[dict[str, Any]] = (),
     users: Sequence[str | dict[str, Any]] = ("alice", "bob", "carol", "dave"),

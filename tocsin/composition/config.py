@@ -24,6 +24,7 @@ from services.escalation.config import (
     EscalationUser,
     NotificationRuleConfig,
     ScheduleConfig,
+    ServiceUrgencyConfig,
 )
 from services.ingest.config import HeartbeatConfig, IngestConfig, IntegrationConfig
 from services.notifier.config import (
@@ -49,6 +50,7 @@ class ServiceConfig(StrictModel):
     name: str = Field(min_length=1, max_length=200)
     tier: int = Field(default=2, ge=0, le=3, description="0 critical path .. 3 low")
     escalation_policy: Identifier
+    urgency: ServiceUrgencyConfig = ServiceUrgencyConfig()
 
 
 class UserConfig(StrictModel):
@@ -208,7 +210,9 @@ class TocsinConfig(StrictModel):
         return EscalationConfig(
             policies=self.escalation_policies,
             services={
-                s.id: EscalationService(policy=s.escalation_policy, name=s.name, tier=s.tier)
+                s.id: EscalationService(
+                    policy=s.escalation_policy, name=s.name, tier=s.tier, urgency=s.urgency
+                )
                 for s in self.services
             },
             schedules=self.schedules,

@@ -87,8 +87,9 @@ class EscalationPlan:
     """The parts of an escalation policy the lifecycle needs."""
 
     delays: tuple[timedelta, ...]
-    targets: tuple[tuple[str, ...], ...]  # user ids per level
+    targets: tuple[tuple[str, ...], ...]  # user ids per level (schedules resolved already)
     repeat: int = 0
+    repeat_delay: timedelta | None = None  # see `delay_before`; set by `all_at_once`
 
     @property
     def total_steps(self) -> int:
@@ -108,8 +109,19 @@ class EscalationPlan:
         level = self.level_of(step)
         delay = self.delays[level]
         if step >= len(self.delays) and level == 0 and delay == timedelta(0):
-            return self.delays[-1] or DEFAULT_REPEAT_DELAY
+            return self.repeat_delay or self.delays[-1] or DEFAULT_REPEAT_DELAY
         return delay
+
+    def all_at_once(self) -> EscalationPlan:
+        """Every level pages at once (a SEV0 on a critical path); a repeat pass still waits as
+        the policy's own repeat would before everyone is paged again."""
+        if not self.delays:
+            return self
+        return replace(
+            self,
+            delays=(timedelta(0),) * len(self.delays),
+            repeat_delay=self.delay_before(len(self.delays)),
+        )
 
 
 @dataclass(frozen=True)

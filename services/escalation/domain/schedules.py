@@ -260,6 +260,14 @@ def oncall_at(schedule: Schedule, overrides: Sequence[Override], at: datetime) -
     return None
 
 
+def within(restrictions: Sequence[Restriction], zone: ZoneInfo, at: datetime) -> bool:
+    """Whether `at` falls in one of the local windows (the same reading of local times as a
+    layer's restrictions: support hours use it)."""
+    at = as_utc(at, "at")
+    windows = _windows(restrictions, zone, _wall(at, zone).date(), 1, 1)
+    return any(opens <= at < closes for opens, closes in windows)
+
+
 def shifts(
     schedule: Schedule, overrides: Sequence[Override], start: datetime, end: datetime
 ) -> list[Shift]:

@@ -30,6 +30,7 @@ class Entry(StrEnum):
     NO_CONTACT_LEFT = "no_contact_left"
     SEVERITY_CHANGED = "severity_changed"
     ON_CALL = "on_call"  # who a schedule target reached when its level paged
+    ALL_LEVELS = "all_levels"  # every level paged at once (page_all_levels_at)
 
 
 class TimelineEntry(Contract):
