@@ -1,13 +1,17 @@
-"""Operator routes for incidents: list, show, acknowledge (or snooze), resolve, escalate
-(Bearer API key).
+"""Operator routes for incidents: list, show, and the responder's actions (Bearer API key):
+acknowledge (or snooze), resolve, escalate, reassign, responders, commander.
 
-A responder's action is not applied here: the route checks it against the incident as it is
-(a clear 404/409 at once), publishes an `IncidentCommand` on `incidents.commands` and waits
-(5 s by default) for the escalation consumer to record its outcome. Applied: 200 with the
-incident; refused meanwhile: 409; not applied within the wait (the consumer is behind, or on
-another replica that is restarting): 202 with the command id, which
-`GET /api/v1/incidents/{id}/commands/{command_id}` reports on. The same path serves both run
-modes and every replica, and SMS, voice and chat replies take it too.
+Acknowledge, resolve and escalate are not applied here: the route checks the action against
+the incident as it is (a clear 404/409 at once), publishes an `IncidentCommand` on
+`incidents.commands` and waits (5 s by default) for the escalation consumer to record its
+outcome. Applied: 200 with the incident; refused meanwhile: 409; not applied within the wait
+(the consumer is behind, or on another replica that is restarting): 202 with the command id,
+which `GET /api/v1/incidents/{id}/commands/{command_id}` reports on. The same path serves both
+run modes and every replica, and SMS, voice and chat replies take it too.
+
+Reassign, responders and commander name a user, schedule or policy, which `IncidentCommand`
+cannot carry yet (see the README): the route applies them itself, with the same
+compare-and-set, transition table and timeline as the consumer.
 
 The listing pages newest first with an opaque cursor (the listing key of the last incident
 returned), the same parameters and shape as `/api/v1/alerts`, so paging visits every incident
@@ -19,7 +23,9 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -30,9 +36,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import CommandKind, IncidentCommand, Severity
 from services.escalation.consumers import action_of
-from services.escalation.domain.lifecycle import Refused, Status
+from services.escalation.domain.lifecycle import Action, Assignment, Refused, Status
 from services.escalation.domain.timeline import TimelineEntry
-from services.escalation.engine import Escalation
+from services.escalation.domain.urgency import Urgency
+from services.escalation.engine import Actor, Escalation, IncidentNotFound
+from services.escalation.planning import UnknownName
 from services.escalation.store import (
     CommandOutcome,
     EscalationIncident,
@@ -41,6 +49,8 @@ from services.escalation.store import (
 )
 from tocsin.runtime.bus import PublishError
 from tocsin.runtime.durations import parse_duration
+
+log = logging.getLogger(__name__)
 
 MAX_LIMIT = 500
 MAX_SNOOZE_SECONDS = 7 * 24 * 3600  # IncidentCommand.snooze_seconds' bound
@@ -80,6 +90,15 @@ class TimelineView(BaseModel):
         )
 
 
+class AssignmentView(BaseModel):
+    type: Literal["user", "schedule", "policy"]
+    id: str
+
+    @classmethod
+    def of(cls, assignment: Assignment) -> "AssignmentView":
+        return cls(type=assignment.kind, id=assignment.id)
+
+
 class IncidentSummary(BaseModel):
     id: str
     status: Status
@@ -98,17 +117,30 @@ class IncidentSummary(BaseModel):
     snoozed_until: datetime | None = Field(
         description="A snoozed acknowledgement triggers again then."
     )
+    ack_timeout_at: datetime | None = Field(
+        description="The acknowledgement expires then (the policy's ack_timeout)."
+    )
+    urgency: Urgency
+    commander: str | None = Field(description="The incident commander (a user id).")
+    assigned_to: AssignmentView | None = Field(
+        description="Set by a reassign; null: the service's escalation policy."
+    )
 
     @classmethod
     def fields_of(cls, incident: EscalationIncident) -> dict[str, Any]:
         acknowledged, resolved = incident.acknowledged, incident.resolved
+        assignment = incident.lifecycle.assignment
         return {
             "id": incident.id,
             "status": incident.lifecycle.status,
             "title": incident.title,
             "severity": incident.severity.value,
             "service": incident.service_id,
-            "escalation_policy": incident.policy_id,
+            "escalation_policy": (
+                assignment.id
+                if assignment is not None and assignment.kind == "policy"
+                else incident.policy_id
+            ),
             "alert_count": incident.alert_count,
             "opened_at": incident.opened_at,
             "escalation_step": incident.lifecycle.next_step,
@@ -118,6 +150,10 @@ class IncidentSummary(BaseModel):
             "resolved_at": resolved.at if resolved else None,
             "resolved_by": resolved.by if resolved else None,
             "snoozed_until": incident.lifecycle.snoozed_until,
+            "ack_timeout_at": incident.lifecycle.ack_timeout_at,
+            "urgency": incident.urgency,
+            "commander": incident.lifecycle.commander,
+            "assigned_to": AssignmentView.of(assignment) if assignment else None,
         }
 
     @classmethod
@@ -156,6 +192,35 @@ class AcknowledgeRequest(BaseModel):
         if seconds < 1 or seconds != int(seconds) or seconds > MAX_SNOOZE_SECONDS:
             raise HTTPException(422, "snooze: whole seconds from 1s to 7d, e.g. '30m'")
         return int(seconds)
+
+
+class ReassignRequest(BaseModel):
+    """Exactly one of `user`, `schedule` (whoever is on call) or `policy`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str | None = Field(default=None, min_length=1, max_length=100)
+    schedule: str | None = Field(default=None, min_length=1, max_length=100)
+    policy: str | None = Field(default=None, min_length=1, max_length=100)
+
+    def assignment(self) -> Assignment:
+        named = (
+            Assignment("user", self.user) if self.user is not None else None,
+            Assignment("schedule", self.schedule) if self.schedule is not None else None,
+            Assignment("policy", self.policy) if self.policy is not None else None,
+        )
+        given = [assignment for assignment in named if assignment is not None]
+        if len(given) != 1:
+            raise HTTPException(
+                422, 'give exactly one of user, schedule or policy, e.g. {"user": "bob"}'
+            )
+        return given[0]
+
+
+class UserRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=100)
 
 
 class CommandStatus(BaseModel):
@@ -307,6 +372,57 @@ def router(
     )
     async def escalate(incident_id: str, key_name: ApiKey) -> IncidentView | JSONResponse:
         return await _act(incident_id, CommandKind.ESCALATE, key_name)
+
+    async def _apply(
+        incident_id: str,
+        action: Action,
+        key_name: str,
+        *,
+        user: str | None = None,
+        assignment: Assignment | None = None,
+    ) -> IncidentView:
+        """Apply an action here (see the module docstring), once: its event id is new."""
+        incident = await store.get(incident_id)
+        if incident is None:
+            raise HTTPException(404, f"no incident {incident_id!r}")
+        try:
+            await engine.check(incident, action, user=user, assignment=assignment)
+            await engine.command(
+                incident_id,
+                action,
+                Actor(f"api:{key_name}"),
+                event_id=uuid.uuid4(),
+                user=user,
+                assignment=assignment,
+            )
+        except UnknownName as error:
+            raise HTTPException(422, str(error)) from None
+        except Refused as error:
+            raise HTTPException(409, str(error)) from None
+        except IncidentNotFound:
+            raise HTTPException(404, f"no incident {incident_id!r}") from None
+        except PublishError:
+            # Stored with its outbox: the pages go out when the bus is back (the sweeper).
+            log.warning("incident %s: %s applied; its pages wait for the bus", incident_id, action)
+        return await _view(await store.get(incident_id) or incident)
+
+    _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {404: {}, 409: {}, 422: {}}
+
+    @api.post("/{incident_id}/reassign", response_model=IncidentView, responses=_ACTION_RESPONSES)
+    async def reassign(incident_id: str, body: ReassignRequest, key_name: ApiKey) -> IncidentView:
+        """Escalation starts over with a user, whoever is on call for a schedule, or another
+        policy; the incident is triggered again (an acknowledgement ends)."""
+        return await _apply(incident_id, Action.REASSIGN, key_name, assignment=body.assignment())
+
+    @api.post("/{incident_id}/responders", response_model=IncidentView, responses=_ACTION_RESPONSES)
+    async def add_responder(incident_id: str, body: UserRequest, key_name: ApiKey) -> IncidentView:
+        """Page someone extra now, without changing the policy."""
+        return await _apply(incident_id, Action.ADD_RESPONDER, key_name, user=body.user)
+
+    @api.post("/{incident_id}/commander", response_model=IncidentView, responses=_ACTION_RESPONSES)
+    async def set_commander(incident_id: str, body: UserRequest, key_name: ApiKey) -> IncidentView:
+        """Name the incident commander (shown on the incident)."""
+        return await _apply(incident_id, Action.SET_COMMANDER, key_name, user=body.user)
 
     @api.get("/{incident_id}/commands/{command_id}", response_model=CommandStatus)
     async def command_status(incident_id: str, command_id: str, _: ApiKey) -> CommandStatus:

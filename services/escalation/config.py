@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, PlainSerializer, PlainValidator, PrivateAttr, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    PrivateAttr,
+    model_validator,
+)
 
 from schemas import Severity
 from services.escalation.domain.schedule_parsing import (
@@ -116,6 +123,12 @@ class LevelConfig(StrictModel):
     targets: Annotated[tuple[TargetConfig, ...], non_empty("target")]
 
 
+def _positive(value: timedelta | None) -> timedelta | None:
+    if value is not None and value <= timedelta(0):
+        raise ValueError("must be longer than 0s, e.g. '30m' (leave it out for no timeout)")
+    return value
+
+
 class EscalationPolicyConfig(StrictModel):
     id: Identifier
     repeat: int = Field(default=0, ge=0, le=20)
@@ -124,6 +137,11 @@ class EscalationPolicyConfig(StrictModel):
         default=None,
         description="Incidents this severe or more page every level at once; unset, a SEV0 "
         "on a tier-0 service does; `never`, none does.",
+    )
+    ack_timeout: Annotated[Duration | None, AfterValidator(_positive)] = Field(
+        default=None,
+        description="An acknowledged incident not resolved within this long is triggered "
+        "again and pages from the first level; unset, an acknowledgement lasts.",
     )
 
 

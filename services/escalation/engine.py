@@ -27,15 +27,13 @@ from schemas import (
     IncidentEventKind,
     IncidentLifecycleChanged,
     LifecycleStatus,
-    Severity,
 )
 from services.escalation.config import EscalationConfig
 from services.escalation.domain.lifecycle import (
     Action,
-    EscalationPlan,
+    Assignment,
     InvalidTransition,
     Outcome,
-    PageStep,
     Status,
     apply,
     open_incident,
@@ -52,28 +50,18 @@ from services.escalation.domain.outbox import (
     timeline_item,
 )
 from services.escalation.domain.snapshot import latest_alerts
-from services.escalation.domain.targets import (
-    LevelOnCall,
-    Target,
-    oncall_entries,
-    resolve_levels,
-    schedules_of,
-)
 from services.escalation.domain.timeline import (
     Entry,
     TimelineEntry,
 )
 from services.escalation.domain.urgency import (
-    DEFAULT_URGENCY,
     Urgency,
-    pages_all_levels,
     raised,
-    rules_for,
-    urgency_of,
 )
 from services.escalation.metrics import QUARANTINED, TIMERS_FIRED, TRANSITIONS_APPLIED
 from services.escalation.oncall_store import OncallStore
 from services.escalation.pages import message_id, page_request, sent_entry_of
+from services.escalation.planning import Planner, plan_entries
 from services.escalation.store import (
     Details,
     EscalationIncident,
@@ -102,6 +90,31 @@ class IncidentNotFound(Exception):
 
 
 @dataclass(frozen=True)
+class PersonRequest:
+    """What a person's action names: a snooze's end, a user (an extra responder, the
+    commander), where a reassign sends the incident."""
+
+    until: datetime | None = None
+    user: str | None = None
+    assignment: Assignment | None = None
+
+    def describe(self, action: Action, outcome: Outcome) -> str | None:
+        """The timeline's detail for the action."""
+        if action is Action.REASSIGN and self.assignment is not None:
+            return f"to {self.assignment.kind} {self.assignment.id}"
+        if action is Action.ADD_RESPONDER:
+            return f"paged {self.user}"
+        if action is Action.SET_COMMANDER:
+            return f"{self.user} is the incident commander"
+        if self.until is not None:
+            return f"until {self.until.isoformat()}"
+        expires = outcome.state.ack_timeout_at
+        if action is Action.ACKNOWLEDGE and expires is not None:
+            return f"ack timeout at {expires.isoformat()}"
+        return None
+
+
+@dataclass(frozen=True)
 class Actor:
     """Who asked for a change: a person (a user id or `api:<key name>`) or Tocsin itself."""
 
@@ -116,16 +129,6 @@ class Actor:
 
 TRIAGE = Actor("triage", person=False)
 TIMER = Actor("timer", person=False)
-
-
-@dataclass(frozen=True)
-class Planned:
-    """An incident's escalation plan as of `now`: schedules resolved to who is on call."""
-
-    policy_id: str | None
-    plan: EscalationPlan
-    on_call: tuple[LevelOnCall, ...] = ()
-    all_levels: bool = False  # every level pages at once (page_all_levels_at)
 
 
 class Escalation:
@@ -150,93 +153,16 @@ class Escalation:
         self._owner = instance_id
         self._lease = lease
         self._poll = poll_seconds
-        self._oncall = oncall
-        self._rules_of: tuple[EscalationConfig, Mapping[Urgency, UserRules]] | None = None
+        self._planner = Planner(config, oncall)
 
     @property
     def config(self) -> EscalationConfig:
         """The configuration as it is now (a reload replaces it; nothing keeps a copy)."""
-        return self._config.current
+        return self._planner.config
 
-    def _rules(self, urgency: Urgency) -> UserRules:
-        """Each user's notification rules for incidents of `urgency`."""
-        config = self.config
-        if self._rules_of is None or self._rules_of[0] is not config:
-            by_urgency = {
-                level: {
-                    user.id: tuple(
-                        NotificationRule(rule.contact_id, rule.after)
-                        for rule in rules_for([r.rule() for r in user.notification_rules], level)
-                    )
-                    for user in config.users
-                }
-                for level in Urgency
-            }
-            self._rules_of = (config, by_urgency)
-        return self._rules_of[1][urgency]
-
-    def _urgency(self, service_id: str, severity: Severity, now: datetime) -> Urgency:
-        service = self.config.services.get(service_id)
-        if service is None:
-            return urgency_of(severity, DEFAULT_URGENCY, None, now)
-        return service.urgency.urgency(severity, now)
-
-    async def _plan(self, service_id: str, severity: Severity, now: datetime) -> Planned:
-        config = self.config
-        service = config.services.get(service_id)
-        policy = config.policy_for(service_id)
-        if service is None or policy is None:
-            log.warning(
-                "service %r has no escalation policy: its incidents page nobody", service_id
-            )
-            return Planned(None, EscalationPlan((), ()))
-        levels = [tuple(t.target() for t in level.targets) for level in policy.levels]
-        on_call = await self.on_call(levels, now)
-        plan = EscalationPlan(
-            delays=tuple(level.delay for level in policy.levels),
-            targets=tuple(level.users for level in on_call),
-            repeat=policy.repeat,
-        )
-        all_levels = pages_all_levels(severity, service.tier, policy.page_all_levels_at)
-        return Planned(policy.id, plan.all_at_once() if all_levels else plan, on_call, all_levels)
-
-    def _plan_entries(
-        self, incident_id: str, planned: Planned, outcome: Outcome, now: datetime
-    ) -> list[RecordTimeline]:
-        """Who each paged schedule reached, and why every level paged at once."""
-        entries = oncall_entries(incident_id, outcome.effects, planned.on_call, now)
-        if planned.all_levels and any(
-            isinstance(e, PageStep) and e.step == 0 for e in outcome.effects
-        ):
-            entries.insert(
-                0,
-                TimelineEntry(
-                    id=f"all_levels:{incident_id}/c{outcome.state.cycle}",
-                    at=now,
-                    action=Entry.ALL_LEVELS,
-                    detail="every level of the policy pages at once (page_all_levels_at)",
-                ),
-            )
-        return [timeline_item(entry) for entry in entries]
-
-    async def on_call(
-        self, levels: Sequence[Sequence[Target]], at: datetime
-    ) -> tuple[LevelOnCall, ...]:
-        """The levels' targets as they stand at `at`: each schedule resolved, with its
-        overrides, to who is on call then."""
-        schedules = {
-            schedule_id: schedule
-            for schedule_id in schedules_of(levels)
-            if (schedule := self.config.schedule(schedule_id)) is not None
-        }
-        overrides = {
-            schedule_id: [
-                stored.override
-                for stored in await self._oncall.overrides(schedule_id, at, at + _INSTANT)
-            ]
-            for schedule_id in schedules
-        }
-        return resolve_levels(levels, schedules, overrides, at)
+    @property
+    def planner(self) -> Planner:
+        return self._planner
 
     # -- incidents.events ------------------------------------------------------------------
 
@@ -285,17 +211,19 @@ class Escalation:
             )
             await self._store.record(event.incident_id, [entry])
         urgency = raised(
-            stored.urgency, self._urgency(event.service_id, event.severity, self._clock.now())
+            stored.urgency,
+            self._planner.urgency(event.service_id, event.severity, self._clock.now()),
         )
         await self._store.update_details(event.incident_id, _details(event, stored.alerts, urgency))
 
     async def _open(self, event: IncidentEvent) -> None:
         now = self._clock.now()
-        planned = await self._plan(event.service_id, event.severity, now)
-        urgency = self._urgency(event.service_id, event.severity, now)
+        planned = await self._planner.plan(event.service_id, event.severity, now)
+        urgency = self._planner.urgency(event.service_id, event.severity, now)
         outcome = open_incident(planned.plan, now)
-        items = outbox_items(event.incident_id, outcome.effects, self._rules(urgency), now, "open")
-        entries = self._plan_entries(event.incident_id, planned, outcome, now)
+        rules = self._planner.rules(urgency)
+        items = outbox_items(event.incident_id, outcome.effects, rules, now, "open")
+        entries = plan_entries(event.incident_id, planned, outcome, now)
         triggered = TimelineEntry(
             id=f"change:{event.incident_id}/open",
             at=now,
@@ -331,11 +259,19 @@ class Escalation:
         *,
         event_id: uuid.UUID | None = None,
         until: datetime | None = None,
+        user: str | None = None,
+        assignment: Assignment | None = None,
     ) -> EscalationIncident:
-        """Apply a person's action (once per `event_id`); raise IncidentNotFound or Refused."""
-        detail = f"until {until.isoformat()}" if until is not None else None
+        """Apply a person's action (once per `event_id`); raise IncidentNotFound or Refused.
+        `user` names whom ADD_RESPONDER pages or who SET_COMMANDER names; `assignment` where
+        REASSIGN sends the incident."""
+        self._planner.check_names(action, user, assignment)
         incident = await self._transition(
-            incident_id, action, actor, event_id, until=until, detail=detail
+            incident_id,
+            action,
+            actor,
+            event_id,
+            person=PersonRequest(until, user, assignment),
         )
         await self.flush(incident_id)
         return incident
@@ -344,12 +280,32 @@ class Escalation:
         return self._clock.now()
 
     async def check(
-        self, incident: EscalationIncident, action: Action, until: datetime | None
+        self,
+        incident: EscalationIncident,
+        action: Action,
+        until: datetime | None = None,
+        *,
+        user: str | None = None,
+        assignment: Assignment | None = None,
     ) -> None:
         """Raise Refused if `action` cannot be applied to the incident as it is now."""
+        self._planner.check_names(action, user, assignment)
         now = self._clock.now()
-        planned = await self._plan(incident.service_id, incident.severity, now)
-        apply(incident.lifecycle, action, planned.plan, now, until=until)
+        planned = await self._planner.plan(
+            incident.service_id,
+            incident.severity,
+            now,
+            assignment if action is Action.REASSIGN else incident.lifecycle.assignment,
+        )
+        apply(
+            incident.lifecycle,
+            action,
+            planned.plan,
+            now,
+            until=until,
+            user=user,
+            assignment=assignment,
+        )
 
     async def submit(self, command: IncidentCommand) -> None:
         """Hand a person's command to `incidents.commands` (applied by its consumer)."""
@@ -364,9 +320,10 @@ class Escalation:
         *,
         step: int | None = None,
         cycle: int | None = None,
-        until: datetime | None = None,
+        person: PersonRequest | None = None,
         detail: str | None = None,
     ) -> EscalationIncident:
+        person = person or PersonRequest()
         for _ in range(_CAS_ATTEMPTS):
             incident = await self._store.get(incident_id)
             if incident is None:
@@ -374,9 +331,22 @@ class Escalation:
             if event_id is not None and await self._store.has_event(incident_id, event_id):
                 return incident
             now = self._clock.now()
-            planned = await self._plan(incident.service_id, incident.severity, now)
+            assignment = (
+                person.assignment if action is Action.REASSIGN else incident.lifecycle.assignment
+            )
+            planned = await self._planner.plan(
+                incident.service_id, incident.severity, now, assignment
+            )
             outcome: Outcome = apply(
-                incident.lifecycle, action, planned.plan, now, step=step, cycle=cycle, until=until
+                incident.lifecycle,
+                action,
+                planned.plan,
+                now,
+                step=step,
+                cycle=cycle,
+                until=person.until,
+                user=person.user,
+                assignment=person.assignment,
             )
             if outcome.state == incident.lifecycle and not outcome.effects:
                 return incident  # a no-op (stale timer, repeated ack): nothing to store
@@ -386,12 +356,12 @@ class Escalation:
                 at=now,
                 action=action.value,
                 actor=actor.name,
-                detail=detail,
+                detail=detail or person.describe(action, outcome),
             )
-            rules = self._rules(incident.urgency)
+            rules = self._planner.rules(incident.urgency)
             items = [
                 timeline_item(entry),
-                *self._plan_entries(incident_id, planned, outcome, now),
+                *plan_entries(incident_id, planned, outcome, now),
                 *outbox_items(incident_id, outcome.effects, rules, now, cause),
             ]
             if outcome.state.status is not incident.lifecycle.status:

@@ -358,7 +358,7 @@ def router(
             levels: list[LevelOnCallView] = []
             if policy is not None:
                 targets = [tuple(t.target() for t in level.targets) for level in policy.levels]
-                resolved = await engine.on_call(targets, now)
+                resolved = await engine.planner.on_call(targets, now)
                 levels = [
                     LevelOnCallView(
                         level=n,

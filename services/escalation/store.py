@@ -23,7 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from schemas import AlertDetails, Severity
-from services.escalation.domain.lifecycle import Lifecycle, Responder, Status
+from services.escalation.domain.lifecycle import Assignment, Lifecycle, Responder, Status
 from services.escalation.domain.outbox import ArmTimer, OutboxItem, SendNotification
 from services.escalation.domain.timeline import TimelineEntry
 from services.escalation.domain.urgency import Urgency
@@ -190,6 +190,14 @@ def _lifecycle_fields(lifecycle: Lifecycle) -> Document:
         "next_step": lifecycle.next_step,
         "responders": [{"user": r.user, "level": r.level} for r in lifecycle.responders],
         "snoozed_until": lifecycle.snoozed_until,
+        "ack_timeout_at": lifecycle.ack_timeout_at,
+        "assignment": (
+            {"kind": lifecycle.assignment.kind, "id": lifecycle.assignment.id}
+            if lifecycle.assignment is not None
+            else None
+        ),
+        "commander": lifecycle.commander,
+        "requests": lifecycle.requests,
     }
 
 
@@ -227,6 +235,15 @@ def _responder(stored: Document | str) -> Responder:
     return Responder(stored["user"], stored["level"])
 
 
+def _assignment(stored: Document | None) -> Assignment | None:
+    if stored is None:
+        return None
+    kind = stored["kind"]
+    if kind not in ("user", "schedule", "policy"):
+        raise ValueError(f"unknown assignment kind {kind!r}")
+    return Assignment(kind, stored["id"])
+
+
 def _incident(doc: Document) -> EscalationIncident:
     return EscalationIncident(
         id=doc["_id"],
@@ -242,6 +259,10 @@ def _incident(doc: Document) -> EscalationIncident:
             next_step=doc.get("next_step", 0),
             responders=tuple(_responder(r) for r in doc.get("responders", ())),
             snoozed_until=doc.get("snoozed_until"),
+            ack_timeout_at=doc.get("ack_timeout_at"),
+            assignment=_assignment(doc.get("assignment")),
+            commander=doc.get("commander"),
+            requests=int(doc.get("requests", 0)),
         ),
         version=doc["version"],
         outbox=tuple(_ITEMS.validate_python(doc.get("outbox", []))),

@@ -13,6 +13,7 @@ from schemas import NotificationEvent
 from services.escalation.domain.lifecycle import (
     TRANSITIONS,
     Action,
+    Assignment,
     CancelTimers,
     EscalationPlan,
     InvalidTransition,
@@ -20,6 +21,7 @@ from services.escalation.domain.lifecycle import (
     NoLevelLeft,
     NotifyResponders,
     Outcome,
+    PageResponder,
     PageStep,
     Refused,
     Responder,
@@ -62,11 +64,17 @@ EXPECTED_ROWS = {
     (Status.TRIGGERED, Action.RESOLVE): Status.RESOLVED,
     (Status.TRIGGERED, Action.SNOOZE): Status.ACKNOWLEDGED,
     (Status.TRIGGERED, Action.ESCALATE_NOW): Status.TRIGGERED,
+    (Status.TRIGGERED, Action.REASSIGN): Status.TRIGGERED,
+    (Status.TRIGGERED, Action.ADD_RESPONDER): Status.TRIGGERED,
+    (Status.TRIGGERED, Action.SET_COMMANDER): Status.TRIGGERED,
     (Status.ACKNOWLEDGED, Action.ACKNOWLEDGE): Status.ACKNOWLEDGED,
     (Status.ACKNOWLEDGED, Action.RESOLVE): Status.RESOLVED,
     (Status.ACKNOWLEDGED, Action.ACK_TIMEOUT): Status.TRIGGERED,
     (Status.ACKNOWLEDGED, Action.SNOOZE): Status.ACKNOWLEDGED,
     (Status.ACKNOWLEDGED, Action.ESCALATE_NOW): Status.TRIGGERED,
+    (Status.ACKNOWLEDGED, Action.REASSIGN): Status.TRIGGERED,
+    (Status.ACKNOWLEDGED, Action.ADD_RESPONDER): Status.ACKNOWLEDGED,
+    (Status.ACKNOWLEDGED, Action.SET_COMMANDER): Status.ACKNOWLEDGED,
     (Status.RESOLVED, Action.RESOLVE): Status.RESOLVED,
     (Status.RESOLVED, Action.REOPEN): Status.TRIGGERED,
 }
@@ -299,7 +307,7 @@ def test_row_resolved_reopen_triggers_a_new_cycle_from_step_0() -> None:
 INVALID_PAIRS = [pair for pair in itertools.product(Status, Action) if pair not in EXPECTED_ROWS]
 
 
-def test_there_are_nine_invalid_pairs() -> None:
+def test_there_are_twelve_invalid_pairs() -> None:
     assert sorted(INVALID_PAIRS) == sorted(
         [
             (Status.TRIGGERED, Action.ACK_TIMEOUT),
@@ -311,6 +319,9 @@ def test_there_are_nine_invalid_pairs() -> None:
             (Status.RESOLVED, Action.ACK_TIMEOUT),
             (Status.RESOLVED, Action.SNOOZE),
             (Status.RESOLVED, Action.ESCALATE_NOW),
+            (Status.RESOLVED, Action.REASSIGN),
+            (Status.RESOLVED, Action.ADD_RESPONDER),
+            (Status.RESOLVED, Action.SET_COMMANDER),
         ]
     )
 
@@ -319,7 +330,17 @@ def test_there_are_nine_invalid_pairs() -> None:
 def test_pair_not_in_table_raises_invalid_transition(status: Status, action: Action) -> None:
     state = Lifecycle(status=status, next_step=1, responders=(Responder("alice", 0),))
     with pytest.raises(InvalidTransition) as caught:
-        apply(state, action, PLAN, T0, step=1, cycle=0, until=T0 + MIN)
+        apply(
+            state,
+            action,
+            PLAN,
+            T0,
+            step=1,
+            cycle=0,
+            until=T0 + MIN,
+            user="bob",
+            assignment=Assignment("user", "bob"),
+        )
     assert caught.value.status is status
     assert caught.value.action is action
     assert str(caught.value) == f"cannot {action.value} an incident that is {status.value}"
@@ -686,3 +707,140 @@ def test_an_empty_level_reached_by_its_timer_lets_the_next_page_too() -> None:
     fired = apply(opened.state, Action.ESCALATE, plan, T0 + 5 * MIN, step=1, cycle=0)
     assert [(p.step, p.users) for p in _pages(fired)] == [(1, ()), (2, ("dave",))]
     assert fired.state.next_step == 3
+
+
+# -- responder actions (issue 9) ---------------------------------------------------------------
+
+ONE_LEVEL_BOB = EscalationPlan(delays=(ZERO,), targets=(("bob",),))
+
+
+def test_row_triggered_reassign_starts_over_with_the_new_plan_in_a_new_cycle() -> None:
+    state = _triggered_after_first_page()
+    outcome = apply(
+        state, Action.REASSIGN, ONE_LEVEL_BOB, T0 + MIN, assignment=Assignment("user", "bob")
+    )
+    assert outcome.state == Lifecycle(
+        status=Status.TRIGGERED,
+        cycle=1,
+        next_step=1,
+        responders=(Responder("bob", 0),),
+        assignment=Assignment("user", "bob"),
+    )
+    assert outcome.effects == (
+        CancelTimers(0),
+        PageStep(0, 0, 1, ("bob",), NotificationEvent.TRIGGERED),
+    )
+
+
+def test_row_acknowledged_reassign_triggers_again_and_keeps_the_commander() -> None:
+    state = replace(
+        apply(_triggered_after_first_page(), Action.ACKNOWLEDGE, PLAN, T0 + MIN).state,
+        commander="carol",
+    )
+    outcome = apply(
+        state, Action.REASSIGN, PLAN, T0 + 2 * MIN, assignment=Assignment("policy", "p2")
+    )
+    assert outcome.state.status is Status.TRIGGERED
+    assert outcome.state.commander == "carol"
+    assert outcome.state.assignment == Assignment("policy", "p2")
+    assert _pages(outcome) == [PageStep(0, 0, 1, ("alice",), NotificationEvent.TRIGGERED)]
+
+
+def test_reassign_without_an_assignment_is_refused() -> None:
+    with pytest.raises(Refused, match="a reassign needs a user, a schedule or a policy"):
+        apply(_triggered_after_first_page(), Action.REASSIGN, PLAN, T0)
+
+
+def test_a_later_cycle_keeps_the_assignment() -> None:
+    reassigned = apply(
+        _triggered_after_first_page(),
+        Action.REASSIGN,
+        ONE_LEVEL_BOB,
+        T0,
+        assignment=Assignment("schedule", "s"),
+    ).state
+    resolved = apply(reassigned, Action.RESOLVE, ONE_LEVEL_BOB, T0 + MIN).state
+    reopened = apply(resolved, Action.REOPEN, ONE_LEVEL_BOB, T0 + 2 * MIN).state
+    assert reopened.assignment == Assignment("schedule", "s")
+
+
+def test_row_triggered_add_responder_pages_them_now_and_keeps_escalating() -> None:
+    state = _triggered_after_first_page()
+    outcome = apply(state, Action.ADD_RESPONDER, PLAN, T0 + MIN, user="erin")
+    assert outcome.state == replace(
+        state, responders=(Responder("alice", 0), Responder("erin", 0)), requests=1
+    )
+    assert outcome.effects == (PageResponder("erin", 0, 0, 0),)
+    again = apply(outcome.state, Action.ADD_RESPONDER, PLAN, T0 + 2 * MIN, user="erin")
+    assert again.state.responders == outcome.state.responders  # once in the list
+    assert again.effects == (PageResponder("erin", 0, 0, 1),)  # but paged again
+
+
+def test_row_acknowledged_add_responder_pages_them_and_stays_acknowledged() -> None:
+    acked = apply(_triggered_after_first_page(), Action.ACKNOWLEDGE, PLAN, T0 + MIN).state
+    outcome = apply(acked, Action.ADD_RESPONDER, PLAN, T0 + 2 * MIN, user="erin")
+    assert outcome.state.status is Status.ACKNOWLEDGED
+    assert outcome.effects == (PageResponder("erin", 0, 0, 0),)
+
+
+def test_an_added_responder_gets_the_level_of_the_latest_page() -> None:
+    state = _triggered_after_first_page()
+    escalated = apply(state, Action.ESCALATE, PLAN, T0 + 5 * MIN, step=1, cycle=0).state
+    outcome = apply(escalated, Action.ADD_RESPONDER, PLAN, T0 + 6 * MIN, user="erin")
+    assert outcome.effects == (PageResponder("erin", 1, 0, 0),)
+
+
+@pytest.mark.parametrize("status", [Status.TRIGGERED, Status.ACKNOWLEDGED])
+def test_rows_set_commander_names_them_and_changes_nothing_else(status: Status) -> None:
+    state = replace(_triggered_after_first_page(), status=status)
+    outcome = apply(state, Action.SET_COMMANDER, PLAN, T0, user="carol")
+    assert outcome.state == replace(state, commander="carol")
+    assert outcome.effects == ()
+
+
+@pytest.mark.parametrize("action", [Action.ADD_RESPONDER, Action.SET_COMMANDER])
+def test_actions_naming_a_user_need_one(action: Action) -> None:
+    with pytest.raises(Refused, match="this action needs a user"):
+        apply(_triggered_after_first_page(), action, PLAN, T0)
+
+
+# -- the ack timeout ---------------------------------------------------------------------------
+
+WITH_ACK_TIMEOUT = replace(PLAN, ack_timeout=30 * MIN)
+
+
+def test_acknowledge_with_an_ack_timeout_arms_it_in_a_new_cycle() -> None:
+    state = _triggered_after_first_page()
+    outcome = apply(state, Action.ACKNOWLEDGE, WITH_ACK_TIMEOUT, T0 + MIN)
+    assert outcome.state == replace(
+        state, status=Status.ACKNOWLEDGED, cycle=1, ack_timeout_at=T0 + 31 * MIN
+    )
+    assert outcome.effects == (
+        CancelTimers(0),
+        NotifyResponders((Responder("alice", 0),), NotificationEvent.ACKNOWLEDGED, 0),
+        ScheduleAckTimeout(cycle=1, due_at=T0 + 31 * MIN),
+    )
+
+
+def test_the_ack_timeout_triggers_again_from_the_first_level() -> None:
+    acked = apply(_triggered_after_first_page(), Action.ACKNOWLEDGE, WITH_ACK_TIMEOUT, T0).state
+    outcome = apply(acked, Action.ACK_TIMEOUT, WITH_ACK_TIMEOUT, T0 + 30 * MIN, cycle=1)
+    assert outcome.state.status is Status.TRIGGERED
+    assert outcome.state.cycle == 2
+    assert outcome.state.ack_timeout_at is None
+    assert _pages(outcome) == [PageStep(0, 0, 2, ("alice",), NotificationEvent.TRIGGERED)]
+
+
+def test_a_second_acknowledge_keeps_the_first_timeout() -> None:
+    acked = apply(_triggered_after_first_page(), Action.ACKNOWLEDGE, WITH_ACK_TIMEOUT, T0).state
+    assert apply(acked, Action.ACKNOWLEDGE, WITH_ACK_TIMEOUT, T0 + MIN) == Outcome(acked, ())
+
+
+def test_a_snooze_replaces_the_ack_timeout_and_resolve_clears_it() -> None:
+    acked = apply(_triggered_after_first_page(), Action.ACKNOWLEDGE, WITH_ACK_TIMEOUT, T0).state
+    snoozed = apply(acked, Action.SNOOZE, WITH_ACK_TIMEOUT, T0, until=T0 + 60 * MIN)
+    assert snoozed.state.ack_timeout_at is None
+    assert snoozed.state.snoozed_until == T0 + 60 * MIN
+    assert CancelTimers(1) in snoozed.effects
+    resolved = apply(acked, Action.RESOLVE, WITH_ACK_TIMEOUT, T0 + MIN).state
+    assert resolved.ack_timeout_at is None

@@ -14,6 +14,7 @@ from services.escalation.domain.lifecycle import (
     Effect,
     EscalationPlan,
     NotifyResponders,
+    PageResponder,
     PageStep,
     Responder,
     ScheduleAckTimeout,
@@ -312,3 +313,18 @@ def test_schedule_ack_timeout_arms_a_timer_per_cycle() -> None:
             cycle=3,
         )
     ]
+
+
+def test_an_extra_responder_is_paged_by_their_rules_under_ids_of_their_own() -> None:
+    items = _items([PageResponder("alice", level=1, cycle=2, request=3)])
+    assert [type(item).__name__ for item in items] == ["SendNotification", "ArmTimer"]
+    send, timer = items
+    assert isinstance(send, SendNotification)
+    assert isinstance(timer, ArmTimer)
+    assert send.notification_id == "inc-1/c2/r3/alice/alice-hook"
+    assert (send.event, send.escalation_level) == (NotificationEvent.TRIGGERED, 1)
+    assert timer.timer_id == "notify:inc-1/c2/r3/alice/alice-sms"
+    assert (timer.kind, timer.due_at, timer.cycle) == ("notify", T0 + 2 * MIN, 2)
+    # Never the id of a step's page.
+    step_ids = {i.id for i in _items([_page(step=3, cycle=2)])}
+    assert not step_ids & {i.id for i in items}

@@ -15,10 +15,14 @@ The cycle is bumped whenever pending timers are abandoned and new ones may follo
 an expired acknowledgement (`ACK_TIMEOUT`, which is how a snooze ends), a snooze, and a manual
 escalation. Timers of one cycle are therefore never armed after that cycle was cancelled.
 
-People's actions: `ACKNOWLEDGE`, `RESOLVE`, `SNOOZE` (acknowledged now; at `until` an
-`ACK_TIMEOUT` timer returns it to triggered and escalation starts over from the first level;
-a later snooze replaces it, a resolve cancels it) and `ESCALATE_NOW` (page the next step at
-once, then go on with the policy's delays; from acknowledged it triggers again).
+People's actions: `ACKNOWLEDGE` (with the policy's ack timeout, in a new cycle whose
+`ACK_TIMEOUT` timer returns it to triggered if it is not resolved by then), `RESOLVE`, `SNOOZE`
+(acknowledged now; at `until` an `ACK_TIMEOUT` timer returns it to triggered and escalation
+starts over from the first level; a later snooze replaces it, a resolve cancels it),
+`ESCALATE_NOW` (page the next step at once, then go on with the policy's delays; from
+acknowledged it triggers again), `REASSIGN` (to a user, a schedule or another policy: triggered
+again in a new cycle, escalation starts over there), `ADD_RESPONDER` (page one more person now,
+without changing the policy) and `SET_COMMANDER` (name the incident commander).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
 from schemas import NotificationEvent
 
@@ -48,6 +53,9 @@ class Action(StrEnum):
     REOPEN = "reopen"  # a resolved incident fires again
     SNOOZE = "snooze"  # a person: acknowledged until a time, then triggered again
     ESCALATE_NOW = "escalate_now"  # a person: page the next level now
+    REASSIGN = "reassign"  # a person: escalation starts over with a user, schedule or policy
+    ADD_RESPONDER = "add_responder"  # a person: page someone extra now
+    SET_COMMANDER = "set_commander"  # a person: name the incident commander
 
 
 TRANSITIONS: Mapping[tuple[Status, Action], Status] = {
@@ -56,11 +64,17 @@ TRANSITIONS: Mapping[tuple[Status, Action], Status] = {
     (Status.TRIGGERED, Action.RESOLVE): Status.RESOLVED,
     (Status.TRIGGERED, Action.SNOOZE): Status.ACKNOWLEDGED,
     (Status.TRIGGERED, Action.ESCALATE_NOW): Status.TRIGGERED,
+    (Status.TRIGGERED, Action.REASSIGN): Status.TRIGGERED,
+    (Status.TRIGGERED, Action.ADD_RESPONDER): Status.TRIGGERED,
+    (Status.TRIGGERED, Action.SET_COMMANDER): Status.TRIGGERED,
     (Status.ACKNOWLEDGED, Action.ACKNOWLEDGE): Status.ACKNOWLEDGED,
     (Status.ACKNOWLEDGED, Action.RESOLVE): Status.RESOLVED,
     (Status.ACKNOWLEDGED, Action.ACK_TIMEOUT): Status.TRIGGERED,
     (Status.ACKNOWLEDGED, Action.SNOOZE): Status.ACKNOWLEDGED,
     (Status.ACKNOWLEDGED, Action.ESCALATE_NOW): Status.TRIGGERED,
+    (Status.ACKNOWLEDGED, Action.REASSIGN): Status.TRIGGERED,
+    (Status.ACKNOWLEDGED, Action.ADD_RESPONDER): Status.ACKNOWLEDGED,
+    (Status.ACKNOWLEDGED, Action.SET_COMMANDER): Status.ACKNOWLEDGED,
     (Status.RESOLVED, Action.RESOLVE): Status.RESOLVED,
     (Status.RESOLVED, Action.REOPEN): Status.TRIGGERED,
 }
@@ -90,6 +104,7 @@ class EscalationPlan:
     targets: tuple[tuple[str, ...], ...]  # user ids per level (schedules resolved already)
     repeat: int = 0
     repeat_delay: timedelta | None = None  # see `delay_before`; set by `all_at_once`
+    ack_timeout: timedelta | None = None  # an acknowledgement lasts this long, if set
 
     @property
     def total_steps(self) -> int:
@@ -133,12 +148,24 @@ class Responder:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    """Who escalation pages after a reassign: a user, a schedule, or another policy."""
+
+    kind: Literal["user", "schedule", "policy"]
+    id: str
+
+
+@dataclass(frozen=True)
 class Lifecycle:
     status: Status
     cycle: int = 0  # bumped when a resolved or acknowledged incident triggers again
     next_step: int = 0  # the step the pending escalation timer will page
     responders: tuple[Responder, ...] = ()  # users paged in this cycle, in paging order
     snoozed_until: datetime | None = None  # when a snoozed acknowledgement expires
+    ack_timeout_at: datetime | None = None  # when an acknowledgement expires (ack timeout)
+    assignment: Assignment | None = None  # None: the service's escalation policy
+    commander: str | None = None  # the incident commander (a user id)
+    requests: int = 0  # extra responders paged so far (numbers their pages)
 
     @property
     def responder_ids(self) -> tuple[str, ...]:
@@ -160,6 +187,16 @@ class ScheduleEscalation:
     step: int
     cycle: int
     due_at: datetime
+
+
+@dataclass(frozen=True)
+class PageResponder:
+    """Page one extra person (`request` numbers the request within the incident)."""
+
+    user: str
+    level: int
+    cycle: int
+    request: int
 
 
 @dataclass(frozen=True)
@@ -186,7 +223,14 @@ class ScheduleAckTimeout:
     due_at: datetime
 
 
-Effect = PageStep | ScheduleEscalation | CancelTimers | NotifyResponders | ScheduleAckTimeout
+Effect = (
+    PageStep
+    | ScheduleEscalation
+    | CancelTimers
+    | NotifyResponders
+    | ScheduleAckTimeout
+    | PageResponder
+)
 
 
 @dataclass(frozen=True)
@@ -236,13 +280,17 @@ def apply(
     step: int | None = None,
     cycle: int | None = None,
     until: datetime | None = None,
+    user: str | None = None,
+    assignment: Assignment | None = None,
 ) -> Outcome:
     """Apply `action`; raise InvalidTransition when the table has no row for it (or
     NoLevelLeft when ESCALATE_NOW finds every level paged).
 
     For ESCALATE, `step` and `cycle` name the timer that fired; for ACK_TIMEOUT, `cycle` does:
     a timer that no longer matches the state (already paged, from an earlier cycle, a replaced
-    snooze) yields the same state and no effects. SNOOZE needs `until`, later than `now`.
+    snooze) yields the same state and no effects. SNOOZE needs `until`, later than `now`;
+    ADD_RESPONDER and SET_COMMANDER need `user`; REASSIGN needs `assignment`, and `plan` is
+    then the plan of that assignment.
     """
     target = TRANSITIONS.get((state.status, action))
     if target is None:
@@ -256,41 +304,94 @@ def apply(
     if action is Action.ESCALATE_NOW:
         if state.next_step >= plan.total_steps:
             raise NoLevelLeft()
-        moved = replace(state, status=target, cycle=state.cycle + 1, snoozed_until=None)
+        moved = replace(
+            state, status=target, cycle=state.cycle + 1, snoozed_until=None, ack_timeout_at=None
+        )
         advanced = _advance(moved, state.next_step, plan, now, due=True)
         return Outcome(advanced.state, (CancelTimers(state.cycle), *advanced.effects))
     if action is Action.ACKNOWLEDGE:
-        if state.status is Status.ACKNOWLEDGED:
-            return Outcome(state, ())
-        return Outcome(
-            replace(state, status=target),
-            (
-                CancelTimers(state.cycle),
-                NotifyResponders(state.responders, NotificationEvent.ACKNOWLEDGED, state.cycle),
-            ),
-        )
+        return _acknowledge(state, target, plan, now)
     if action is Action.RESOLVE:
         if state.status is Status.RESOLVED:
             return Outcome(state, ())
         return Outcome(
-            replace(state, status=target, snoozed_until=None),
+            replace(state, status=target, snoozed_until=None, ack_timeout_at=None),
             (
                 CancelTimers(state.cycle),
                 NotifyResponders(state.responders, NotificationEvent.RESOLVED, state.cycle),
             ),
         )
+    if action is Action.ADD_RESPONDER:
+        return _add_responder(state, target, _needs(user, "a user to page"))
+    if action is Action.SET_COMMANDER:
+        commander = _needs(user, "a user to be the commander")
+        return Outcome(replace(state, status=target, commander=commander), ())
+    if action is Action.REASSIGN:
+        if assignment is None:
+            raise Refused("a reassign needs a user, a schedule or a policy")
+        fresh = _next_cycle(replace(state, assignment=assignment), target)
+        advanced = _advance(fresh, 0, plan, now, due=False)
+        return Outcome(advanced.state, (CancelTimers(state.cycle), *advanced.effects))
     if action is Action.ACK_TIMEOUT and cycle != state.cycle:
         return Outcome(state, ())  # the timer of a snooze that was replaced since
     # ACK_TIMEOUT and REOPEN: trigger again from the first level in a new cycle.
-    fresh = Lifecycle(status=target, cycle=state.cycle + 1)
-    return _advance(fresh, 0, plan, now, due=False)
+    return _advance(_next_cycle(state, target), 0, plan, now, due=False)
+
+
+def _next_cycle(state: Lifecycle, target: Status) -> Lifecycle:
+    """Escalation starts over: a new cycle, nobody paged in it yet; who it is assigned to,
+    the commander and the count of extra responders stay."""
+    return Lifecycle(
+        status=target,
+        cycle=state.cycle + 1,
+        assignment=state.assignment,
+        commander=state.commander,
+        requests=state.requests,
+    )
+
+
+def _needs(user: str | None, what: str) -> str:
+    if not user:
+        raise Refused(f"this action needs {what}")
+    return user
+
+
+def _acknowledge(state: Lifecycle, target: Status, plan: EscalationPlan, now: datetime) -> Outcome:
+    if state.status is Status.ACKNOWLEDGED:
+        return Outcome(state, ())  # the first acknowledgement (and its timeout) stands
+    notify = NotifyResponders(state.responders, NotificationEvent.ACKNOWLEDGED, state.cycle)
+    if plan.ack_timeout is None:
+        return Outcome(replace(state, status=target), (CancelTimers(state.cycle), notify))
+    # The timeout is a timer of a new cycle (a cancel never reaches a later cycle's timer).
+    expires = now + plan.ack_timeout
+    acknowledged = replace(
+        state, status=target, cycle=state.cycle + 1, ack_timeout_at=expires, snoozed_until=None
+    )
+    return Outcome(
+        acknowledged,
+        (CancelTimers(state.cycle), notify, ScheduleAckTimeout(acknowledged.cycle, expires)),
+    )
+
+
+def _add_responder(state: Lifecycle, target: Status, user: str) -> Outcome:
+    """Page `user` now, whatever the policy; they get the acknowledge and resolve notices of
+    this cycle too (at the level of the latest page, or 0)."""
+    responders = state.responders
+    known = next((r for r in responders if r.user == user), None)
+    if known is None:
+        known = Responder(user, max((r.level for r in responders), default=0))
+        responders = (*responders, known)
+    changed = replace(state, status=target, responders=responders, requests=state.requests + 1)
+    return Outcome(changed, (PageResponder(user, known.level, state.cycle, state.requests),))
 
 
 def _snooze(state: Lifecycle, target: Status, now: datetime, until: datetime | None) -> Outcome:
     if until is None or until <= now:
         raise Refused("a snooze must end later than now")
     # A new cycle: the cancel below is for the old one, and the expiry timer is the new one's.
-    snoozed = replace(state, status=target, cycle=state.cycle + 1, snoozed_until=until)
+    snoozed = replace(
+        state, status=target, cycle=state.cycle + 1, snoozed_until=until, ack_timeout_at=None
+    )
     effects: list[Effect] = [CancelTimers(state.cycle)]
     if state.status is Status.TRIGGERED:
         effects.append(

@@ -20,6 +20,7 @@ from services.escalation.domain.lifecycle import (
     CancelTimers,
     Effect,
     NotifyResponders,
+    PageResponder,
     PageStep,
     ScheduleAckTimeout,
     ScheduleEscalation,
@@ -105,22 +106,28 @@ def lifecycle_item(
 
 def _page_items(
     incident_id: str,
-    effect: PageStep,
+    effect: PageStep | PageResponder,
     rules: Mapping[str, Sequence[NotificationRule]],
     now: datetime,
 ) -> list[OutboxItem]:
+    """A page's notifications, one per rule of each user: immediate ones now, delayed ones as
+    `notify` timers. An extra responder's page is numbered `r<request>` where a step's is
+    `s<step>`, so the two never share an id."""
+    if isinstance(effect, PageStep):
+        users, key, step, event = effect.users, f"s{effect.step}", effect.step, effect.event
+    else:
+        users, key, step = (effect.user,), f"r{effect.request}", 0
+        event = NotificationEvent.TRIGGERED
     items: list[OutboxItem] = []
-    for user_id in effect.users:
+    for user_id in users:
         for rule in rules.get(user_id, ()):
-            notification_id = (
-                f"{incident_id}/c{effect.cycle}/s{effect.step}/{user_id}/{rule.contact_id}"
-            )
+            notification_id = f"{incident_id}/c{effect.cycle}/{key}/{user_id}/{rule.contact_id}"
             send = SendNotification(
                 id=f"send:{notification_id}",
                 notification_id=notification_id,
                 user_id=user_id,
                 contact_id=rule.contact_id,
-                event=effect.event,
+                event=event,
                 escalation_level=effect.level,
             )
             if rule.after <= timedelta(0):
@@ -132,7 +139,7 @@ def _page_items(
                         timer_id=f"notify:{notification_id}",
                         kind="notify",
                         due_at=now + rule.after,
-                        step=effect.step,
+                        step=step,
                         cycle=effect.cycle,
                         notification=send,
                     )
@@ -176,7 +183,7 @@ def outbox_items(
     """`cause` makes the id of a cancel item unique to the change that asked for it."""
     items: list[OutboxItem] = []
     for effect in effects:
-        if isinstance(effect, PageStep):
+        if isinstance(effect, PageStep | PageResponder):
             items.extend(_page_items(incident_id, effect, rules, now))
         elif isinstance(effect, ScheduleEscalation):
             timer_id = f"escalate:{incident_id}/c{effect.cycle}/s{effect.step}"
