@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tocsin.runtime.durations import parse_duration
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        return (
+            timedelta(seconds=float(text))
+            if text.replace(".", "", 1).isdigit()
+            else (parse_duration(text))
+        )
+    return value
+
+
+SettingDuration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Settings(BaseSettings):
@@ -52,12 +68,13 @@ class Settings(BaseSettings):
     # Attempts that end in an unexpected error (a bug, not the channel's failure) before the
     # notification is dead-lettered and reported failed.
     notifier_error_attempts: int = Field(default=3, ge=1, le=50)
-    # Retention (GoAlert-style cleanup; 0 keeps forever). Durations as seconds or ISO 8601
-    # (`P180D`). Resolved incidents (with their timeline and memberships) and resolved alerts;
-    # delivered or failed notifications; fired/cancelled timers and recorded commands.
-    retention_resolved: timedelta = timedelta(days=180)
-    retention_notifications: timedelta = timedelta(days=30)
-    retention_internal: timedelta = timedelta(days=7)
+    # Retention (GoAlert-style cleanup; 0 keeps forever), written as in the config file
+    # (`180d`, `12h`, `30s`) or plain seconds. Resolved incidents (with their timeline and
+    # memberships) and resolved alerts; delivered or failed notifications; finished timers and
+    # recorded command outcomes.
+    retention_resolved: SettingDuration = timedelta(days=180)
+    retention_notifications: SettingDuration = timedelta(days=30)
+    retention_internal: SettingDuration = timedelta(days=7)
     retention_sweep_seconds: float = Field(default=300.0, gt=0)
     otel_console: bool = False
     # SQLite `synchronous` for the embedded bus and store. NORMAL (WAL) survives a kill -9 of
