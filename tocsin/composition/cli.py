@@ -32,6 +32,11 @@ environment:
   TOCSIN_EMBEDDED_SYNCHRONOUS
                         NORMAL (default: survives a process crash) or FULL (fsync
                         every commit: survives an OS crash or power loss too)
+
+signals:
+  SIGHUP                reload the configuration file (a bad file is refused and
+                        the running configuration stays); POST /api/v1/config/reload
+                        with the admin key does the same
 """
 
 SERVE_ENVIRONMENT = """\
@@ -43,6 +48,11 @@ environment:
   TOCSIN_CONFIG           configuration file when --config is not given
   TOCSIN_HOST, TOCSIN_<SERVICE>_PORT
                           defaults of --host and --port
+
+signals:
+  SIGHUP                  reload the configuration file (a bad file is refused and
+                          the running configuration stays); POST /api/v1/config/reload
+                          with the admin key does the same
 """
 
 
@@ -128,7 +138,8 @@ def _check(path: Path) -> int:
     print(
         f"{path}: ok ({len(config.services)} services, {len(config.integrations)} "
         f"integrations, {len(config.users)} users, "
-        f"{len(config.escalation_policies)} escalation policies)"
+        f"{len(config.escalation_policies)} escalation policies, "
+        f"{len(config.schedules)} schedules)"
     )
     return 0
 
@@ -165,7 +176,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
         settings = settings.model_copy(update={"public_url": f"http://{host}:{args.port}"})
     try:
-        app = create_embedded_app(settings, config, args.data_dir, state)
+        app = create_embedded_app(settings, config, args.data_dir, state, config_path)
     except DataDirInUse as error:
         print(f"tocsin: {error}", file=sys.stderr)
         return 1
@@ -189,7 +200,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigError as error:
         return _report(error)
     state = ProcessState()
-    app = create_service_app(args.service, settings, config, state)
+    app = create_service_app(args.service, settings, config, state, config_path)
     if args.service in OPERATOR_API_SERVICES:
         _warn_if_operator_api_locked(settings)
     default_port = DEFAULT_PORTS[args.service]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 
 from tocsin.composition.config import TocsinConfig
+from tocsin.composition.reload import ConfigReloader, reload_service
 from tocsin.composition.wiring import ServiceName, api_keys, build_service
 from tocsin.runtime import telemetry
 from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.http import api_key_dependency
 from tocsin.runtime.kafka import ConsumerTiming, KafkaBus, TopicLayout
+from tocsin.runtime.live_config import LiveConfig
 from tocsin.runtime.mongo import open_client, ping
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import ProcessState, create_app
@@ -21,8 +24,13 @@ from tocsin.runtime.settings import Settings
 
 
 def create_service_app(
-    name: ServiceName, settings: Settings, config: TocsinConfig, state: ProcessState
+    name: ServiceName,
+    settings: Settings,
+    config: TocsinConfig,
+    state: ProcessState,
+    config_path: Path | None = None,
 ) -> FastAPI:
+    """`config_path`: the file `config` came from, reloaded on SIGHUP or through the API."""
     telemetry.setup(f"tocsin-{name}", console_spans=settings.otel_console)
     instance_id = settings.instance_id or f"{name}-{socket.gethostname()}-{os.getpid()}"
     bus = KafkaBus(
@@ -47,7 +55,9 @@ def create_service_app(
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     require_api_key = api_key_dependency(api_keys(settings))
     parts = Parts(bus, database, settings, SystemClock(), http_client, instance_id, require_api_key)
-    service = build_service(name, parts, config)
+    live = LiveConfig(config)
+    service = build_service(name, parts, live)
+    reload = reload_service(ConfigReloader(config_path, live, [name]), require_api_key)
 
     async def mongo_ready() -> bool:
         return await ping(database)
@@ -58,7 +68,7 @@ def create_service_app(
 
     return create_app(
         f"Tocsin {name}",
-        [service],
+        [service, reload],
         bus,
         {"kafka": bus.ready, "mongodb": mongo_ready},
         on_close=[close_clients],

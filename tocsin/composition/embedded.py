@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tocsin.composition.config import TocsinConfig
+from tocsin.composition.reload import ConfigReloader, reload_service
 from tocsin.composition.wiring import SERVICE_NAMES, api_keys, build_service
 from tocsin.runtime import telemetry
 from tocsin.runtime.clock import SystemClock
@@ -28,6 +29,7 @@ from tocsin.runtime.embedded.bus import EmbeddedBus
 from tocsin.runtime.embedded.docstore import EmbeddedDatabase
 from tocsin.runtime.embedded.sqlite import SqliteFile
 from tocsin.runtime.http import api_key_dependency
+from tocsin.runtime.live_config import LiveConfig
 from tocsin.runtime.mongo import Document
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import ProcessState, Service, create_app
@@ -78,8 +80,13 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
 
 
 def create_embedded_app(
-    settings: Settings, config: TocsinConfig, data_dir: Path, state: ProcessState
+    settings: Settings,
+    config: TocsinConfig,
+    data_dir: Path,
+    state: ProcessState,
+    config_path: Path | None = None,
 ) -> FastAPI:
+    """`config_path`: the file `config` came from, reloaded on SIGHUP or through the API."""
     telemetry.setup("tocsin", console_spans=settings.otel_console)
     lock = lock_data_dir(data_dir)
     file = SqliteFile(data_dir / "tocsin.sqlite", synchronous=settings.embedded_synchronous)
@@ -95,7 +102,11 @@ def create_embedded_app(
     instance_id = settings.instance_id or f"embedded-{os.getpid()}"
     require_api_key = api_key_dependency(api_keys(settings))
     parts = Parts(bus, database, settings, SystemClock(), http_client, instance_id, require_api_key)
-    services = [build_service(name, parts, config) for name in SERVICE_NAMES]
+    live = LiveConfig(config)
+    services = [build_service(name, parts, live) for name in SERVICE_NAMES]
+    services.append(
+        reload_service(ConfigReloader(config_path, live, SERVICE_NAMES), require_api_key)
+    )
 
     async def store_ready() -> bool:
         try:

@@ -14,6 +14,7 @@ from services.notifier import app as notifier
 from services.triage import app as triage
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.http import ApiKeys, token_digest
+from tocsin.runtime.live_config import LiveConfig
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import Service
 from tocsin.runtime.settings import Settings
@@ -21,13 +22,15 @@ from tocsin.runtime.settings import Settings
 ServiceName = Literal["ingest", "triage", "escalation", "notifier"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("ingest", "triage", "escalation", "notifier")
 
-BUILDERS: Mapping[ServiceName, Callable[[Parts, TocsinConfig], Service]] = {
-    "ingest": lambda parts, config: ingest.from_parts(parts, config.ingest()),
-    "triage": lambda parts, config: triage.from_parts(parts, config.triage()),
-    "escalation": lambda parts, config: escalation.from_parts(
-        _with_public_url(parts, config), config.escalation()
+# Escalation reads its section through a view of the live configuration (a reload reaches
+# it, see reload.py); the others get a snapshot of theirs, applied at the next restart.
+BUILDERS: Mapping[ServiceName, Callable[[Parts, LiveConfig[TocsinConfig]], Service]] = {
+    "ingest": lambda parts, live: ingest.from_parts(parts, live.current.ingest()),
+    "triage": lambda parts, live: triage.from_parts(parts, live.current.triage()),
+    "escalation": lambda parts, live: escalation.from_parts(
+        _with_public_url(parts, live.current), live.view(TocsinConfig.escalation)
     ),
-    "notifier": lambda parts, config: notifier.from_parts(parts, config.notifier()),
+    "notifier": lambda parts, live: notifier.from_parts(parts, live.current.notifier()),
 }
 
 
@@ -46,5 +49,5 @@ def api_keys(settings: Settings) -> ApiKeys:
     return ApiKeys(digests)
 
 
-def build_service(name: ServiceName, parts: Parts, config: TocsinConfig) -> Service:
+def build_service(name: ServiceName, parts: Parts, config: LiveConfig[TocsinConfig]) -> Service:
     return BUILDERS[name](parts, config)
