@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 DELIVERIES = Counter(
-    "tocsin_notifier_deliveries_total", "Notification outcomes by channel.", ["channel", "outcome"]
+    "tocsin_notifications_total", "Final notification outcomes by channel.", ["channel", "outcome"]
 )
 DELIVERY_SECONDS = Histogram(
     "tocsin_notifier_delivery_seconds", "Time spent delivering one notification.", ["channel"]
