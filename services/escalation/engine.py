@@ -110,7 +110,7 @@ class PersonRequest:
             return f"until {self.until.isoformat()}"
         expires = outcome.state.ack_timeout_at
         if action is Action.ACKNOWLEDGE and expires is not None:
-            return f"ack timeout at {expires.isoformat()}"
+            return f"ack timeout at {expires.isoformat(timespec='seconds')}"
         return None
 
 
