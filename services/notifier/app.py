@@ -1,5 +1,5 @@
-"""Wiring of the notifier service: the `notifications.requested` consumer, the delivery loop
-and the channels."""
+"""Wiring of the notifier service: the `notifications.requested` consumer, the delivery loop,
+the channels and the routes providers call back (api.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,16 @@ from datetime import timedelta
 import httpx
 
 from schemas import NOTIFICATIONS_REQUESTED, NotificationRequested
+from services.notifier import api
 from services.notifier.channels import channels
 from services.notifier.config import NotifierConfig
 from services.notifier.consumers import Delivery
 from services.notifier.domain.retry import DEFAULT_RETRY, RetryPolicy
+from services.notifier.message_store import (
+    MessageStore,
+    MongoMessageStore,
+    message_retention_rules,
+)
 from services.notifier.store import MongoNotifierStore, NotifierStore, retention_rules
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
@@ -35,6 +41,9 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def from_parts(parts: Parts, config: NotifierConfig) -> Service:
+    if config.public_url is None and parts.settings.public_url is not None:
+        # TOCSIN_PUBLIC_URL (or `tocsin up`'s listening address) when the file has none.
+        config = config.model_copy(update={"public_url": parts.settings.public_url})
     service = build(
         parts.bus,
         MongoNotifierStore(parts.database),
@@ -44,8 +53,11 @@ def from_parts(parts: Parts, config: NotifierConfig) -> Service:
         instance_id=parts.instance_id,
         poll_seconds=parts.settings.timer_poll_seconds,
         retry=retry_policy(parts.settings),
+        messages=MongoMessageStore(parts.database),
     )
-    return with_retention(service, parts, retention_rules)
+    return with_retention(
+        service, parts, lambda policy: [*retention_rules(policy), *message_retention_rules(policy)]
+    )
 
 
 def build(
@@ -58,12 +70,13 @@ def build(
     instance_id: str,
     poll_seconds: float = 0.25,
     retry: RetryPolicy = DEFAULT_RETRY,
+    messages: MessageStore,
 ) -> Service:
     delivery = Delivery(
         bus,
         store,
         config,
-        channels(client, config),
+        channels(client, config, messages=messages, clock=clock),
         clock,
         instance_id,
         retry=retry,
@@ -76,6 +89,7 @@ def build(
                 NOTIFICATIONS_REQUESTED, CONSUMER_GROUP, NotificationRequested, delivery.handle
             )
         ],
+        router=api.router(bus, config, clock, messages),
         loops=[delivery.run],
-        on_start=[store.ensure_indexes],
+        on_start=[store.ensure_indexes, messages.ensure_indexes],
     )

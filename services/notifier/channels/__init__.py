@@ -8,15 +8,38 @@ from collections.abc import Mapping
 
 import httpx
 
+from services.notifier.ack_links import AckLinks
 from services.notifier.channels.base import Channel, DeliveryFailed
+from services.notifier.channels.email import EmailChannel
 from services.notifier.channels.log import LogChannel
+from services.notifier.channels.slack import SlackChannel, slack_client
+from services.notifier.channels.teams import TeamsChannel
 from services.notifier.channels.webhook import WebhookChannel, webhook_body
 from services.notifier.config import NotifierConfig
+from services.notifier.message_store import MessageStore
+from tocsin.runtime.clock import Clock, SystemClock
 
 
-def channels(client: httpx.AsyncClient, config: NotifierConfig) -> Mapping[str, Channel]:
-    registry: dict[str, Channel] = {"webhook": WebhookChannel(client), "log": LogChannel()}
-    del config  # provider-backed channels (sms, voice, email, slack, teams) register here
+def channels(
+    client: httpx.AsyncClient,
+    config: NotifierConfig,
+    *,
+    messages: MessageStore | None = None,  # e-mail link keys and Slack messages
+    clock: Clock | None = None,
+) -> Mapping[str, Channel]:
+    clock = clock or SystemClock()
+    registry: dict[str, Channel] = {
+        "webhook": WebhookChannel(client),
+        "log": LogChannel(),
+        "teams": TeamsChannel(client),
+    }
+    providers = config.providers
+    if providers.smtp is not None and messages is not None:
+        links = AckLinks(messages, clock, config.public_url)
+        registry["email"] = EmailChannel(providers.smtp, links)
+    if providers.slack is not None and messages is not None:
+        registry["slack"] = SlackChannel(slack_client(providers.slack), messages, clock)
+    # provider-backed channels (sms, voice) register here
     return registry
 
 
