@@ -9,9 +9,7 @@ the sweeper carries them out again, with the same ids: nothing is lost, nothing 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -58,7 +56,7 @@ from services.escalation.domain.urgency import (
     Urgency,
     raised,
 )
-from services.escalation.metrics import QUARANTINED, TIMERS_FIRED, TRANSITIONS_APPLIED
+from services.escalation.metrics import TRANSITIONS_APPLIED
 from services.escalation.oncall_store import OncallStore
 from services.escalation.pages import message_id, page_request, sent_entry_of
 from services.escalation.planning import Planner, plan_entries
@@ -69,10 +67,9 @@ from services.escalation.store import (
     Stamp,
     Timer,
 )
-from tocsin.runtime.backoff import backoff_delay
+from services.escalation.timers import TimerLoop
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
-from tocsin.runtime.consumer import UNAVAILABLE
 from tocsin.runtime.live_config import Current
 
 log = logging.getLogger(__name__)
@@ -80,8 +77,6 @@ log = logging.getLogger(__name__)
 UserRules = Mapping[str, Sequence[NotificationRule]]
 
 _CAS_ATTEMPTS = 20
-TIMER_ATTEMPTS = 5  # failed firings of one timer before it is quarantined
-_STALE_OUTBOX = timedelta(seconds=10)
 _INSTANT = timedelta(milliseconds=1)  # the stores keep milliseconds
 
 
@@ -154,6 +149,9 @@ class Escalation:
         self._lease = lease
         self._poll = poll_seconds
         self._planner = Planner(config, oncall)
+        self._timers = TimerLoop(
+            self, store, clock, instance_id, lease=lease, poll_seconds=poll_seconds
+        )
 
     @property
     def config(self) -> EscalationConfig:
@@ -425,79 +423,18 @@ class Escalation:
             actor=item.actor,
         )
 
-    # -- the timer loop --------------------------------------------------------------------
+    # -- timers (the loop that claims them is in timers.py) ---------------------------------
 
     async def run_timers(self) -> None:
         """Claim due timers with a lease and fire them; sweep outboxes a crash left behind."""
-        unavailable = 0
-        while True:
-            try:
-                fired = await self.fire_due_timers()
-                for incident_id in await self._store.with_stale_outbox(
-                    self._clock.now() - _STALE_OUTBOX, limit=50
-                ):
-                    await self._flush_left_behind(incident_id)
-            except UNAVAILABLE as error:
-                # Timers and outboxes are durable: a claimed timer is retaken after its lease.
-                log.warning(
-                    "timer loop: %s unavailable (%s); retrying", type(error).__name__, error
-                )
-                fired = 0
-                unavailable += 1
-                await asyncio.sleep(
-                    backoff_delay(unavailable, base=0.5, cap=10.0, random=random.random)
-                )
-                continue
-            unavailable = 0
-            if not fired:
-                await asyncio.sleep(self._poll)
-
-    async def _flush_left_behind(self, incident_id: str) -> None:
-        try:
-            await self.flush(incident_id)
-        except UNAVAILABLE:
-            raise
-        except Exception:
-            # One incident's outbox that cannot be carried out must not stop the loop (and
-            # every other incident's timers with it); it is retried on the next sweep.
-            QUARANTINED.labels(kind="outbox").inc()
-            log.exception("incident %s: carrying out its outbox failed", incident_id)
+        await self._timers.run()
 
     async def fire_due_timers(self, limit: int = 100) -> int:
-        fired = 0
-        while fired < limit:
-            timer = await self._store.claim_due_timer(self._clock.now(), self._owner, self._lease)
-            if timer is None:
-                break
-            try:
-                await self._fire(timer)
-            except UNAVAILABLE:
-                raise
-            except Exception as error:
-                await self._timer_failed(timer, error)
-                continue
-            await self._store.finish_timer(timer.id, self._owner)
-            TIMERS_FIRED.labels(kind=timer.kind).inc()
-            fired += 1
-        return fired
+        return await self._timers.fire_due(limit)
 
-    async def _timer_failed(self, timer: Timer, error: Exception) -> None:
-        """A timer whose firing fails (a bug, a document that no longer reads) is retried a
-        bounded number of times with backoff, then quarantined: the loop never stops on it."""
-        failures = timer.failures + 1
-        reason = f"{type(error).__name__}: {error}"
-        if failures >= TIMER_ATTEMPTS:
-            log.exception("timer %s failed %d times; quarantined", timer.id, failures)
-            QUARANTINED.labels(kind="timer").inc()
-            await self._store.retry_timer(timer.id, self._owner, reason, None)
-            return
-        delay = backoff_delay(failures, base=1.0, cap=60.0, random=random.random)
-        log.warning("timer %s failed (%s); retrying in %.1fs", timer.id, reason, delay)
-        await self._store.retry_timer(
-            timer.id, self._owner, reason, self._clock.now() + timedelta(seconds=delay)
-        )
-
-    async def _fire(self, timer: Timer) -> None:
+    async def fire(self, timer: Timer) -> None:
+        """What a due timer does: page a step, end an acknowledgement, or send a delayed
+        notification rule's page (only while the incident is still triggered in its cycle)."""
         if timer.kind in ("escalate", "ack_timeout"):
             action = Action.ESCALATE if timer.kind == "escalate" else Action.ACK_TIMEOUT
             try:

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from schemas import NOTIFICATIONS_REQUESTED, NotificationRequested
-from services.escalation.engine import TIMER_ATTEMPTS
+from services.escalation.timers import TIMER_ATTEMPTS
 from tests.unit.escalation_harness import T0, Rig, config, incident_event, rig
 
 MIN = timedelta(minutes=1)
