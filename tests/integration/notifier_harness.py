@@ -101,8 +101,7 @@ class Mailbox:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
-        self.messages.append(cast(EmailMessage, parsed))
+        self.messages.append(email.message_from_bytes(raw, policy=email.policy.default))
         self.recipients.append(list(envelope.rcpt_tos))
         return "250 Message accepted for delivery"
 

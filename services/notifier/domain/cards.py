@@ -53,7 +53,11 @@ def _alerts(count: int) -> str:
 
 
 def slack_text(event: NotificationEvent, incident: IncidentSnapshot) -> str:
-    """The message's plain text: what notifications and screen readers show."""
+    """The message's text, what notifications and screen readers show (mrkdwn, escaped)."""
+    return slack_escape(_summary(event, incident))
+
+
+def _summary(event: NotificationEvent, incident: IncidentSnapshot) -> str:
     title = one_line(incident.title) or "(no title)"
     text = (
         f"[{incident.severity.value}] {_EVENT_WORD[event]}: {one_line(incident.service)}: "
@@ -172,7 +176,7 @@ def teams_message(request: NotificationRequested) -> dict[str, Any]:
         ]
     return {
         "type": "message",
-        "summary": slack_text(request.event, incident),
+        "summary": _summary(request.event, incident),
         "attachments": [
             {
                 "contentType": "application/vnd.microsoft.card.adaptive",
