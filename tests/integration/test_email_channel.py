@@ -46,6 +46,9 @@ from tocsin.runtime.embedded.docstore import EmbeddedDatabase
 from tocsin.runtime.embedded.sqlite import SqliteFile
 from tocsin.runtime.mongo import Document
 
+# The test SMTP server takes AUTH without TLS too (the TLS modes have their own test below).
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/v1/email/ack/[A-Za-z0-9_.-]+)")
 
 
