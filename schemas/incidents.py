@@ -63,6 +63,9 @@ class CommandKind(StrEnum):
     RESOLVE = "resolve"
     ESCALATE = "escalate"
     SNOOZE = "snooze"
+    REASSIGN = "reassign"  # to exactly one of user, schedule or policy
+    ADD_RESPONDER = "add_responder"  # page `user` too
+    SET_COMMANDER = "set_commander"  # `user` is the incident commander
 
 
 class IncidentCommand(Envelope):
@@ -74,6 +77,9 @@ class IncidentCommand(Envelope):
     actor: str = Field(min_length=1, max_length=200, description="User id or 'api:<key name>'.")
     via: str = Field(default="api", max_length=64)
     snooze_seconds: int | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    user: str | None = Field(default=None, min_length=1, max_length=100)
+    schedule: str | None = Field(default=None, min_length=1, max_length=100)
+    policy: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class LifecycleStatus(StrEnum):

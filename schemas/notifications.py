@@ -33,6 +33,9 @@ class IncidentSnapshot(Contract):
         default=None, max_length=2048, description="The incident in the operator API."
     )
     alerts: tuple[AlertDetails, ...] = Field(default=(), max_length=MAX_SNAPSHOT_ALERTS)
+    commander: str | None = Field(
+        default=None, max_length=200, description="The incident commander's user id."
+    )
 
 
 class Recipient(Contract):

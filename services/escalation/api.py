@@ -1,17 +1,13 @@
 """Operator routes for incidents: list, show, and the responder's actions (Bearer API key):
 acknowledge (or snooze), resolve, escalate, reassign, responders, commander.
 
-Acknowledge, resolve and escalate are not applied here: the route checks the action against
+No action is applied here: the route checks the action against
 the incident as it is (a clear 404/409 at once), publishes an `IncidentCommand` on
 `incidents.commands` and waits (5 s by default) for the escalation consumer to record its
 outcome. Applied: 200 with the incident; refused meanwhile: 409; not applied within the wait
 (the consumer is behind, or on another replica that is restarting): 202 with the command id,
 which `GET /api/v1/incidents/{id}/commands/{command_id}` reports on. The same path serves both
 run modes and every replica, and SMS, voice and chat replies take it too.
-
-Reassign, responders and commander name a user, schedule or policy, which `IncidentCommand`
-cannot carry yet (see the README): the route applies them itself, with the same
-compare-and-set, transition table and timeline as the consumer.
 
 The listing pages newest first with an opaque cursor (the listing key of the last incident
 returned), the same parameters and shape as `/api/v1/alerts`, so paging visits every incident
@@ -25,7 +21,6 @@ import binascii
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -36,10 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import CommandKind, IncidentCommand, Severity
 from services.escalation.consumers import action_of
-from services.escalation.domain.lifecycle import Action, Assignment, Refused, Status
+from services.escalation.domain.lifecycle import Assignment, Refused, Status
 from services.escalation.domain.timeline import TimelineEntry
 from services.escalation.domain.urgency import Urgency
-from services.escalation.engine import Actor, Escalation, IncidentNotFound
+from services.escalation.engine import Escalation
 from services.escalation.planning import UnknownName
 from services.escalation.store import (
     CommandOutcome,
@@ -311,7 +306,13 @@ def router(
             await asyncio.sleep(_POLL_SECONDS)
 
     async def _act(
-        incident_id: str, kind: CommandKind, key_name: str, snooze_seconds: int | None = None
+        incident_id: str,
+        kind: CommandKind,
+        key_name: str,
+        snooze_seconds: int | None = None,
+        *,
+        user: str | None = None,
+        assignment: Assignment | None = None,
     ) -> IncidentView | JSONResponse:
         incident = await store.get(incident_id)
         if incident is None:
@@ -324,10 +325,16 @@ def router(
             actor=f"api:{key_name}",
             via="api",
             snooze_seconds=snooze_seconds,
+            user=assignment.id if assignment and assignment.kind == "user" else user,
+            schedule=assignment.id if assignment and assignment.kind == "schedule" else None,
+            policy=assignment.id if assignment and assignment.kind == "policy" else None,
         )
         try:
             action, until = action_of(command)
-            await engine.check(incident, action, until)  # a clear 409 now rather than after the bus
+            # A clear 422/409 now rather than after the bus.
+            await engine.check(incident, action, until, user=user, assignment=assignment)
+        except UnknownName as error:
+            raise HTTPException(422, str(error)) from None
         except Refused as error:
             raise HTTPException(409, str(error)) from None
         try:
@@ -373,56 +380,29 @@ def router(
     async def escalate(incident_id: str, key_name: ApiKey) -> IncidentView | JSONResponse:
         return await _act(incident_id, CommandKind.ESCALATE, key_name)
 
-    async def _apply(
-        incident_id: str,
-        action: Action,
-        key_name: str,
-        *,
-        user: str | None = None,
-        assignment: Assignment | None = None,
-    ) -> IncidentView:
-        """Apply an action here (see the module docstring), once: its event id is new."""
-        incident = await store.get(incident_id)
-        if incident is None:
-            raise HTTPException(404, f"no incident {incident_id!r}")
-        try:
-            await engine.check(incident, action, user=user, assignment=assignment)
-            await engine.command(
-                incident_id,
-                action,
-                Actor(f"api:{key_name}"),
-                event_id=uuid.uuid4(),
-                user=user,
-                assignment=assignment,
-            )
-        except UnknownName as error:
-            raise HTTPException(422, str(error)) from None
-        except Refused as error:
-            raise HTTPException(409, str(error)) from None
-        except IncidentNotFound:
-            raise HTTPException(404, f"no incident {incident_id!r}") from None
-        except PublishError:
-            # Stored with its outbox: the pages go out when the bus is back (the sweeper).
-            log.warning("incident %s: %s applied; its pages wait for the bus", incident_id, action)
-        return await _view(await store.get(incident_id) or incident)
-
     _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {404: {}, 409: {}, 422: {}}
 
     @api.post("/{incident_id}/reassign", response_model=IncidentView, responses=_ACTION_RESPONSES)
-    async def reassign(incident_id: str, body: ReassignRequest, key_name: ApiKey) -> IncidentView:
+    async def reassign(
+        incident_id: str, body: ReassignRequest, key_name: ApiKey
+    ) -> IncidentView | JSONResponse:
         """Escalation starts over with a user, whoever is on call for a schedule, or another
         policy; the incident is triggered again (an acknowledgement ends)."""
-        return await _apply(incident_id, Action.REASSIGN, key_name, assignment=body.assignment())
+        return await _act(incident_id, CommandKind.REASSIGN, key_name, assignment=body.assignment())
 
     @api.post("/{incident_id}/responders", response_model=IncidentView, responses=_ACTION_RESPONSES)
-    async def add_responder(incident_id: str, body: UserRequest, key_name: ApiKey) -> IncidentView:
+    async def add_responder(
+        incident_id: str, body: UserRequest, key_name: ApiKey
+    ) -> IncidentView | JSONResponse:
         """Page someone extra now, without changing the policy."""
-        return await _apply(incident_id, Action.ADD_RESPONDER, key_name, user=body.user)
+        return await _act(incident_id, CommandKind.ADD_RESPONDER, key_name, user=body.user)
 
     @api.post("/{incident_id}/commander", response_model=IncidentView, responses=_ACTION_RESPONSES)
-    async def set_commander(incident_id: str, body: UserRequest, key_name: ApiKey) -> IncidentView:
+    async def set_commander(
+        incident_id: str, body: UserRequest, key_name: ApiKey
+    ) -> IncidentView | JSONResponse:
         """Name the incident commander (shown on the incident)."""
-        return await _apply(incident_id, Action.SET_COMMANDER, key_name, user=body.user)
+        return await _act(incident_id, CommandKind.SET_COMMANDER, key_name, user=body.user)
 
     @api.get("/{incident_id}/commands/{command_id}", response_model=CommandStatus)
     async def command_status(incident_id: str, command_id: str, _: ApiKey) -> CommandStatus:

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime, timedelta
 
 from schemas import CommandKind, IncidentCommand
-from services.escalation.domain.lifecycle import Action, Refused
+from services.escalation.domain.lifecycle import Action, Assignment, Refused
 from services.escalation.engine import Actor, Escalation, IncidentNotFound
 from services.escalation.store import CommandOutcome, EscalationStore
 from tocsin.runtime.clock import Clock
@@ -25,7 +25,29 @@ ACTIONS = {
     CommandKind.RESOLVE: Action.RESOLVE,
     CommandKind.ESCALATE: Action.ESCALATE_NOW,
     CommandKind.SNOOZE: Action.SNOOZE,
+    CommandKind.REASSIGN: Action.REASSIGN,
+    CommandKind.ADD_RESPONDER: Action.ADD_RESPONDER,
+    CommandKind.SET_COMMANDER: Action.SET_COMMANDER,
 }
+
+
+def target_of(command: IncidentCommand) -> tuple[str | None, Assignment | None]:
+    """Whom a command names: the user ADD_RESPONDER pages or SET_COMMANDER names, and where
+    REASSIGN sends the incident (exactly one of user, schedule, policy)."""
+    if command.command is not CommandKind.REASSIGN:
+        return command.user, None
+    named = [
+        assignment
+        for assignment in (
+            Assignment("user", command.user) if command.user else None,
+            Assignment("schedule", command.schedule) if command.schedule else None,
+            Assignment("policy", command.policy) if command.policy else None,
+        )
+        if assignment is not None
+    ]
+    if len(named) != 1:
+        raise Refused("a reassign names exactly one of user, schedule or policy")
+    return None, named[0]
 
 
 def action_of(command: IncidentCommand) -> tuple[Action, datetime | None]:
@@ -48,12 +70,15 @@ class CommandHandler:
         reason: str | None = None
         try:
             action, until = action_of(command)
+            user, assignment = target_of(command)
             await self._engine.command(
                 command.incident_id,
                 action,
                 Actor(command.actor),
                 event_id=command.event_id,
                 until=until,
+                user=user,
+                assignment=assignment,
             )
         except IncidentNotFound:
             reason = f"no incident {command.incident_id!r}"

@@ -38,6 +38,7 @@ def page_request(
             alert_count=incident.alert_count,
             url=incident_url(public_url, incident.id),
             alerts=incident.alerts,
+            commander=incident.lifecycle.commander,
         ),
         recipient=Recipient(user_id=send.user_id, contact_id=send.contact_id),
         escalation_level=send.escalation_level,

@@ -391,6 +391,7 @@ async def test_the_webhook_body_carries_the_alerts_and_the_incident_url(
                     "runbookURL": None,
                 },
             ],
+            "commander": None,
         },
         "recipient": {"user_id": "alice", "contact_id": "hook"},
         "escalation_level": 0,

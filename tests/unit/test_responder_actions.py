@@ -5,6 +5,7 @@ reason where the transition table has no row."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,7 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from schemas import NOTIFICATIONS_REQUESTED, CommandKind, IncidentCommand, NotificationRequested
 from tests.unit.escalation_harness import (
+    T0,
     Rig,
     incident_event,
     oncall_config,
@@ -280,3 +283,51 @@ async def test_actions_are_on_the_timeline_with_who_did_them(api: Api) -> None:
         ("escalate_now", "api:ops"),
         ("resolve", "api:ops"),
     ]
+
+
+# -- through incidents.commands (what SMS, voice and chat replies publish) --------------------
+
+
+def command(kind: CommandKind, **target: str) -> IncidentCommand:
+    return IncidentCommand(
+        occurred_at=T0,
+        correlation_id="inc-1",
+        command=kind,
+        incident_id="inc-1",
+        actor="alice",
+        via="slack",
+        **target,
+    )
+
+
+async def test_a_reassign_from_the_topic_is_applied_like_the_routes(api: Api) -> None:
+    message = command(CommandKind.REASSIGN, schedule="primary")
+    await api.rig.engine.submit(message)
+    async with asyncio.timeout(10):
+        while (outcome := await api.rig.store.command_outcome(str(message.event_id))) is None:
+            await asyncio.sleep(0.02)
+    assert outcome.applied
+    body = await api.incident()
+    assert body["assigned_to"] == {"type": "schedule", "id": "primary"}
+    assert entries(body, "reassign")[0][0] == "alice"
+
+
+async def test_a_reassign_naming_two_targets_is_refused_and_changes_nothing(api: Api) -> None:
+    message = command(CommandKind.REASSIGN, user="erin", policy="database")
+    await api.rig.engine.submit(message)
+    async with asyncio.timeout(10):
+        while (outcome := await api.rig.store.command_outcome(str(message.event_id))) is None:
+            await asyncio.sleep(0.02)
+    assert not outcome.applied
+    assert outcome.reason == "a reassign names exactly one of user, schedule or policy"
+    assert (await api.incident())["assigned_to"] is None
+
+
+async def test_pages_after_a_commander_is_named_carry_the_commander(api: Api) -> None:
+    response = await api.act("commander", {"user": "carol"})
+    assert response.status_code == 200, response.text
+    await api.fire(5)  # level 1 pages bob
+    requested = api.rig.bus.of(NOTIFICATIONS_REQUESTED, NotificationRequested)
+    assert requested[0].incident.commander is None  # alice, before
+    assert requested[-1].recipient.user_id == "bob"
+    assert requested[-1].incident.commander == "carol"

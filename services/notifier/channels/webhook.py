@@ -27,6 +27,7 @@ def webhook_body(request: NotificationRequested) -> dict[str, Any]:
             "alert_count": incident.alert_count,
             "url": incident.url,
             "alerts": [_alert_body(alert) for alert in incident.alerts],
+            "commander": incident.commander,
         },
         "recipient": request.recipient.model_dump(mode="json"),
         "escalation_level": request.escalation_level,
