@@ -47,12 +47,10 @@ class AckLinks:
         self._clock = clock
         self._public_url = public_url.rstrip("/") if public_url else None
         self._lifetime = lifetime
-        self._key: bytes | None = None
 
     async def _secret(self) -> bytes:
-        if self._key is None:
-            self._key = await self._store.secret(EMAIL_LINK_KEY, self._clock.now())
-        return self._key
+        # Read each time (one small document): a rotated key takes effect at once everywhere.
+        return await self._store.secret(EMAIL_LINK_KEY, self._clock.now())
 
     async def link(self, request: NotificationRequested) -> AckLink | None:
         """The page's acknowledge link; None when Tocsin has no public URL to put in it."""

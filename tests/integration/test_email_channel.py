@@ -199,6 +199,21 @@ async def test_a_forged_foreign_or_expired_link_is_refused_and_changes_nothing(
     assert notifier.commands == []
 
 
+async def test_deleting_the_link_key_retires_the_links_already_sent(
+    notifier: Notifier, mailbox: Mailbox
+) -> None:
+    await notifier.page(page_request("n-mail-5", "alice", "alice-mail", public_url=notifier.url))
+    (message,) = await wait_for(lambda: mailbox.messages)
+    (link,) = set(LINK.findall(message.get_body(("plain",)).get_content()))  # type: ignore[union-attr]
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(link)).status_code == 200
+        await notifier.database["notifier_secrets"].delete_one({"_id": EMAIL_LINK_KEY})
+        assert (await client.get(link)).status_code == 403
+        assert (await client.post(link)).status_code == 403
+    await asyncio.sleep(0.3)
+    assert notifier.commands == []
+
+
 async def test_a_notice_email_has_no_acknowledge_link(notifier: Notifier, mailbox: Mailbox) -> None:
     notice = page_request(
         "n-mail-3",
