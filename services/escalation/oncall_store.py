@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from pymongo.asynchronous.database import AsyncDatabase
-
 from services.escalation.domain.schedules import Override
 from tocsin.runtime.mongo import Document
+from tocsin.runtime.store import DocumentDatabase
 
 MAX_OVERRIDES = 1000
 """Overrides one query returns at most (a schedule's range of interest holds far fewer)."""
@@ -68,7 +67,7 @@ def _stored(doc: Document) -> StoredOverride:
 
 
 class MongoOncallStore:
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(self, database: DocumentDatabase) -> None:
         self._overrides = database["escalation_overrides"]
         self._tokens = database["escalation_calendar_tokens"]
 

@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 from pydantic import TypeAdapter
 from pymongo import ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from schemas import AlertDetails, Severity
@@ -30,6 +29,7 @@ from services.escalation.domain.urgency import Urgency
 from services.escalation.metrics import QUARANTINED
 from tocsin.runtime.mongo import Document
 from tocsin.runtime.retention import Cascade, RetentionPolicy, RetentionRule
+from tocsin.runtime.store import DocumentDatabase
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ def _incident(doc: Document) -> EscalationIncident:
 
 
 class MongoEscalationStore:
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(self, database: DocumentDatabase) -> None:
         self._incidents = database["escalation_incidents"]
         self._timeline = database["escalation_timeline"]
         self._timers = database["escalation_timers"]

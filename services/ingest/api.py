@@ -14,7 +14,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from pymongo.errors import PyMongoError
 
 from services.ingest.domain import limits, signatures
 from services.ingest.domain.formats import FORMATS, ParseContext
@@ -36,6 +35,7 @@ from services.ingest.metrics import PAYLOAD_BYTES, REQUEST_SECONDS, UNKNOWN
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.http import TokenDirectory
+from tocsin.runtime.store import StoreUnavailable
 
 
 def _documented_body() -> dict[str, Any]:
@@ -153,7 +153,7 @@ def router(
             )
         try:
             found = await monitor.ping(heartbeat_id)
-        except PyMongoError:
+        except StoreUnavailable:
             return unavailable(
                 heartbeat_id, "heartbeat", {"detail": "cannot record the ping right now"}
             )

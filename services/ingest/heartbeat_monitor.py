@@ -15,14 +15,13 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from pymongo.errors import PyMongoError
-
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus
 from services.ingest.domain.heartbeats import Heartbeat, HeartbeatStatus, alert, transition
 from services.ingest.metrics import HEARTBEAT_TRANSITIONS
 from services.ingest.store import IngestStore, Outbox
 from tocsin.runtime.bus import Bus, PublishError
 from tocsin.runtime.clock import Clock
+from tocsin.runtime.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ class HeartbeatMonitor:
         while True:
             try:
                 await self.check_once()
-            except (PublishError, PyMongoError) as error:
+            except (PublishError, StoreUnavailable) as error:
                 log.warning("heartbeat check failed, retrying: %s", error)
             await asyncio.sleep(self._poll_seconds)
 

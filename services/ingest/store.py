@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from pymongo import ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 
 from services.ingest.domain.heartbeats import Heartbeat, HeartbeatStatus
 from tocsin.runtime.mongo import Document
+from tocsin.runtime.store import DocumentDatabase
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _heartbeat(doc: Document) -> tuple[Heartbeat, Outbox | None]:
 
 
 class MongoIngestStore:
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(self, database: DocumentDatabase) -> None:
         self._integrations = database["ingest_integrations"]
         self._heartbeats = database["ingest_heartbeats"]
 

@@ -18,11 +18,10 @@ from datetime import datetime
 from typing import Protocol
 
 from pymongo import ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from tocsin.runtime.mongo import Document
 from tocsin.runtime.retention import RetentionPolicy, RetentionRule
+from tocsin.runtime.store import DocumentDatabase
 
 EMAIL_LINK_KEY = "email-link"
 _KEY_BYTES = 32
@@ -59,7 +58,7 @@ class MessageStore(Protocol):
 
 
 class MongoMessageStore:
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(self, database: DocumentDatabase) -> None:
         self._slack = database["notifier_slack_messages"]
         self._secrets = database["notifier_secrets"]
 

@@ -22,12 +22,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from pymongo import ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import NotificationRequested, NotificationResult
 from services.notifier.metrics import QUARANTINED
 from tocsin.runtime.mongo import Document
 from tocsin.runtime.retention import RetentionPolicy, RetentionRule
+from tocsin.runtime.store import DocumentDatabase
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def _outbox(result: NotificationResult | None) -> Document:
 
 
 class MongoNotifierStore:
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(self, database: DocumentDatabase) -> None:
         self._notifications = database["notifier_notifications"]
 
     async def ensure_indexes(self) -> None:

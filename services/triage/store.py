@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Protocol
 
 from pymongo import ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from schemas import AlertReceived, AlertStatus, Label, Severity
 from services.triage.domain import AlertContent, Occurrence
 from tocsin.runtime.mongo import Document
 from tocsin.runtime.retention import Cascade, RetentionPolicy, RetentionRule
+from tocsin.runtime.store import DocumentDatabase
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def _uuid(value: object) -> uuid.UUID | None:
 
 
 class MongoTriageStore:
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(self, database: DocumentDatabase) -> None:
         self._alerts = database["triage_alerts"]
         self._incidents = database["triage_incidents"]
         self._open_groups = database["triage_open_groups"]

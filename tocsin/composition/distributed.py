@@ -17,7 +17,7 @@ from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.http import api_key_dependency
 from tocsin.runtime.kafka import ConsumerTiming, KafkaBus, TopicLayout
 from tocsin.runtime.live_config import LiveConfig
-from tocsin.runtime.mongo import open_client, ping
+from tocsin.runtime.mongo import MongoDatabase, open_client, ping
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import ProcessState, create_app
 from tocsin.runtime.settings import Settings
@@ -51,7 +51,8 @@ def create_service_app(
         ),
     )
     client = open_client(settings.mongo_url)
-    database = client[settings.mongo_database]
+    pymongo_database = client[settings.mongo_database]
+    database = MongoDatabase(pymongo_database)
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     require_api_key = api_key_dependency(api_keys(settings))
     parts = Parts(bus, database, settings, SystemClock(), http_client, instance_id, require_api_key)
@@ -60,7 +61,7 @@ def create_service_app(
     reload = reload_service(ConfigReloader(config_path, live, [name]), require_api_key)
 
     async def mongo_ready() -> bool:
-        return await ping(database)
+        return await ping(pymongo_database)
 
     async def close_clients() -> None:
         await http_client.aclose()

@@ -13,11 +13,10 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, cast
+from typing import IO
 
 import httpx
 from fastapi import FastAPI
-from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tocsin.composition.config import TocsinConfig
@@ -30,7 +29,6 @@ from tocsin.runtime.embedded.docstore import EmbeddedDatabase
 from tocsin.runtime.embedded.sqlite import SqliteFile
 from tocsin.runtime.http import api_key_dependency
 from tocsin.runtime.live_config import LiveConfig
-from tocsin.runtime.mongo import Document
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import ProcessState, Service, create_app
 from tocsin.runtime.settings import Settings
@@ -96,8 +94,7 @@ def create_embedded_app(
         handler_backoff_seconds=settings.handler_backoff_seconds,
     )
     store = EmbeddedDatabase(file)
-    # The embedded store implements the part of pymongo's API the stores use (docstore.py).
-    database = cast(AsyncDatabase[Document], store)
+    database = store  # satisfies the store port (tocsin.runtime.store), as MongoDatabase does
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     instance_id = settings.instance_id or f"embedded-{os.getpid()}"
     require_api_key = api_key_dependency(api_keys(settings))

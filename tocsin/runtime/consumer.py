@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 from pydantic import ValidationError
-from pymongo.errors import ConnectionFailure
 
 from schemas import DeadLetter, Envelope, dlq_topic
 from tocsin.runtime import telemetry
@@ -25,6 +24,7 @@ from tocsin.runtime.backoff import backoff_delay
 from tocsin.runtime.bus import M, PublishError, Subscription
 from tocsin.runtime.clock import utc_now
 from tocsin.runtime.metrics import CONSUMED, DEAD_LETTERED, HANDLER_RETRIES
+from tocsin.runtime.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ Publish = Callable[[str, str, Envelope], Awaitable[None]]
 
 # Failures of infrastructure, not of the message: retried until they pass, never dead-lettered.
 # (The embedded SQLite file has no such transient failures: its errors are bugs, and go on.)
-UNAVAILABLE: tuple[type[Exception], ...] = (PublishError, ConnectionFailure)
+UNAVAILABLE: tuple[type[Exception], ...] = (PublishError, StoreUnavailable)
 
 
 @dataclass(frozen=True)

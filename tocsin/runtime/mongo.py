@@ -2,18 +2,139 @@
 
 See DESIGN §5: no transactions, no change streams, no TTL indexes; single-document atomic
 updates and compare-and-set on `version` only.
+
+`MongoDatabase` is the store port (`tocsin.runtime.store.DocumentDatabase`) over pymongo: it
+passes every call through and turns pymongo's connection failures into the runtime's own
+`StoreUnavailable`, so nothing outside this module and the services' Mongo stores knows pymongo
+(as the bus raises `PublishError`, not aiokafka's errors).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import Any, Self, TypeVar
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
+
+from tocsin.runtime.store import (
+    DeleteOutcome,
+    InsertOutcome,
+    SortFields,
+    StoreUnavailable,
+    UpdateOutcome,
+)
 
 Document = dict[str, Any]
+T = TypeVar("T")
+
+
+async def _guarded(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except ConnectionFailure as error:  # incl. server selection and network timeouts
+        raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+
+
+class MongoCursor:
+    def __init__(self, cursor: AsyncCursor[Document]) -> None:
+        self._cursor = cursor
+
+    def sort(self, key_or_list: str | SortFields, direction: int = 1, /) -> Self:
+        if isinstance(key_or_list, str):
+            self._cursor = self._cursor.sort(key_or_list, direction)
+        else:
+            self._cursor = self._cursor.sort(list(key_or_list))
+        return self
+
+    def limit(self, limit: int, /) -> Self:
+        self._cursor = self._cursor.limit(limit)
+        return self
+
+    async def _iterate(self) -> AsyncIterator[Document]:
+        try:
+            async for document in self._cursor:
+                yield document
+        except ConnectionFailure as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+
+    def __aiter__(self) -> AsyncIterator[Document]:
+        return self._iterate()
+
+
+class MongoCollection:
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._collection = collection
+
+    async def create_index(self, keys: str | SortFields, /, *, unique: bool = False) -> str:
+        spec = keys if isinstance(keys, str) else list(keys)
+        return await _guarded(self._collection.create_index(spec, unique=unique))
+
+    async def find_one(
+        self, filter: Mapping[str, Any], /, *, projection: Mapping[str, Any] | None = None
+    ) -> Document | None:
+        return await _guarded(self._collection.find_one(filter, projection=projection))
+
+    def find(
+        self, filter: Mapping[str, Any], /, *, projection: Mapping[str, Any] | None = None
+    ) -> MongoCursor:
+        return MongoCursor(self._collection.find(filter, projection=projection))
+
+    async def count_documents(self, filter: Mapping[str, Any], /) -> int:
+        return await _guarded(self._collection.count_documents(filter))
+
+    async def insert_one(self, document: Document, /) -> InsertOutcome:
+        return await _guarded(self._collection.insert_one(document))
+
+    async def update_one(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any], /, *, upsert: bool = False
+    ) -> UpdateOutcome:
+        return await _guarded(self._collection.update_one(filter, update, upsert=upsert))
+
+    async def update_many(
+        self, filter: Mapping[str, Any], update: Mapping[str, Any], /
+    ) -> UpdateOutcome:
+        return await _guarded(self._collection.update_many(filter, update))
+
+    async def find_one_and_update(
+        self,
+        filter: Mapping[str, Any],
+        update: Mapping[str, Any],
+        /,
+        *,
+        sort: SortFields | None = None,
+        upsert: bool = False,
+        return_document: bool = False,
+    ) -> Document | None:
+        return await _guarded(
+            self._collection.find_one_and_update(
+                filter,
+                update,
+                sort=list(sort) if sort is not None else None,
+                upsert=upsert,
+                return_document=return_document,
+            )
+        )
+
+    async def delete_one(self, filter: Mapping[str, Any], /) -> DeleteOutcome:
+        return await _guarded(self._collection.delete_one(filter))
+
+    async def delete_many(self, filter: Mapping[str, Any], /) -> DeleteOutcome:
+        return await _guarded(self._collection.delete_many(filter))
+
+
+class MongoDatabase:
+    """The store port over one pymongo database."""
+
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self.pymongo = database
+
+    def __getitem__(self, name: str, /) -> MongoCollection:
+        return MongoCollection(self.pymongo[name])
 
 
 def open_client(url: str) -> AsyncMongoClient[Document]:

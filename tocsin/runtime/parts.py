@@ -7,18 +7,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
-from pymongo.asynchronous.database import AsyncDatabase
 
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
-from tocsin.runtime.mongo import Document
 from tocsin.runtime.settings import Settings
+from tocsin.runtime.store import DocumentDatabase
 
 
 @dataclass(frozen=True)
 class Parts:
     bus: Bus
-    database: AsyncDatabase[Document]
+    database: DocumentDatabase
     settings: Settings
     clock: Clock
     http_client: httpx.AsyncClient

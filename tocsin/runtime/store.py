@@ -21,6 +21,11 @@ Document = dict[str, Any]
 SortFields = Sequence[tuple[str, int]]
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached (a failover, the server down, a network timeout): the
+    operation may succeed later. Loops and consumers wait and retry; nothing is dead-lettered."""
+
+
 class UpdateOutcome(Protocol):
     @property
     def matched_count(self) -> int: ...
