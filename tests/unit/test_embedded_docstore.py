@@ -182,3 +182,39 @@ async def test_delete_many_deletes_what_matches_and_survives_a_restart(tmp_path:
     reopened = EmbeddedDatabase(SqliteFile(tmp_path / "tocsin.sqlite"))
     assert await ids(reopened["things"], {}) == {"t0", "t2", "t3", "t4"}
     reopened.file.close()
+
+
+async def test_id_is_stored_first_as_in_mongodb(things: EmbeddedCollection) -> None:
+    # Found by the differential test: MongoDB moves _id to the front of a new document.
+    await things.insert_one({"x": 1, "_id": "a"})
+    await things.update_one({"x": 2, "_id": "b"}, {"$set": {"y": 1}}, upsert=True)
+    assert [list(doc) async for doc in things.find({}).sort("_id", 1)] == [
+        ["_id", "x"],
+        ["_id", "x", "y"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "update",
+    [{"$set": {"x": 1}, "$inc": {"x": 1}}, {"$inc": {"x": "1"}}],
+)
+async def test_an_invalid_update_fails_even_when_nothing_matches(
+    things: EmbeddedCollection, update: dict[str, Any]
+) -> None:
+    # Found by the differential test: MongoDB checks the update before it looks for documents.
+    with pytest.raises(InvalidUpdate):
+        await things.update_one({"_id": "none"}, update)
+    with pytest.raises(InvalidUpdate):
+        await things.update_many({"_id": "none"}, update)
+    with pytest.raises(InvalidUpdate):
+        await things.find_one_and_update({"_id": "none"}, update)
+
+
+async def test_new_fields_are_added_in_lexicographic_order(things: EmbeddedCollection) -> None:
+    # Found by the differential test. MongoDB 5.0+: "update operators process document fields
+    # with string-based names in lexicographic order" (manual, Update Operators, Behavior).
+    await things.insert_one({"_id": "a", "m": 0})
+    await things.update_one({"_id": "a"}, {"$set": {"y": 1, "b": 1}, "$inc": {"x": 1, "a": 1}})
+    stored = await things.find_one({"_id": "a"})
+    assert stored is not None
+    assert list(stored) == ["_id", "m", "a", "b", "x", "y"]

@@ -25,6 +25,7 @@ from tocsin.runtime.embedded.matching import (
     UnsupportedOperation,
     apply_update,
     bson_key,
+    check_update,
     clone,
     clone_document,
     identical,
@@ -289,13 +290,17 @@ class EmbeddedCollection:
                 ):
                     raise DuplicateKeyError(f"E11000 duplicate key {fields} in {self.name}")
 
-    def _insert(self, doc: Document) -> None:
-        if type(doc.get("_id")) is not str:
+    def _insert(self, doc: Document) -> Document:
+        doc_id = doc.get("_id")
+        if type(doc_id) is not str:
             # Every store names its documents; a generated ObjectId has no equivalent here.
             raise UnsupportedOperation("documents without a string _id")
-        if doc["_id"] in self._docs:
+        if doc_id in self._docs:
             raise DuplicateKeyError(f"E11000 duplicate key _id in {self.name}")
+        if next(iter(doc)) != "_id":
+            doc = {"_id": doc_id, **doc}  # MongoDB stores _id first
         self._store(doc)
+        return doc
 
     def _store(self, doc: Document) -> None:
         self._check_unique(doc)
@@ -307,25 +312,22 @@ class EmbeddedCollection:
         self._index_add(doc)
 
     async def insert_one(self, document: Mapping[str, Any]) -> InsertOneResult:
-        doc = _normalized(clone(dict(document)))
-        self._insert(doc)
+        doc = self._insert(_normalized(clone(dict(document))))
         return InsertOneResult(doc["_id"])
 
     def _upsert(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> Document:
-        doc = apply_update(seed_from_query(query), _normalized(dict(update)), inserting=True)
+        doc = apply_update(seed_from_query(query), update, inserting=True)
         # As in MongoDB, the filter did not match but the insert can still collide on _id.
-        self._insert(doc)
-        return doc
+        return self._insert(doc)
 
     def _update(self, doc: Document, update: Mapping[str, Any]) -> Document:
-        # Stored documents are normalized already: normalizing the operands keeps them so.
-        operands = _normalized(dict(update))
-        updated = apply_update(doc, operands, inserting=False)
+        # Stored documents are normalized already; so are the operands (by the caller).
+        updated = apply_update(doc, update, inserting=False)
         # Stored documents are never changed in place, so comparing what was touched suffices;
         # like MongoDB, 1.0 replacing 1 or a reordered sub-document is a change.
         if any(
             not identical(updated.get(f, MISSING), doc.get(f, MISSING))
-            for f in touched_fields(operands)
+            for f in touched_fields(update)
         ):
             self._store(updated)
             return updated
@@ -334,7 +336,8 @@ class EmbeddedCollection:
     async def update_one(
         self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False
     ) -> UpdateResult:
-        filter = _normalized(dict(filter))
+        filter, update = _normalized(dict(filter)), _normalized(dict(update))
+        check_update(update)
         doc = self._first(filter, None)
         if doc is None:
             if not upsert:
@@ -347,6 +350,8 @@ class EmbeddedCollection:
     async def update_many(
         self, filter: Mapping[str, Any], update: Mapping[str, Any]
     ) -> UpdateResult:
+        update = _normalized(dict(update))
+        check_update(update)
         docs = self._matching(_normalized(dict(filter)))
         modified = 0
         for doc in docs:
@@ -363,7 +368,8 @@ class EmbeddedCollection:
         upsert: bool = False,
         return_document: bool = ReturnDocument.BEFORE,
     ) -> Document | None:
-        filter = _normalized(dict(filter))
+        filter, update = _normalized(dict(filter)), _normalized(dict(update))
+        check_update(update)
         doc = self._first(filter, list(sort) if sort else None)
         if doc is None:
             if not upsert:

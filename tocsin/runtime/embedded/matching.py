@@ -272,13 +272,9 @@ def touched_fields(update: Mapping[str, Any]) -> set[str]:
     return {path for fields in update.values() for path in fields}
 
 
-def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool) -> Document:
-    """Return a new document with `update` applied (`$setOnInsert` only when inserting).
-
-    Copy on write: the result shares untouched top-level values with `doc`; every field the
-    update touches is copied first, so `doc` itself never changes, also when the update fails
-    half-way with `InvalidUpdate` (as MongoDB, which then changes nothing).
-    """
+def check_update(update: Mapping[str, Any]) -> None:
+    """Refuse an update as MongoDB does before it looks for a document: so an invalid update
+    fails also when nothing matches."""
     if not update or not all(key.startswith("$") for key in update):
         raise UnsupportedOperation("replacement updates; use update operators")
     for operator in update:
@@ -291,16 +287,36 @@ def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool) -
         raise UnsupportedOperation("updates of _id")
     if len(paths) != len(set(paths)):
         raise InvalidUpdate("two operators of one update change the same field")
+    if any(_rank(value) != _NUMBER for value in update.get("$inc", {}).values()):
+        raise InvalidUpdate("$inc by something else than a number")
+
+
+def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool) -> Document:
+    """Return a new document with `update` applied (`$setOnInsert` only when inserting).
+
+    Copy on write: the result shares untouched top-level values with `doc`; every field the
+    update touches is copied first, so `doc` itself never changes, also when the update fails
+    half-way with `InvalidUpdate` (as MongoDB, which then changes nothing).
+    """
+    check_update(update)
+    paths = touched_fields(update)
     result = dict(doc)
     for field in paths:
         if field in result:
             result[field] = clone(result[field])
-    for operator, fields in update.items():
-        if operator == "$setOnInsert" and not inserting:
-            continue
-        updater = _UPDATERS[operator]
-        for field, value in fields.items():
-            updater(result, field, value)
+    # MongoDB (5.0+) applies an update's fields in lexicographic order, which decides where new
+    # fields land; no field is in two operators (check_update).
+    changes = sorted(
+        (
+            (field, operator, value)
+            for operator, fields in update.items()
+            if inserting or operator != "$setOnInsert"
+            for field, value in fields.items()
+        ),
+        key=lambda change: change[0],
+    )
+    for field, operator, value in changes:
+        _UPDATERS[operator](result, field, value)
     return result
 
 
