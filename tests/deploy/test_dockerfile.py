@@ -17,7 +17,7 @@ def instructions() -> list[tuple[str, str]]:
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
     lines = [line.strip() for line in text.splitlines()]
     return [
-        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        (line.split(None, 1)[0].upper(), " ".join(line.split()[1:]))
         for line in lines
         if line and not line.startswith("#")
     ]
