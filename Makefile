@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 
-.PHONY: setup run run-distributed test test-unit lint format bench infra-up infra-down schemas clean
+.PHONY: setup run run-distributed test test-unit lint deploy-check format bench infra-up infra-down schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
+	scripts/deploy-check.sh
+
+## deploy-check: hadolint, the Compose schema, helm lint/template and kubernetes-validate
+## (Helm is built once from the Go module proxy into .cache/bin by scripts/helm.sh)
+deploy-check: setup
+	scripts/deploy-check.sh
 
 format: setup
 	$(BIN)/ruff check --fix .
