@@ -6,17 +6,31 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.notifier import inbound_email, inbound_slack
+from services.notifier import inbound_email, inbound_slack, inbound_twilio
 from services.notifier.ack_links import AckLinks
 from services.notifier.config import NotifierConfig
+from services.notifier.contact_store import ContactStore
 from services.notifier.message_store import MessageStore
+from services.notifier.store import NotifierStore
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 
 
-def router(bus: Bus, config: NotifierConfig, clock: Clock, messages: MessageStore) -> APIRouter:
+def router(
+    bus: Bus,
+    config: NotifierConfig,
+    clock: Clock,
+    messages: MessageStore,
+    *,
+    twilio: tuple[ContactStore, NotifierStore] | None = None,
+) -> APIRouter:
     api = APIRouter()
     providers = config.providers
+    if providers.twilio is not None and twilio is not None:
+        contacts, queue = twilio
+        api.include_router(
+            inbound_twilio.router(providers.twilio, config.public_url, contacts, queue, bus, clock)
+        )
     if providers.smtp is not None:
         links = AckLinks(messages, clock, config.public_url)
         api.include_router(inbound_email.router(links, bus, clock))

@@ -12,6 +12,11 @@ from services.notifier import api
 from services.notifier.channels import channels
 from services.notifier.config import NotifierConfig
 from services.notifier.consumers import Delivery
+from services.notifier.contact_store import (
+    ContactStore,
+    MongoContactStore,
+    contact_retention_rules,
+)
 from services.notifier.domain.retry import DEFAULT_RETRY, RetryPolicy
 from services.notifier.message_store import (
     MessageStore,
@@ -54,9 +59,16 @@ def from_parts(parts: Parts, config: NotifierConfig) -> Service:
         poll_seconds=parts.settings.timer_poll_seconds,
         retry=retry_policy(parts.settings),
         messages=MongoMessageStore(parts.database),
+        contact_store=MongoContactStore(parts.database),
     )
     return with_retention(
-        service, parts, lambda policy: [*retention_rules(policy), *message_retention_rules(policy)]
+        service,
+        parts,
+        lambda policy: [
+            *retention_rules(policy),
+            *message_retention_rules(policy),
+            *contact_retention_rules(policy),
+        ],
     )
 
 
@@ -71,12 +83,13 @@ def build(
     poll_seconds: float = 0.25,
     retry: RetryPolicy = DEFAULT_RETRY,
     messages: MessageStore,
+    contact_store: ContactStore | None = None,  # sms and voice need it
 ) -> Service:
     delivery = Delivery(
         bus,
         store,
         config,
-        channels(client, config, messages=messages, clock=clock),
+        channels(client, config, messages=messages, clock=clock, contact_store=contact_store),
         clock,
         instance_id,
         retry=retry,
@@ -89,7 +102,17 @@ def build(
                 NOTIFICATIONS_REQUESTED, CONSUMER_GROUP, NotificationRequested, delivery.handle
             )
         ],
-        router=api.router(bus, config, clock, messages),
+        router=api.router(
+            bus,
+            config,
+            clock,
+            messages,
+            twilio=(contact_store, store) if contact_store is not None else None,
+        ),
         loops=[delivery.run],
-        on_start=[store.ensure_indexes, messages.ensure_indexes],
+        on_start=[
+            store.ensure_indexes,
+            messages.ensure_indexes,
+            *([contact_store.ensure_indexes] if contact_store is not None else []),
+        ],
     )

@@ -6,8 +6,11 @@ at once, so one slow or dead webhook never holds up anyone else's page. A failed
 retried with backoff, durably, for the retry period (see domain.py); then the notification is
 marked failed. An unexpected error (not the channel's `DeliveryFailed`) is retried a few
 times, then the request is dead-lettered to `notifications.requested.dlq` and marked failed.
-Only the final outcome goes to `notifications.results` (once per outcome; the store's outbox
-field republishes it after a crash), and escalation pages the next contact method on a failure.
+A channel may also answer `Deferred`: the page is held by a contact's rate limit, or the
+provider took it and its delivery receipt is awaited; it goes back to the queue, due then (not
+counted as an attempt). Only the final outcome goes to `notifications.results` (once per
+outcome; the store's outbox field republishes it after a crash), and escalation pages the next
+contact method on a failure.
 
 A delivered notification is never sent again. A crash after the provider accepted but before
 the outcome was stored can resend it once, after the lease; the body carries the same
@@ -32,7 +35,7 @@ from schemas import (
     NotificationResult,
     dlq_topic,
 )
-from services.notifier.channels import Channel, DeliveryFailed
+from services.notifier.channels import Channel, Deferred, DeliveryFailed
 from services.notifier.config import ContactConfig, NotifierConfig
 from services.notifier.domain.retry import (
     DEFAULT_RETRY,
@@ -40,7 +43,7 @@ from services.notifier.domain.retry import (
     retry_after_error,
     retry_after_failure,
 )
-from services.notifier.metrics import DELIVERIES, DELIVERY_SECONDS
+from services.notifier.metrics import DELIVERIES, DELIVERY_LATENCY, DELIVERY_SECONDS
 from services.notifier.store import ClaimedNotification, NotifierStore
 from tocsin.runtime.backoff import Random, backoff_delay
 from tocsin.runtime.bus import Bus
@@ -188,6 +191,13 @@ class Delivery:
         try:
             with DELIVERY_SECONDS.labels(contact.type).time():
                 await self._channels[contact.type].send(contact, request)
+        except Deferred as deferred:
+            # Not an attempt: a rate limit holds the page, or a provider's receipt is awaited.
+            log.debug("notification %s deferred: %s", request.notification_id, deferred)
+            await self._store.defer(
+                request.notification_id, self._owner, deferred.until, self._clock.now()
+            )
+            return
         except DeliveryFailed as failure:
             now = self._clock.now()
             due = (
@@ -302,6 +312,9 @@ class Delivery:
             log.warning("lost the lease on %s; not reporting", request.notification_id)
             return
         DELIVERIES.labels(channel, outcome.value).inc()
+        if outcome is DeliveryOutcome.DELIVERED:
+            latency = (now - request.occurred_at).total_seconds()
+            DELIVERY_LATENCY.labels(channel).observe(max(latency, 0.0))
         await self._report(result)
 
     async def _report(self, result: NotificationResult) -> None:

@@ -10,6 +10,22 @@ DELIVERIES = Counter(
 DELIVERY_SECONDS = Histogram(
     "tocsin_notifier_delivery_seconds", "Time spent delivering one notification.", ["channel"]
 )
+DELIVERY_LATENCY = Histogram(
+    "tocsin_notification_delivery_latency_seconds",
+    "From the page's request to its delivery (a provider's receipt included), by channel.",
+    ["channel"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+PROVIDER_STATUSES = Counter(
+    "tocsin_notifier_provider_statuses_total",
+    "Delivery statuses providers reported (Twilio status callbacks), by channel and status.",
+    ["channel", "status"],
+)
+INBOUND = Counter(
+    "tocsin_notifier_inbound_total",
+    "Inbound provider requests (replies, key presses, callbacks) by route and outcome.",
+    ["route", "outcome"],
+)
 QUARANTINED = Counter(
     "tocsin_notifier_quarantined_total",
     "Stored notifications set aside because their request or result no longer validates.",

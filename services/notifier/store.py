@@ -17,6 +17,7 @@ as `quarantined` with the reason, counted, and skipped: it must not stop every o
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -86,6 +87,14 @@ class NotifierStore(Protocol):
 
     async def reported(self, notification_id: str, owner: str) -> None:
         """The outcome's result is published."""
+
+    async def defer(self, notification_id: str, owner: str, due_at: datetime, at: datetime) -> None:
+        """Put a claimed notification back, due at `due_at`, without counting the attempt
+        (a rate limit holds it, or a provider's receipt is awaited). A `wake` that came during
+        the attempt wins: it is due at `at` then."""
+
+    async def wake(self, notification_ids: Sequence[str], at: datetime) -> None:
+        """Make pending notifications due at `at` (a provider's receipt came for them)."""
 
     async def claim_unreported(
         self, now: datetime, owner: str, lease: timedelta
@@ -232,6 +241,30 @@ class MongoNotifierStore:
             {"_id": notification_id, "lease_owner": owner, "state": "pending"}, {"$set": fields}
         )
         return outcome.matched_count == 1
+
+    async def defer(self, notification_id: str, owner: str, due_at: datetime, at: datetime) -> None:
+        released: Document = {"lease_until": _EPOCH}
+        moved = await self._notifications.update_one(
+            {
+                "_id": notification_id,
+                "lease_owner": owner,
+                "state": "pending",
+                "woken": {"$ne": True},
+            },
+            {"$set": {**released, "due_at": due_at}, "$inc": {"attempts": -1}},
+        )
+        if moved.matched_count == 0:
+            await self._notifications.update_one(
+                {"_id": notification_id, "lease_owner": owner, "state": "pending"},
+                {"$set": {**released, "due_at": at, "woken": False}, "$inc": {"attempts": -1}},
+            )
+
+    async def wake(self, notification_ids: Sequence[str], at: datetime) -> None:
+        if notification_ids:
+            await self._notifications.update_many(
+                {"_id": {"$in": list(notification_ids)}, "state": "pending"},
+                {"$set": {"due_at": at, "woken": True}},
+            )
 
     async def reported(self, notification_id: str, owner: str) -> None:
         await self._notifications.update_one(
