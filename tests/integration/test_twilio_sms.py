@@ -269,3 +269,26 @@ async def test_a_resolved_notice_carries_no_code_and_ack_still_names_the_latest_
     assert "Reply" not in second.body
     answer = await reply(notifier, "ack", from_=BOB)
     assert answer.messages == ("Acknowledged: #inc7f3a9.",)
+
+
+async def test_a_forged_status_callback_changes_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    with FakeTwilio(callback_delay=1.0) as slow:
+        config = twilio_config(slow, f"http://127.0.0.1:{port}")
+        async with running_notifier(tmp_path, port, slow, config) as notifier:
+            await notifier.page(page_request("n-1", "alice", "alice-sms"))
+            (message,) = await asyncio.to_thread(slow.wait_for_messages, 1)
+            assert message.status_callback is not None
+            params = {"MessageSid": message.sid, "MessageStatus": "undelivered", "To": ALICE}
+            forged = twilio_signature("not-the-token", message.status_callback, params)
+            async with httpx.AsyncClient() as client:
+                for headers in ({"X-Twilio-Signature": forged}, {}):
+                    answer = await client.post(
+                        message.status_callback, data=params, headers=headers
+                    )
+                    assert answer.status_code == 403
+            # Twilio's own callbacks come a second later: delivered, not failed.
+            result = await notifier.result_of("n-1")
+            assert result.outcome is DeliveryOutcome.DELIVERED
+            (outbound,) = await notifier.outbound()
+            assert "undelivered" not in [s["status"] for s in outbound["statuses"]]
