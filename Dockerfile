@@ -14,7 +14,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     UV_NO_CACHE=1
 WORKDIR /src
-RUN python -m venv /opt/tocsin \
+RUN python -m venv --without-pip /opt/tocsin \
  && pip install --no-compile uv==0.13.8
 COPY requirements.lock pyproject.toml ./
 # Runtime dependencies only (those pyproject.toml names), each pinned and hash-checked by the lock.
