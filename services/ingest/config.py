@@ -5,7 +5,7 @@ file and hands ingest an `IngestConfig`."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -37,6 +37,16 @@ class HmacConfig(StrictModel):
     max_skew: Duration = timedelta(minutes=5)
 
 
+class IntegrationRouteConfig(StrictModel):
+    """`routes[]`: alerts whose labels match all `matchers` (Alertmanager syntax) go to
+    `service` instead of the integration's. Triage applies the routes (it owns the rules and
+    the matcher grammar, which the composition root checks when the file loads); ingest only
+    carries them in its section of the file."""
+
+    matchers: tuple[Annotated[str, Field(min_length=1, max_length=4096)], ...] = ()
+    service: Identifier
+
+
 class IntegrationConfig(StrictModel):
     id: Identifier
     type: IntegrationType
@@ -46,6 +56,9 @@ class IntegrationConfig(StrictModel):
     limits: IngestLimitsConfig = IngestLimitsConfig()
     rate_limit_per_minute: int = Field(
         default=600, ge=0, le=1_000_000, description="events per minute (pagerduty); 0 = none"
+    )
+    routes: tuple[IntegrationRouteConfig, ...] = Field(
+        default=(), max_length=1000, description="First match wins; else `service`."
     )
 
     @model_validator(mode="after")

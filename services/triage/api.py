@@ -36,6 +36,10 @@ class AlertView(BaseModel):
     last_seen: datetime
     resolved_at: datetime | None = Field(description="Set while the alert is resolved.")
     incident_id: str | None
+    decision: str | None = Field(
+        description="What triage did with the alert's last firing and why, e.g. "
+        "`grouped into incident …`, `silenced by …` (null before the first firing)."
+    )
 
     @classmethod
     def of(cls, alert: StoredAlert) -> "AlertView":
@@ -54,6 +58,7 @@ class AlertView(BaseModel):
             last_seen=alert.last_seen,
             resolved_at=alert.resolved_at if alert.status is AlertStatus.RESOLVED else None,
             incident_id=alert.incident_id,
+            decision=alert.decision,
         )
 
 

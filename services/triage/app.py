@@ -1,16 +1,21 @@
 """Wiring of the triage service: the `alerts.raw` and `incidents.lifecycle` consumers and the
-alerts API."""
+alerts and silences APIs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from fastapi import APIRouter
+
 from schemas import ALERTS_RAW, INCIDENTS_LIFECYCLE, AlertReceived, IncidentLifecycleChanged
 from services.triage.api import router
 from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage, LifecycleTriage
+from services.triage.silence_store import MongoSilenceStore, SilencesInForce, SilenceStore
+from services.triage.silences_api import router as silences_router
 from services.triage.store import MongoTriageStore, TriageStore, retention_rules
 from tocsin.runtime.bus import Bus, Subscription
+from tocsin.runtime.clock import Clock, SystemClock
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.retention import with_retention
 from tocsin.runtime.service import Service
@@ -19,23 +24,41 @@ CONSUMER_GROUP = "tocsin-triage"
 
 
 def from_parts(parts: Parts, config: TriageConfig) -> Service:
-    service = build(parts.bus, MongoTriageStore(parts.database), config, parts.require_api_key)
+    service = build(
+        parts.bus,
+        MongoTriageStore(parts.database),
+        config,
+        parts.require_api_key,
+        silence_store=MongoSilenceStore(parts.database),
+        clock=parts.clock,
+    )
     return with_retention(service, parts, retention_rules)
 
 
 def build(
-    bus: Bus, store: TriageStore, config: TriageConfig, require_api_key: Callable[..., str]
+    bus: Bus,
+    store: TriageStore,
+    config: TriageConfig,
+    require_api_key: Callable[..., str],
+    *,
+    silence_store: SilenceStore,
+    clock: Clock | None = None,
 ) -> Service:
-    triage = AlertTriage(bus, store, config)
+    clock = clock if clock is not None else SystemClock()
+    in_force = SilencesInForce(silence_store, clock)
+    triage = AlertTriage(bus, store, config, in_force)
     lifecycle = LifecycleTriage(store)
+    routes = APIRouter()
+    routes.include_router(router(store, require_api_key))
+    routes.include_router(silences_router(silence_store, in_force, clock, require_api_key))
     return Service(
         name="triage",
-        router=router(store, require_api_key),
+        router=routes,
         subscriptions=[
             Subscription(ALERTS_RAW, CONSUMER_GROUP, AlertReceived, triage.handle),
             Subscription(
                 INCIDENTS_LIFECYCLE, CONSUMER_GROUP, IncidentLifecycleChanged, lifecycle.handle
             ),
         ],
-        on_start=[store.ensure_indexes],
+        on_start=[store.ensure_indexes, silence_store.ensure_indexes],
     )

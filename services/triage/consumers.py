@@ -35,7 +35,10 @@ from services.triage.domain import (
     raised_severity,
     severity_event_id,
 )
-from services.triage.metrics import ALERTS_TRIAGED, INCIDENTS_RELEASED
+from services.triage.domain.grouping import GroupingRule
+from services.triage.domain.silences import silenced_by
+from services.triage.metrics import ALERTS_BY_SERVICE, ALERTS_TRIAGED, INCIDENTS_RELEASED
+from services.triage.silence_store import SilencesInForce
 from services.triage.store import IncidentRecord, NewIncident, TriageStore
 from tocsin.runtime.bus import Bus
 
@@ -50,20 +53,31 @@ def _opened_or_added(opened: bool) -> IncidentEventKind:
 
 
 class AlertTriage:
-    def __init__(self, bus: Bus, store: TriageStore, config: TriageConfig) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        store: TriageStore,
+        config: TriageConfig,
+        silences: SilencesInForce | None = None,
+    ) -> None:
         self._bus = bus
         self._store = store
         self._config = config
+        self._silences = silences if silences is not None else SilencesInForce.none()
 
     async def handle(self, alert: AlertReceived) -> None:
         previous = await self._store.get_alert(alert.fingerprint)
-        key = group_key(alert.service_id, alert.alertname)
         if previous is not None and alert.status is AlertStatus.RESOLVED:
-            # A resolve updates only what it carries, and never moves the alert to a group.
-            key = previous.group_key
             stored = await self._store.get_content(alert.fingerprint)
             if stored is not None:
                 alert = keep_trigger_content(stored, alert)
+        labels = {label.name: label.value for label in alert.labels}
+        alert, routed = self._route(alert, labels)
+        rule = self._config.grouping_rule(alert.service_id)
+        key = group_key(alert.service_id, alert.alertname, labels, rule)
+        if previous is not None and alert.status is AlertStatus.RESOLVED:
+            # A resolve updates only what it carries, and never moves the alert to a group.
+            key = previous.group_key
         if previous is not None and previous.last_event_id == alert.event_id:
             # Redelivery: the alert was recorded (after its incident was opened or joined);
             # only the publish that followed may be missing. Do it again with the same id.
@@ -75,26 +89,62 @@ class AlertTriage:
             return
         state = AlertState(previous.status, previous.incident_id) if previous else None
         occurrence = classify(state, alert)
-        ALERTS_TRIAGED.labels(outcome=occurrence.value).inc()
         if occurrence is Occurrence.NEW:
+            silence = silenced_by(await self._silences.current(), labels, alert.occurred_at)
+            if silence is not None:
+                # Recorded, attached to nothing: its next occurrence once the silence ended is
+                # NEW again (classify) and is triaged then.
+                self._count(alert, "silenced")
+                await self._store.record_alert(
+                    alert, occurrence, key, None, f"silenced by {silence.id}" + routed
+                )
+                return
+            self._count(alert, occurrence.value)
             # Open or join (and raise the severity) first, then record the alert with its
             # incident in one write: a crash in between leaves the alert unrecorded, and the
             # redelivery joins the same incident again (the ids are derived from the message).
             severity, reasons = self._assess(alert)
-            incident_id, opened = await self._open_or_join(alert, key, severity, reasons)
+            incident_id, opened = await self._open_or_join(alert, key, severity, reasons, rule)
             await self._raise_severity(incident_id, severity, reasons, alert.event_id)
-            await self._store.record_alert(alert, occurrence, key, incident_id)
+            how = "opened it" if opened else f"grouped by {rule.describe()}"
+            decision = f"grouped into incident {incident_id} ({how})" + routed
+            await self._store.record_alert(alert, occurrence, key, incident_id, decision)
             await self._announce(alert, incident_id, _opened_or_added(opened))
             return
+        self._count(alert, occurrence.value)
         await self._store.record_alert(alert, occurrence, key, None)
         if occurrence is Occurrence.RESOLVED and previous is not None and previous.incident_id:
             await self._resolve_if_quiet(alert, previous.incident_id, previous.group_key)
+
+    def _route(self, alert: AlertReceived, labels: dict[str, str]) -> tuple[AlertReceived, str]:
+        """The alert sent to the service its integration's routes pick, and why (for the
+        alert's decision); unchanged when no route matches."""
+        routed = self._config.route(alert.integration_id, labels)
+        if routed is None:
+            return alert, ""
+        service_id, n = routed
+        why = (
+            f"; routed to service {service_id} by routes[{n}] of integration {alert.integration_id}"
+        )
+        if service_id == alert.service_id:
+            return alert, why
+        return alert.model_copy(update={"service_id": service_id}), why
+
+    @staticmethod
+    def _count(alert: AlertReceived, outcome: str) -> None:
+        ALERTS_TRIAGED.labels(outcome=outcome).inc()
+        ALERTS_BY_SERVICE.labels(service=alert.service_id, outcome=outcome).inc()
 
     def _assess(self, alert: AlertReceived) -> tuple[Severity, tuple[str, ...]]:
         return assess_severity(alert.severity, self._config.tier(alert.service_id))
 
     async def _open_or_join(
-        self, alert: AlertReceived, key: str, severity: Severity, reasons: tuple[str, ...]
+        self,
+        alert: AlertReceived,
+        key: str,
+        severity: Severity,
+        reasons: tuple[str, ...],
+        rule: GroupingRule,
     ) -> tuple[str, bool]:
         return await self._store.open_or_join(
             NewIncident(
@@ -107,6 +157,7 @@ class AlertTriage:
                 opened_at=alert.occurred_at,
             ),
             alert.fingerprint,
+            rule,
         )
 
     async def _raise_severity(

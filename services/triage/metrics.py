@@ -11,3 +11,9 @@ INCIDENTS_RELEASED = Counter(
     "tocsin_triage_incidents_released_total",
     "Incidents escalation resolved that triage closed, detaching their firing alerts.",
 )
+ALERTS_BY_SERVICE = Counter(
+    "tocsin_alerts_total",
+    "Alert occurrences triaged, by service (after routing) and outcome (new, repeat, "
+    "silenced, resolved, resolved_repeat): alerts in against incidents opened and pages.",
+    ["service", "outcome"],
+)

@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from schemas import AlertReceived, AlertStatus, Label, Severity
 from services.triage.domain import AlertContent, Occurrence
+from services.triage.domain.grouping import DEFAULT_GROUPING, GroupingRule, group_takes
 from tocsin.runtime.mongo import Document
 from tocsin.runtime.retention import Cascade, RetentionPolicy, RetentionRule
 from tocsin.runtime.store import DocumentDatabase
@@ -78,6 +79,7 @@ class StoredAlert:
     last_seen: datetime
     resolved_at: datetime | None
     incident_id: str | None
+    decision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,12 +102,21 @@ class TriageStore(Protocol):
         """What the stored alert says (its summary, severity, labels and annotations)."""
 
     async def record_alert(
-        self, alert: AlertReceived, occurrence: Occurrence, group_key: str, incident_id: str | None
+        self,
+        alert: AlertReceived,
+        occurrence: Occurrence,
+        group_key: str,
+        incident_id: str | None,
+        decision: str | None = None,
     ) -> None:
-        """Record this occurrence once per event id; a NEW one with the incident it joined."""
+        """Record this occurrence once per event id; a NEW one with the incident it joined
+        (None: silenced) and `decision`, what triage did with it and why."""
 
-    async def open_or_join(self, incident: NewIncident, fingerprint: str) -> tuple[str, bool]:
-        """Return (incident id, whether this call opened it)."""
+    async def open_or_join(
+        self, incident: NewIncident, fingerprint: str, rule: GroupingRule = ...
+    ) -> tuple[str, bool]:
+        """Return (incident id, whether this call opened it), joining the group's open
+        incident if `rule` lets it take the alert, else opening the group's next one."""
 
     async def raise_severity(
         self,
@@ -202,7 +213,12 @@ class MongoTriageStore:
         )
 
     async def record_alert(
-        self, alert: AlertReceived, occurrence: Occurrence, group_key: str, incident_id: str | None
+        self,
+        alert: AlertReceived,
+        occurrence: Occurrence,
+        group_key: str,
+        incident_id: str | None,
+        decision: str | None = None,
     ) -> None:
         event_id = str(alert.event_id)
         fields: Document = {
@@ -223,6 +239,8 @@ class MongoTriageStore:
         if occurrence is Occurrence.NEW:
             fields["occurrence_event_id"] = event_id
             fields["incident_id"] = incident_id
+        if decision is not None:
+            fields["decision"] = decision
         if alert.status is AlertStatus.RESOLVED:
             fields["resolved_at"] = alert.ends_at or alert.occurred_at
         try:
@@ -239,9 +257,11 @@ class MongoTriageStore:
         except DuplicateKeyError:
             pass  # already recorded by an earlier delivery of this very message
 
-    async def open_or_join(self, incident: NewIncident, fingerprint: str) -> tuple[str, bool]:
+    async def open_or_join(
+        self, incident: NewIncident, fingerprint: str, rule: GroupingRule = DEFAULT_GROUPING
+    ) -> tuple[str, bool]:
         for _ in range(_ATTEMPTS):
-            incident_id = await self._open_group(incident)
+            incident_id = await self._open_group(incident, rule)
             if await self._upsert_incident(incident_id, incident):
                 break
             # The group still names an incident that was resolved (released while we read
@@ -261,22 +281,51 @@ class MongoTriageStore:
             pass  # this alert joined this incident before (it flapped, or a redelivery)
         return incident_id, incident_id == incident.candidate_id
 
-    async def _open_group(self, incident: NewIncident) -> str:
-        """The id of the group's open incident; this call's candidate if there was none."""
-        for _ in range(_ATTEMPTS):
+    async def _open_group(self, incident: NewIncident, rule: GroupingRule) -> str:
+        """The id of the group's open incident that still takes this alert; this call's
+        candidate if there was none, or if the group's incident is past its window or full
+        (the group then moves on to the candidate, by compare-and-set on the incident id, so
+        racing replicas agree on one next incident)."""
+        fresh = {
+            "incident_id": incident.candidate_id,
+            "opened_at": incident.opened_at,
+            "joined": 1,
+        }
+        # A storm makes many replicas contend on one group: retry more than a plain upsert.
+        for _ in range(_ATTEMPTS * 10):
             try:
                 group = await self._open_groups.find_one_and_update(
                     {"_id": incident.group_key},
-                    {"$setOnInsert": {"incident_id": incident.candidate_id}},
+                    {"$setOnInsert": fresh},
                     upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
             except DuplicateKeyError:
                 continue  # another replica inserted the group first: read its incident
-            if group is not None:
-                incident_id: str = group["incident_id"]
+            if group is None:
+                continue
+            incident_id: str = group["incident_id"]
+            if incident_id == incident.candidate_id:
+                return incident_id  # opened by this call (or an earlier delivery of it)
+            if group_takes(rule, group.get("opened_at"), incident.opened_at) and (
+                await self._take_place(incident.group_key, incident_id, rule)
+            ):
                 return incident_id
+            # Past the window or full: this alert opens the group's next incident.
+            await self._open_groups.update_one(
+                {"_id": incident.group_key, "incident_id": incident_id}, {"$set": fresh}
+            )
         raise RuntimeError(f"could not open or join group {incident.group_key!r}")
+
+    async def _take_place(self, key: str, incident_id: str, rule: GroupingRule) -> bool:
+        """One more alert in the group's incident, unless it holds `max_alerts` already."""
+        if rule.max_alerts is None:
+            return True
+        taken = await self._open_groups.update_one(
+            {"_id": key, "incident_id": incident_id, "joined": {"$lt": rule.max_alerts}},
+            {"$inc": {"joined": 1}},
+        )
+        return taken.modified_count == 1
 
     async def _upsert_incident(self, incident_id: str, incident: NewIncident) -> bool:
         """Create the incident or join it; False if it exists but is no longer open."""
@@ -418,6 +467,7 @@ def _stored_alert(doc: Document) -> StoredAlert:
         last_seen=doc["last_seen"],
         resolved_at=doc.get("resolved_at"),
         incident_id=doc.get("incident_id"),
+        decision=doc.get("decision"),
     )
 
 
@@ -434,4 +484,6 @@ def retention_rules(policy: RetentionPolicy) -> list[RetentionRule]:
             resolved,
             cascade=(Cascade("triage_incident_alerts", "incident_id"),),
         ),
+        # Ended silences; the alerts they silenced keep the id in their decision.
+        RetentionRule("triage_silences", "ends_at", policy.resolved),
     ]

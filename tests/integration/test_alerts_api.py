@@ -18,6 +18,7 @@ from schemas import AlertReceived, AlertStatus, Label
 from services.triage import app as triage
 from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage
+from services.triage.silence_store import MongoSilenceStore
 from services.triage.store import MongoTriageStore
 from tests.integration.test_kafka_bus import bus
 from tocsin.runtime.http import ApiKeys, api_key_dependency, token_digest
@@ -78,7 +79,13 @@ async def api(
     await kafka.start()
     store = MongoTriageStore(database)
     keys = ApiKeys({"admin": token_digest(API_KEY)})
-    service = triage.build(kafka, store, TriageConfig(), api_key_dependency(keys))
+    service = triage.build(
+        kafka,
+        store,
+        TriageConfig(),
+        api_key_dependency(keys),
+        silence_store=MongoSilenceStore(database),
+    )
     for step in service.on_start:
         await step()
     app = FastAPI()

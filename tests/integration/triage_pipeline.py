@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from fastapi import APIRouter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import (
@@ -30,8 +31,10 @@ from schemas import (
 )
 from services.triage import app as triage
 from services.triage.config import TriageConfig
+from services.triage.silence_store import MongoSilenceStore
 from services.triage.store import MongoTriageStore
 from tocsin.runtime.bus import Subscription
+from tocsin.runtime.clock import Clock
 from tocsin.runtime.embedded.bus import EmbeddedBus
 from tocsin.runtime.embedded.docstore import EmbeddedDatabase
 from tocsin.runtime.embedded.sqlite import SqliteFile
@@ -85,6 +88,7 @@ def resolved_by_person(incident_id: str, actor: str = "api:admin") -> IncidentLi
 class TriagePipeline:
     bus: EmbeddedBus
     store: MongoTriageStore
+    router: APIRouter
     events: list[IncidentEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
@@ -111,15 +115,25 @@ async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 
         await asyncio.sleep(0.01)
 
 
-async def run_pipeline(tmp_path: Path) -> AsyncIterator[TriagePipeline]:
+async def run_pipeline(
+    tmp_path: Path, config: TriageConfig | None = None, clock: Clock | None = None
+) -> AsyncIterator[TriagePipeline]:
     file = SqliteFile(tmp_path / "tocsin.sqlite")
     bus = EmbeddedBus(file, handler_attempts=1)
     await bus.start()
-    store = MongoTriageStore(cast(AsyncDatabase[Document], EmbeddedDatabase(file)))
-    service = triage.build(bus, store, TriageConfig(), lambda: "test")
+    database = cast(AsyncDatabase[Document], EmbeddedDatabase(file))
+    store = MongoTriageStore(database)
+    service = triage.build(
+        bus,
+        store,
+        config or TriageConfig(),
+        lambda: "test",
+        silence_store=MongoSilenceStore(database),
+        clock=clock,
+    )
     for step in service.on_start:
         await step()
-    pipeline = TriagePipeline(bus, store)
+    pipeline = TriagePipeline(bus, store, service.router)
 
     async def collect(event: IncidentEvent) -> None:
         pipeline.events.append(event)

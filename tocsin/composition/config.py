@@ -13,6 +13,7 @@ the exact path of the bad key (`users[1].notification_rules[0].contact: unknown 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -34,7 +35,12 @@ from services.notifier.config import (
     NotifierConfig,
     ProvidersConfig,
 )
-from services.triage.config import TriageConfig
+from services.triage.config import (
+    RouteConfig,
+    ServiceGroupingConfig,
+    TriageConfig,
+    matcher_problems,
+)
 from tocsin.runtime.config_problems import (
     ConfigProblems,
     Loc,
@@ -42,7 +48,7 @@ from tocsin.runtime.config_problems import (
     problems_of,
     unknown,
 )
-from tocsin.runtime.config_types import Identifier, StrictModel
+from tocsin.runtime.config_types import Duration, Identifier, StrictModel
 
 
 class ServiceConfig(StrictModel):
@@ -51,6 +57,12 @@ class ServiceConfig(StrictModel):
     tier: int = Field(default=2, ge=0, le=3, description="0 critical path .. 3 low")
     escalation_policy: Identifier
     urgency: ServiceUrgencyConfig = ServiceUrgencyConfig()
+    # Triage: how this service's alerts group into incidents.
+    group_by: tuple[Annotated[str, Field(min_length=1, max_length=256)], ...] = Field(
+        default=("alertname",), description="Label names; ['...'] = every label."
+    )
+    group_window: Duration | None = None
+    max_alerts: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class UserConfig(StrictModel):
@@ -124,6 +136,16 @@ class TocsinConfig(StrictModel):
                 problems.append(
                     f"integrations[{n}].service: "
                     + unknown("service", integration.service, service_ids)
+                )
+            for r, route in enumerate(integration.routes):
+                where = f"integrations[{n}].routes[{r}]"
+                if route.service not in service_ids:
+                    problems.append(
+                        f"{where}.service: " + unknown("service", route.service, service_ids)
+                    )
+                problems.extend(
+                    f"{where}.matchers[{m}]: {problem}"
+                    for (m,), problem in matcher_problems(route.matchers)
                 )
         problems.extend(self._ingest_problems(service_ids))
         problems.extend(self._contact_problems())
@@ -204,7 +226,23 @@ class TocsinConfig(StrictModel):
         return IngestConfig(integrations=self.integrations, heartbeats=self.heartbeats)
 
     def triage(self) -> TriageConfig:
-        return TriageConfig(service_tiers={s.id: s.tier for s in self.services})
+        return TriageConfig(
+            service_tiers={s.id: s.tier for s in self.services},
+            grouping={
+                s.id: ServiceGroupingConfig(
+                    group_by=s.group_by, group_window=s.group_window, max_alerts=s.max_alerts
+                )
+                for s in self.services
+            },
+            routes={
+                i.id: tuple(
+                    RouteConfig(matchers=route.matchers, service=route.service)
+                    for route in i.routes
+                )
+                for i in self.integrations
+                if i.routes
+            },
+        )
 
     def escalation(self) -> EscalationConfig:
         return EscalationConfig(

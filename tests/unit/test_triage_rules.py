@@ -1,0 +1,157 @@
+"""Triage's rules as data: grouping keys and windows, routes and grouping from the config file
+(checked when it loads), and silences."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.triage.domain.grouping import GroupingRule, group_key, group_takes
+from services.triage.domain.matchers import MatchOp, parse_matchers
+from services.triage.domain.silences import (
+    Silence,
+    SilenceState,
+    matcher_op,
+    matches_everything,
+    silenced_by,
+)
+from tocsin.composition.config import ConfigError, parse_config
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+# -- grouping --------------------------------------------------------------------------------
+
+
+def test_default_grouping_keeps_the_service_and_alertname_key() -> None:
+    assert group_key("checkout", "A", {"alertname": "A", "dc": "x"}) == "checkout/A"
+
+
+def test_group_by_labels_splits_by_their_values_and_ignores_the_others() -> None:
+    rule = GroupingRule(group_by=("alertname", "dc"))
+    east = group_key("db", "Down", {"dc": "east", "instance": "a"}, rule)
+    assert east == group_key("db", "Down", {"dc": "east", "instance": "b"}, rule)
+    assert east != group_key("db", "Down", {"dc": "west", "instance": "a"}, rule)
+    assert east != group_key("db", "Up", {"dc": "east"}, rule)
+    # A missing label is empty, and a value cannot pose as another label.
+    assert group_key("db", "Down", {}, rule) != group_key("db", "Down", {"dc": ""}, GroupingRule())
+    odd = GroupingRule(group_by=("a", "b"))
+    assert group_key("s", "", {"a": '1","b', "b": ""}, odd) != group_key(
+        "s", "", {"a": "1", "b": '","b'}, odd
+    )
+
+
+def test_every_label_groups_only_identical_label_sets() -> None:
+    rule = GroupingRule(every_label=True)
+    assert group_key("s", "A", {"i": "1"}, rule) == group_key("s", "A", {"i": "1"}, rule)
+    assert group_key("s", "A", {"i": "1"}, rule) != group_key("s", "A", {"i": "2"}, rule)
+
+
+def test_the_window_ends_joining() -> None:
+    rule = GroupingRule(window=timedelta(minutes=10))
+    assert group_takes(rule, T0, T0 + timedelta(minutes=10))
+    assert not group_takes(rule, T0, T0 + timedelta(minutes=10, seconds=1))
+    assert group_takes(GroupingRule(), T0, T0 + timedelta(days=30))
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def _config(**service: object) -> dict[str, object]:
+    return {
+        "escalation_policies": [{"id": "p", "levels": [{"targets": [{"user": "u"}]}]}],
+        "users": [{"id": "u", "name": "U"}],
+        "services": [
+            {"id": "shop", "name": "Shop", "escalation_policy": "p", **service},
+            {"id": "payments", "name": "Payments", "escalation_policy": "p"},
+        ],
+        "integrations": [
+            {
+                "id": "prom",
+                "type": "alertmanager",
+                "token": "t" * 20,
+                "service": "shop",
+                "routes": [
+                    {"matchers": ['team="payments"', 'env=~"prod|live"'], "service": "payments"},
+                    {"matchers": ["team=~pay.*"], "service": "shop"},
+                ],
+            }
+        ],
+    }
+
+
+def test_routes_from_the_config_first_match_wins() -> None:
+    triage = parse_config(_config()).triage()
+    assert triage.route("prom", {"team": "payments", "env": "live"}) == ("payments", 0)
+    assert triage.route("prom", {"team": "payments", "env": "preprod"}) == ("shop", 1)
+    assert triage.route("prom", {"team": "search"}) is None
+    assert triage.route("other", {"team": "payments", "env": "live"}) is None
+
+
+def test_grouping_from_the_config() -> None:
+    triage = parse_config(
+        _config(group_by=["alertname", "dc"], group_window="10m", max_alerts=50)
+    ).triage()
+    assert triage.grouping_rule("shop") == GroupingRule(
+        group_by=("alertname", "dc"), window=timedelta(minutes=10), max_alerts=50
+    )
+    assert triage.grouping_rule("payments") == GroupingRule()
+    every = parse_config(_config(group_by=["..."])).triage().grouping_rule("shop")
+    assert every.every_label
+
+
+def test_bad_matchers_and_route_services_are_config_problems_at_their_key() -> None:
+    document = _config()
+    routes = document["integrations"][0]["routes"]  # type: ignore[index]
+    routes[0]["matchers"][1] = 'env=~"(prod"'
+    routes[1]["service"] = "nope"
+    with pytest.raises(ConfigError) as raised:
+        parse_config(document)
+    problems = raised.value.problems
+    assert any(p.startswith("integrations[0].routes[0].matchers[1]: ") for p in problems)
+    assert any(p.startswith("integrations[0].routes[1].service: ") for p in problems)
+    assert len(problems) == 2
+
+
+def test_max_alerts_must_be_positive() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(_config(max_alerts=0))
+    assert raised.value.problems[0].startswith("services[0].max_alerts")
+
+
+# -- silences --------------------------------------------------------------------------------
+
+
+def _silence(sid: str, *matchers: str, hours: int = 1) -> Silence:
+    return Silence(sid, parse_matchers(matchers), T0, T0 + timedelta(hours=hours))
+
+
+def test_a_silence_is_in_force_from_its_start_to_its_end() -> None:
+    silence = _silence("s", 'team="db"')
+    assert silence.state(T0 - timedelta(seconds=1)) is SilenceState.PENDING
+    assert silence.state(T0) is SilenceState.ACTIVE
+    assert silence.state(T0 + timedelta(hours=1)) is SilenceState.EXPIRED
+    assert silence.silences({"team": "db"}, T0)
+    assert not silence.silences({"team": "db"}, T0 + timedelta(hours=1))
+    assert not silence.silences({"team": "web"}, T0)
+
+
+def test_silenced_by_names_the_matching_silence_ending_last() -> None:
+    silences = [_silence("a", 'team="db"'), _silence("b", "team=~d."), _silence("c", "x=y")]
+    silences.append(_silence("d", 'team="db"', hours=5))
+    found = silenced_by(silences, {"team": "db"}, T0)
+    assert found is not None
+    assert found.id == "d"
+    assert silenced_by(silences, {"team": "web"}, T0) is None
+
+
+def test_alertmanager_v2_matcher_flags() -> None:
+    assert matcher_op(is_regex=False, is_equal=True) is MatchOp.EQUAL
+    assert matcher_op(is_regex=False, is_equal=False) is MatchOp.NOT_EQUAL
+    assert matcher_op(is_regex=True, is_equal=True) is MatchOp.REGEX
+    assert matcher_op(is_regex=True, is_equal=False) is MatchOp.NOT_REGEX
+
+
+def test_a_silence_of_everything_is_recognised() -> None:
+    assert matches_everything(parse_matchers(["team=~.*"]))
+    assert not matches_everything(parse_matchers(["team=~.*", "a=b"]))
