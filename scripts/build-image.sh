@@ -54,10 +54,16 @@ fi
 
 log "building $IMAGE from the Dockerfile on $BASE"
 cd "$ROOT"
+mkdir -p "$CACHE"
+previous="$(buildah inspect --type image --format '{{.FromImageID}}' "$IMAGE" 2>/dev/null || true)"
 buildah build --format docker --layers=false -q \
   --volume /etc/ssl/certs:/etc/ssl/certs:ro \
   --build-arg PYTHON_IMAGE="$BASE" -t "$IMAGE" . >"$CACHE/build.log" 2>&1 \
   || { tail -30 "$CACHE/build.log" >&2; exit 1; }
+# vfs keeps whole copies: drop the image this one replaced, so rebuilds do not fill the disk.
+if [[ -n "$previous" && "$previous" != "$(buildah inspect --type image --format '{{.FromImageID}}' "$IMAGE")" ]]; then
+  buildah rmi "$previous" >/dev/null 2>&1 || true
+fi
 
 ctr="$(buildah from -q "$IMAGE")"
 trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT

@@ -38,14 +38,15 @@ def buildah(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def built() -> str:
+def built() -> Iterator[str]:
     done = subprocess.run(
         [ROOT / "scripts" / "build-image.sh"], cwd=ROOT, env={**ENV, "TOCSIN_IMAGE": IMAGE},
         capture_output=True, text=True, timeout=880, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == IMAGE
-    return done.stderr
+    yield done.stderr
+    buildah("rmi", IMAGE)  # vfs storage keeps full copies: leave no image behind
 
 
 @pytest.fixture
