@@ -116,3 +116,15 @@ def test_prometheus_scrapes_every_service_on_its_port() -> None:
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "tocsin")
     scraped = {n: sd["port"] for sd in job["dns_sd_configs"] for n in sd["names"]}
     assert scraped == TOCSIN_SERVICES
+
+
+def test_compose_and_the_chart_ship_the_same_dashboards() -> None:
+    compose_dir = ROOT / "deploy/compose/grafana/dashboards"
+    chart_dir = ROOT / "deploy/helm/tocsin/files/dashboards"
+    names = sorted(p.name for p in compose_dir.glob("*.json"))
+    assert names
+    assert names == sorted(p.name for p in chart_dir.glob("*.json"))
+    for name in names:
+        assert json.loads((compose_dir / name).read_text()) == json.loads(
+            (chart_dir / name).read_text()
+        )
