@@ -10,6 +10,10 @@ The final outcome and its `notifications.results` message are written in one upd
 `published`; one left unpublished by a crash or a bus outage is claimed again after the lease
 and published then (same `event_id`, so escalation drops a copy).
 
+A channel may put a claimed notification back (`defer`: held by a rate limit, or waiting for a
+provider's delivery receipt), due later and without counting the attempt; a provider's callback
+makes it due at once (`wake`, which sets `woken` so that a deferral racing with it loses).
+
 A stored request or result that no longer validates (written by another version) is set aside
 as `quarantined` with the reason, counted, and skipped: it must not stop every other page.
 """
