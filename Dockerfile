@@ -32,7 +32,7 @@ LABEL org.opencontainers.image.title="tocsin" \
       org.opencontainers.image.description="Self-hosted alert triage and on-call paging" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.source="https://github.com/tocsin/tocsin"
+      org.opencontainers.image.vendor="Tocsin"
 # A fixed numeric non-root user, so Kubernetes' runAsNonRoot can check it.
 RUN groupadd --system --gid 10001 tocsin \
  && useradd --system --uid 10001 --gid tocsin --home-dir /data --no-create-home tocsin \

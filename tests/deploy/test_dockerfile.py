@@ -59,7 +59,7 @@ def test_final_stage_runs_tocsin_as_a_non_root_user_with_a_healthcheck() -> None
     assert "/healthz" in ops["HEALTHCHECK"]
     assert shlex.split(ops["ENTRYPOINT"].strip("[]").replace(",", " ")) == ["tocsin"]
     labels = " ".join(args for op, args in stage if op == "LABEL")
-    for key in ("title", "version", "source", "licenses"):
+    for key in ("title", "description", "version", "licenses"):
         assert f"org.opencontainers.image.{key}=" in labels
     # Only the virtualenv comes from the build stage: no build tools, no caches, no sources.
     copies = [args for op, args in stage if op == "COPY"]
