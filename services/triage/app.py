@@ -14,6 +14,7 @@ from services.triage.consumers import AlertTriage, LifecycleTriage
 from services.triage.silence_store import MongoSilenceStore, SilencesInForce, SilenceStore
 from services.triage.silences_api import router as silences_router
 from services.triage.store import MongoTriageStore, TriageStore, retention_rules
+from services.triage.unsilence import Unsilencer
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock, SystemClock
 from tocsin.runtime.parts import Parts
@@ -47,6 +48,7 @@ def build(
     clock = clock if clock is not None else SystemClock()
     in_force = SilencesInForce(silence_store, clock)
     triage = AlertTriage(bus, store, config, in_force)
+    unsilencer = Unsilencer(bus, store, silence_store, clock)
     lifecycle = LifecycleTriage(store)
     routes = APIRouter()
     routes.include_router(router(store, require_api_key))
@@ -60,5 +62,6 @@ def build(
                 INCIDENTS_LIFECYCLE, CONSUMER_GROUP, IncidentLifecycleChanged, lifecycle.handle
             ),
         ],
+        loops=[unsilencer.run],
         on_start=[store.ensure_indexes, silence_store.ensure_indexes],
     )

@@ -36,6 +36,7 @@ from services.triage.domain import (
     severity_event_id,
 )
 from services.triage.domain.grouping import GroupingRule
+from services.triage.domain.ids import RETRIAGE, retriage_event_id
 from services.triage.domain.silences import silenced_by
 from services.triage.metrics import ALERTS_BY_SERVICE, ALERTS_TRIAGED, INCIDENTS_RELEASED
 from services.triage.silence_store import SilencesInForce
@@ -87,6 +88,11 @@ class AlertTriage:
             elif alert.status is AlertStatus.RESOLVED and previous.incident_id:
                 await self._resolve_if_quiet(alert, previous.incident_id, previous.group_key)
             return
+        if alert.correlation_id.startswith(RETRIAGE) and (
+            previous is None
+            or alert.event_id != retriage_event_id(alert.fingerprint, previous.last_event_id)
+        ):
+            return  # the alert changed (resolved, fired again) after the sweep read it
         state = AlertState(previous.status, previous.incident_id) if previous else None
         occurrence = classify(state, alert)
         if occurrence is Occurrence.NEW:
@@ -96,7 +102,7 @@ class AlertTriage:
                 # NEW again (classify) and is triaged then.
                 self._count(alert, "silenced")
                 await self._store.record_alert(
-                    alert, occurrence, key, None, f"silenced by {silence.id}" + routed
+                    alert, occurrence, key, None, f"silenced by {silence.id}" + routed, silence.id
                 )
                 return
             self._count(alert, occurrence.value)

@@ -83,6 +83,19 @@ class StoredAlert:
 
 
 @dataclass(frozen=True)
+class SilencedAlert:
+    """A firing alert a silence held: what triage needs to triage it once the silence ended."""
+
+    fingerprint: str
+    silence_id: str
+    last_event_id: uuid.UUID | None
+    integration_id: str
+    source: str
+    service_id: str
+    content: AlertContent
+
+
+@dataclass(frozen=True)
 class NewIncident:
     candidate_id: str
     group_key: str
@@ -108,9 +121,14 @@ class TriageStore(Protocol):
         group_key: str,
         incident_id: str | None,
         decision: str | None = None,
+        silence_id: str | None = None,
     ) -> None:
-        """Record this occurrence once per event id; a NEW one with the incident it joined
-        (None: silenced) and `decision`, what triage did with it and why."""
+        """Record this occurrence once per event id; a NEW one with the incident it joined,
+        or the silence that holds it (incident None), and `decision`, what triage did with it
+        and why."""
+
+    async def silenced_firing(self, after: str | None, limit: int) -> list[SilencedAlert]:
+        """Firing alerts a silence held (attached to no incident), in fingerprint order."""
 
     async def open_or_join(
         self, incident: NewIncident, fingerprint: str, rule: GroupingRule = ...
@@ -201,16 +219,7 @@ class MongoTriageStore:
 
     async def get_content(self, fingerprint: str) -> AlertContent | None:
         doc = await self._alerts.find_one({"_id": fingerprint}, projection=_ALERT_CONTENT)
-        if doc is None:
-            return None
-        return AlertContent(
-            alertname=doc.get("alertname", ""),
-            summary=doc.get("summary", ""),
-            severity=doc.get("severity"),
-            labels=_labels(doc.get("labels")),
-            annotations=_labels(doc.get("annotations")),
-            generator_url=doc.get("generator_url"),
-        )
+        return _content(doc) if doc is not None else None
 
     async def record_alert(
         self,
@@ -219,6 +228,7 @@ class MongoTriageStore:
         group_key: str,
         incident_id: str | None,
         decision: str | None = None,
+        silence_id: str | None = None,
     ) -> None:
         event_id = str(alert.event_id)
         fields: Document = {
@@ -239,6 +249,7 @@ class MongoTriageStore:
         if occurrence is Occurrence.NEW:
             fields["occurrence_event_id"] = event_id
             fields["incident_id"] = incident_id
+            fields["silence_id"] = silence_id
         if decision is not None:
             fields["decision"] = decision
         if alert.status is AlertStatus.RESOLVED:
@@ -256,6 +267,28 @@ class MongoTriageStore:
             )
         except DuplicateKeyError:
             pass  # already recorded by an earlier delivery of this very message
+
+    async def silenced_firing(self, after: str | None, limit: int) -> list[SilencedAlert]:
+        query: Document = {
+            "status": AlertStatus.FIRING.value,
+            "incident_id": None,
+            "silence_id": {"$gt": ""},
+        }
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        found = self._alerts.find(query).sort("_id", 1).limit(limit)
+        return [
+            SilencedAlert(
+                fingerprint=doc["_id"],
+                silence_id=doc["silence_id"],
+                last_event_id=_uuid(doc.get("last_event_id")),
+                integration_id=doc["integration_id"],
+                source=doc["source"],
+                service_id=doc["service_id"],
+                content=_content(doc),
+            )
+            async for doc in found
+        ]
 
     async def open_or_join(
         self, incident: NewIncident, fingerprint: str, rule: GroupingRule = DEFAULT_GROUPING
@@ -441,6 +474,17 @@ class MongoTriageStore:
             query["source"] = where.source
         found = self._alerts.find(query).sort("_id", 1).limit(limit)
         return [_stored_alert(doc) async for doc in found]
+
+
+def _content(doc: Document) -> AlertContent:
+    return AlertContent(
+        alertname=doc.get("alertname", ""),
+        summary=doc.get("summary", ""),
+        severity=doc.get("severity"),
+        labels=_labels(doc.get("labels")),
+        annotations=_labels(doc.get("annotations")),
+        generator_url=doc.get("generator_url"),
+    )
 
 
 def _labels(labels: list[Document] | None) -> tuple[Label, ...]:

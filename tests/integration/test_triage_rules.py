@@ -12,8 +12,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from schemas import AlertReceived, AlertStatus, IncidentEventKind
+from schemas import ALERTS_RAW, AlertReceived, AlertStatus, IncidentEventKind
 from services.triage.config import RouteConfig, ServiceGroupingConfig, TriageConfig
+from services.triage.unsilence import Unsilencer
+from services.triage.unsilence import occurrence as unsilence_occurrence
 from tests.integration.triage_pipeline import (
     T0,
     TriagePipeline,
@@ -164,18 +166,63 @@ async def test_a_silenced_alert_is_recorded_and_pages_once_the_silence_expired(
     assert silenced["incident_id"] is None
     assert silenced["status"] == "firing"
 
-    # Expired while the alert still fires: its next occurrence is triaged and pages.
+    # A sweep while the silence holds publishes nothing.
+    unsilencer = Unsilencer(pipeline.bus, pipeline.store, pipeline.silences, clock)
+    assert await unsilencer.sweep() == 0
+
+    # Expired while the alert still fires: the sweep triages it then, and it pages; a second
+    # replica sweeping at the same time publishes the same occurrence, which changes nothing.
     clock.at = T0 + timedelta(minutes=5)
     assert (await http.delete(f"/api/v1/silences/{silence_id}")).status_code == 200
     state = (await http.get(f"/api/v1/silences/{silence_id}")).json()["status"]["state"]
     assert state == "expired"
-    await pipeline.send_alert(_alert("00000000000000c1", timedelta(minutes=6), dc="east"))
+    clock.at = T0 + timedelta(minutes=6)
+    assert await unsilencer.sweep() == 1
+    assert await unsilencer.sweep() in (0, 1)
     events = await pipeline.wait_events(2)
     assert events[1].fingerprint == "00000000000000c1"
     assert events[1].kind is IncidentEventKind.OPENED
-    assert str((await _decision(http, "00000000000000c1"))["decision"]).startswith(
-        "grouped into incident "
+
+    async def triaged() -> bool:
+        decision = str((await _decision(http, "00000000000000c1"))["decision"])
+        return decision.startswith("grouped into incident ")
+
+    await eventually(triaged)
+    assert await unsilencer.sweep() == 0
+    opened = {e.event_id for e in pipeline.events if e.kind is IncidentEventKind.OPENED}
+    assert len(opened) == 2
+
+
+async def test_a_sweep_that_lost_the_race_with_a_resolve_opens_nothing(
+    pipeline: TriagePipeline, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    body = {
+        "matchers": [{"name": "dc", "value": "east", "isRegex": False}],
+        "startsAt": T0.isoformat(),
+        "endsAt": (T0 + timedelta(minutes=1)).isoformat(),
+        "createdBy": "alice",
+        "comment": "x",
+    }
+    assert (await http.post("/api/v1/silences", json=body)).status_code == 200
+    await pipeline.send_alert(_alert("00000000000000e1", dc="east"))
+
+    async def silenced() -> bool:
+        found = await http.get("/api/v1/alerts", params={"fingerprint": "00000000000000e1"})
+        return bool(found.json()["alerts"])
+
+    await eventually(silenced)
+    clock.at = T0 + timedelta(minutes=2)
+    # The sweep reads the alert, then its resolve is consumed before the sweep's occurrence.
+    stale = await pipeline.store.silenced_firing(None, 10)
+    resolve = _alert("00000000000000e1", timedelta(minutes=2), dc="east")
+    await pipeline.send_alert(resolve.model_copy(update={"status": AlertStatus.RESOLVED}))
+    await pipeline.bus.publish(
+        ALERTS_RAW, "00000000000000e1", unsilence_occurrence(stale[0], clock.at)
     )
+    await pipeline.send_alert(_alert("00000000000000e2", timedelta(minutes=3), dc="west"))
+    (event,) = await pipeline.wait_events(1)
+    assert event.fingerprint == "00000000000000e2"
+    assert (await _decision(http, "00000000000000e1"))["status"] == "resolved"
 
 
 @pytest.mark.parametrize(

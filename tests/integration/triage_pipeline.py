@@ -89,6 +89,7 @@ class TriagePipeline:
     bus: EmbeddedBus
     store: MongoTriageStore
     router: APIRouter
+    silences: MongoSilenceStore
     events: list[IncidentEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
@@ -133,7 +134,7 @@ async def run_pipeline(
     )
     for step in service.on_start:
         await step()
-    pipeline = TriagePipeline(bus, store, service.router)
+    pipeline = TriagePipeline(bus, store, service.router, MongoSilenceStore(database))
 
     async def collect(event: IncidentEvent) -> None:
         pipeline.events.append(event)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import uuid
 
+# The correlation id of the occurrences triage publishes itself (see retriage_event_id).
+RETRIAGE = "tocsin-retriage:"
+
 _NAMESPACE = uuid.UUID("6f1c1d2e-4b7a-4e49-9a43-1d0a8f5b2c11")
 
 
@@ -19,3 +22,10 @@ def incident_event_id(cause_event_id: uuid.UUID) -> uuid.UUID:
 def severity_event_id(cause_event_id: uuid.UUID) -> uuid.UUID:
     """The `incident.severity_changed` event an alert occurrence caused (besides its own)."""
     return uuid.uuid5(_NAMESPACE, f"severity-event:{cause_event_id}")
+
+
+def retriage_event_id(fingerprint: str, last_event_id: uuid.UUID | None) -> uuid.UUID:
+    """The occurrence triage publishes for a silenced alert still firing once its silence
+    ended: the same from every replica sweeping, so the consumer sees one and dedupes the
+    rest; a new one after the alert changed (`last_event_id`)."""
+    return uuid.uuid5(_NAMESPACE, f"retriage:{fingerprint}:{last_event_id}")

@@ -1,0 +1,104 @@
+"""Triage of silenced alerts once their silence ended: a loop finds firing alerts a silence
+held, and for each that no silence in force holds any more publishes an occurrence on
+`alerts.raw` (keyed by its fingerprint, so it is ordered with the alert's own occurrences).
+The consumer triages it as a first firing: it opens or joins an incident and pages.
+
+Several replicas may sweep at once: the occurrence's event id derives from the alert's last
+occurrence, so they publish the same one and the consumer dedupes them; if the alert changed
+after the sweep read it (resolved, fired again), the consumer drops the occurrence."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import datetime, timedelta
+
+from schemas import ALERTS_RAW, AlertReceived, AlertStatus
+from schemas.envelope import Envelope
+from services.triage.domain.ids import RETRIAGE, retriage_event_id
+from services.triage.domain.silences import silenced_by
+from services.triage.silence_store import SilenceStore
+from services.triage.store import SilencedAlert, TriageStore
+from tocsin.runtime.backoff import backoff_delay
+from tocsin.runtime.bus import Bus
+from tocsin.runtime.clock import Clock
+from tocsin.runtime.consumer import UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+_PAGE = 500
+
+
+class Unsilencer:
+    def __init__(
+        self,
+        bus: Bus,
+        store: TriageStore,
+        silences: SilenceStore,
+        clock: Clock,
+        interval: timedelta = timedelta(seconds=5),
+    ) -> None:
+        self._bus = bus
+        self._store = store
+        self._silences = silences
+        self._clock = clock
+        self._interval = interval
+
+    async def run(self) -> None:
+        unavailable = 0
+        while True:
+            try:
+                await self.sweep()
+            except UNAVAILABLE as error:
+                unavailable += 1
+                log.warning("unsilence loop: %s (%s); retrying", type(error).__name__, error)
+                await asyncio.sleep(
+                    backoff_delay(unavailable, base=0.5, cap=10.0, random=random.random)
+                )
+                continue
+            unavailable = 0
+            await asyncio.sleep(self._interval.total_seconds())
+
+    async def sweep(self) -> int:
+        """Publish an occurrence for each silenced alert no silence holds now; how many."""
+        now = self._clock.now()
+        in_force = await self._silences.in_force(now)
+        published = 0
+        after: str | None = None
+        while True:
+            page = await self._store.silenced_firing(after, _PAGE)
+            messages: list[tuple[str, Envelope]] = []
+            for alert in page:
+                labels = {label.name: label.value for label in alert.content.labels}
+                if silenced_by(in_force, labels, now) is None:
+                    messages.append((alert.fingerprint, occurrence(alert, now)))
+            if messages:
+                await self._bus.publish_many(ALERTS_RAW, messages)
+                published += len(messages)
+            if len(page) < _PAGE:
+                break
+            after = page[-1].fingerprint
+        if published:
+            log.info("%d silenced alerts still firing after their silence: triaged", published)
+        return published
+
+
+def occurrence(alert: SilencedAlert, now: datetime) -> AlertReceived:
+    content = alert.content
+    return AlertReceived(
+        event_id=retriage_event_id(alert.fingerprint, alert.last_event_id),
+        occurred_at=now,
+        correlation_id=f"{RETRIAGE}{alert.silence_id}"[:200],
+        fingerprint=alert.fingerprint,
+        status=AlertStatus.FIRING,
+        integration_id=alert.integration_id,
+        source=alert.source,
+        service_id=alert.service_id,
+        alertname=content.alertname,
+        summary=content.summary,
+        severity=content.severity,
+        labels=content.labels,
+        annotations=content.annotations,
+        generator_url=content.generator_url,
+    )
