@@ -91,6 +91,12 @@ async def test_a_page_is_one_sms_with_a_reply_code_and_delivered_when_twilio_say
     assert outbound["sid"] == message.sid
     # Every callback was accepted (signed as Twilio signs).
     assert {c.status_code for c in twilio.callbacks()} == {204}
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"{notifier.url}/metrics")).text
+    assert 'tocsin_notifications_total{channel="sms",outcome="delivered"}' in metrics
+    assert 'tocsin_notification_delivery_latency_seconds_count{channel="sms"}' in metrics
+    assert 'tocsin_notifier_provider_statuses_total{channel="sms",status="delivered"}' in metrics
+    assert "1555" not in metrics  # phone numbers never in labels
 
 
 async def test_a_reply_acknowledges_once_as_the_paged_user(
