@@ -11,7 +11,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import INCIDENTS_EVENTS, AlertReceived, AlertStatus, IncidentEvent, IncidentEventKind
-from services.triage.config import TriageConfig
+from services.triage.config import ServiceGroupingConfig, TriageConfig
 from services.triage.consumers import AlertTriage
 from services.triage.store import MongoTriageStore
 from tests.integration.test_kafka_bus import bus, read_topic
@@ -99,4 +99,39 @@ async def test_redelivered_alert_counts_once_and_resend_is_a_repeat(
         assert {e.event_id for e in events} == {events[0].event_id}
         assert events[0].kind is IncidentEventKind.OPENED
     finally:
+        await kafka.stop()
+
+
+async def test_two_workers_filling_groups_keep_max_alerts_per_incident(
+    kafka_bootstrap: str, mongo_url: str, namespace: str, database: AsyncDatabase[Document]
+) -> None:
+    """`max_alerts` holds under racing replicas: the group moves on to its next incident once
+    one is full, and both workers agree on it."""
+    kafka = bus(kafka_bootstrap, namespace)
+    await kafka.start()
+    second_client = open_client(mongo_url)
+    config = TriageConfig(grouping={"checkout": ServiceGroupingConfig(max_alerts=4)})
+    workers = [
+        AlertTriage(kafka, MongoTriageStore(database), config),
+        AlertTriage(kafka, MongoTriageStore(second_client[database.name]), config),
+    ]
+    try:
+        await MongoTriageStore(database).ensure_indexes()
+        alerts = [firing("Storm", f"{n:016x}") for n in range(20)]
+        await asyncio.gather(
+            *(workers[n % 2].handle(alert) for n, alert in enumerate(alerts)),
+        )
+        store = MongoTriageStore(database)
+        counts = []
+        async for doc in database["triage_incidents"].find({}):
+            incident = await store.get_incident(doc["_id"])
+            assert incident is not None
+            counts.append(incident.alert_count)
+        assert sorted(counts) == [4, 4, 4, 4, 4]
+        for alert in alerts:
+            record = await store.get_alert(alert.fingerprint)
+            assert record is not None
+            assert record.incident_id is not None
+    finally:
+        await second_client.close()
         await kafka.stop()
