@@ -359,7 +359,8 @@ def test_unknown_contact_type_lists_the_choices() -> None:
     document = _document()
     document["users"][0]["contacts"][0]["type"] = "pager"
     assert _only_problem(document) == (
-        "users[0].contacts[0].type: must be one of: webhook, log, sms, voice, email, slack, teams (got 'pager')"
+        "users[0].contacts[0].type: must be one of: "
+        "webhook, log, sms, voice, email, slack, teams (got 'pager')"
     )
 
 
