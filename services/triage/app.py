@@ -47,8 +47,8 @@ def build(
 ) -> Service:
     clock = clock if clock is not None else SystemClock()
     in_force = SilencesInForce(silence_store, clock)
-    triage = AlertTriage(bus, store, config, in_force)
-    unsilencer = Unsilencer(bus, store, silence_store, clock)
+    triage = AlertTriage(bus, store, config, in_force, clock)
+    unsilencer = Unsilencer(bus, store, silence_store, config, clock)
     lifecycle = LifecycleTriage(store)
     routes = APIRouter()
     routes.include_router(router(store, require_api_key))

@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, PrivateAttr
 
 from services.triage.domain.grouping import GroupingRule
+from services.triage.domain.inhibition import InhibitRule
 from services.triage.domain.matchers import Matcher, MatcherError, parse_matcher
 from tocsin.runtime.config_problems import ConfigProblems
 from tocsin.runtime.config_types import Duration, Identifier, StrictModel
@@ -67,6 +68,26 @@ class RouteConfig(_Matched):
     service: Identifier
 
 
+class InhibitRuleConfig(StrictModel):
+    """`inhibit_rules[]`, as in Alertmanager's configuration."""
+
+    source_matchers: MatcherTexts = ()
+    target_matchers: MatcherTexts = ()
+    equal: tuple[Annotated[str, Field(min_length=1, max_length=256)], ...] = ()
+    _rule: InhibitRule = PrivateAttr(default=InhibitRule((), ()))
+
+    def model_post_init(self, context: object, /) -> None:
+        self._rule = InhibitRule(
+            source=tuple(parse_matcher(text) for text in self.source_matchers),
+            target=tuple(parse_matcher(text) for text in self.target_matchers),
+            equal=self.equal,
+        )
+
+    @property
+    def rule(self) -> InhibitRule:
+        return self._rule
+
+
 class ServiceGroupingConfig(StrictModel):
     """How a service's alerts group into incidents."""
 
@@ -92,6 +113,12 @@ class TriageConfig(StrictModel):
     routes: Mapping[str, tuple[RouteConfig, ...]] = Field(
         default_factory=dict, description="Integration id -> its routes, in order."
     )
+
+    inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
+
+    @property
+    def inhibitions(self) -> tuple[InhibitRule, ...]:
+        return tuple(rule.rule for rule in self.inhibit_rules)
 
     def tier(self, service_id: str) -> int:
         return self.service_tiers.get(service_id, DEFAULT_TIER)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 
 from schemas import (
     INCIDENTS_EVENTS,
@@ -37,11 +38,14 @@ from services.triage.domain import (
 )
 from services.triage.domain.grouping import GroupingRule
 from services.triage.domain.ids import RETRIAGE, retriage_event_id
+from services.triage.domain.inhibition import SourceAlert, inhibited_by, is_source
 from services.triage.domain.silences import silenced_by
 from services.triage.metrics import ALERTS_BY_SERVICE, ALERTS_TRIAGED, INCIDENTS_RELEASED
+from services.triage.refreshed import Refreshed
 from services.triage.silence_store import SilencesInForce
 from services.triage.store import IncidentRecord, NewIncident, TriageStore
 from tocsin.runtime.bus import Bus
+from tocsin.runtime.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +64,30 @@ class AlertTriage:
         store: TriageStore,
         config: TriageConfig,
         silences: SilencesInForce | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._bus = bus
         self._store = store
         self._config = config
         self._silences = silences if silences is not None else SilencesInForce.none()
+        self._sources = Refreshed(self._firing_sources, clock or SystemClock())
+        self._source_seen = False
+
+    async def _firing_sources(self, _: datetime) -> list[SourceAlert]:
+        if not self._config.inhibit_rules:
+            return []
+        return await self._store.firing_sources()
 
     async def handle(self, alert: AlertReceived) -> None:
+        try:
+            await self._handle(alert)
+        finally:
+            if self._source_seen:
+                # Recorded (or maybe recorded): this process's next alerts see it at once.
+                self._sources.invalidate()
+                self._source_seen = False
+
+    async def _handle(self, alert: AlertReceived) -> None:
         previous = await self._store.get_alert(alert.fingerprint)
         if previous is not None and alert.status is AlertStatus.RESOLVED:
             stored = await self._store.get_content(alert.fingerprint)
@@ -95,14 +116,41 @@ class AlertTriage:
             return  # the alert changed (resolved, fired again) after the sweep read it
         state = AlertState(previous.status, previous.incident_id) if previous else None
         occurrence = classify(state, alert)
+        rules = self._config.inhibitions
+        source = is_source(rules, labels)
+        self._source_seen = source
         if occurrence is Occurrence.NEW:
             silence = silenced_by(await self._silences.current(), labels, alert.occurred_at)
             if silence is not None:
-                # Recorded, attached to nothing: its next occurrence once the silence ended is
-                # NEW again (classify) and is triaged then.
+                # Recorded, attached to nothing: the alert is triaged once the silence ended
+                # (see unsilence.py).
                 self._count(alert, "silenced")
                 await self._store.record_alert(
-                    alert, occurrence, key, None, f"silenced by {silence.id}" + routed, silence.id
+                    alert,
+                    occurrence,
+                    key,
+                    None,
+                    f"silenced by {silence.id}" + routed,
+                    held_by=f"silence:{silence.id}",
+                    inhibit_source=source,
+                )
+                return
+            inhibition = (
+                inhibited_by(rules, alert.fingerprint, labels, await self._sources.current())
+                if rules
+                else None
+            )
+            if inhibition is not None:
+                inhibitor, n = inhibition
+                self._count(alert, "inhibited")
+                await self._store.record_alert(
+                    alert,
+                    occurrence,
+                    key,
+                    None,
+                    f"inhibited by alert {inhibitor.fingerprint} (inhibit_rules[{n}])" + routed,
+                    held_by=f"alert:{inhibitor.fingerprint}",
+                    inhibit_source=source,
                 )
                 return
             self._count(alert, occurrence.value)
@@ -114,11 +162,13 @@ class AlertTriage:
             await self._raise_severity(incident_id, severity, reasons, alert.event_id)
             how = "opened it" if opened else f"grouped by {rule.describe()}"
             decision = f"grouped into incident {incident_id} ({how})" + routed
-            await self._store.record_alert(alert, occurrence, key, incident_id, decision)
+            await self._store.record_alert(
+                alert, occurrence, key, incident_id, decision, inhibit_source=source
+            )
             await self._announce(alert, incident_id, _opened_or_added(opened))
             return
         self._count(alert, occurrence.value)
-        await self._store.record_alert(alert, occurrence, key, None)
+        await self._store.record_alert(alert, occurrence, key, None, inhibit_source=source)
         if occurrence is Occurrence.RESOLVED and previous is not None and previous.incident_id:
             await self._resolve_if_quiet(alert, previous.incident_id, previous.group_key)
 

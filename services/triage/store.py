@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from schemas import AlertReceived, AlertStatus, Label, Severity
 from services.triage.domain import AlertContent, Occurrence
 from services.triage.domain.grouping import DEFAULT_GROUPING, GroupingRule, group_takes
+from services.triage.domain.inhibition import SourceAlert
 from tocsin.runtime.mongo import Document
 from tocsin.runtime.retention import Cascade, RetentionPolicy, RetentionRule
 from tocsin.runtime.store import DocumentDatabase
@@ -83,11 +84,11 @@ class StoredAlert:
 
 
 @dataclass(frozen=True)
-class SilencedAlert:
+class HeldAlert:
     """A firing alert a silence held: what triage needs to triage it once the silence ended."""
 
     fingerprint: str
-    silence_id: str
+    held_by: str  # `silence:<id>` or `alert:<fingerprint>` (the inhibiting alert)
     last_event_id: uuid.UUID | None
     integration_id: str
     source: str
@@ -121,14 +122,19 @@ class TriageStore(Protocol):
         group_key: str,
         incident_id: str | None,
         decision: str | None = None,
-        silence_id: str | None = None,
+        held_by: str | None = None,
+        inhibit_source: bool = False,
     ) -> None:
         """Record this occurrence once per event id; a NEW one with the incident it joined,
         or the silence that holds it (incident None), and `decision`, what triage did with it
         and why."""
 
-    async def silenced_firing(self, after: str | None, limit: int) -> list[SilencedAlert]:
-        """Firing alerts a silence held (attached to no incident), in fingerprint order."""
+    async def firing_sources(self) -> list[SourceAlert]:
+        """Firing alerts that match the source matchers of an inhibition rule."""
+
+    async def held_firing(self, after: str | None, limit: int) -> list[HeldAlert]:
+        """Firing alerts a silence or an inhibition held (attached to no incident), in
+        fingerprint order."""
 
     async def open_or_join(
         self, incident: NewIncident, fingerprint: str, rule: GroupingRule = ...
@@ -201,6 +207,7 @@ class MongoTriageStore:
         await self._incidents.create_index("group_key")
         await self._members.create_index("incident_id")
         await self._alerts.create_index([("status", 1), ("last_seen", 1)])
+        await self._alerts.create_index([("inhibit_source", 1), ("status", 1)])
         await self._incidents.create_index([("status", 1), ("resolved_at", 1)])
 
     async def get_alert(self, fingerprint: str) -> AlertRecord | None:
@@ -228,7 +235,8 @@ class MongoTriageStore:
         group_key: str,
         incident_id: str | None,
         decision: str | None = None,
-        silence_id: str | None = None,
+        held_by: str | None = None,
+        inhibit_source: bool = False,
     ) -> None:
         event_id = str(alert.event_id)
         fields: Document = {
@@ -245,11 +253,12 @@ class MongoTriageStore:
             "labels": [label.model_dump() for label in alert.labels],
             "annotations": [label.model_dump() for label in alert.annotations],
             "generator_url": alert.generator_url,
+            "inhibit_source": inhibit_source,
         }
         if occurrence is Occurrence.NEW:
             fields["occurrence_event_id"] = event_id
             fields["incident_id"] = incident_id
-            fields["silence_id"] = silence_id
+            fields["held_by"] = held_by
         if decision is not None:
             fields["decision"] = decision
         if alert.status is AlertStatus.RESOLVED:
@@ -268,19 +277,26 @@ class MongoTriageStore:
         except DuplicateKeyError:
             pass  # already recorded by an earlier delivery of this very message
 
-    async def silenced_firing(self, after: str | None, limit: int) -> list[SilencedAlert]:
+    async def firing_sources(self) -> list[SourceAlert]:
+        found = self._alerts.find(
+            {"inhibit_source": True, "status": AlertStatus.FIRING.value},
+            projection={"labels": 1},
+        )
+        return [SourceAlert(doc["_id"], dict(_pairs(doc.get("labels")))) async for doc in found]
+
+    async def held_firing(self, after: str | None, limit: int) -> list[HeldAlert]:
         query: Document = {
             "status": AlertStatus.FIRING.value,
             "incident_id": None,
-            "silence_id": {"$gt": ""},
+            "held_by": {"$gt": ""},
         }
         if after is not None:
             query["_id"] = {"$gt": after}
         found = self._alerts.find(query).sort("_id", 1).limit(limit)
         return [
-            SilencedAlert(
+            HeldAlert(
                 fingerprint=doc["_id"],
-                silence_id=doc["silence_id"],
+                held_by=doc["held_by"],
                 last_event_id=_uuid(doc.get("last_event_id")),
                 integration_id=doc["integration_id"],
                 source=doc["source"],

@@ -1,5 +1,6 @@
-"""Triage of silenced alerts once their silence ended: a loop finds firing alerts a silence
-held, and for each that no silence in force holds any more publishes an occurrence on
+"""Triage of held alerts once nothing holds them: a loop finds firing alerts a silence or an
+inhibition held, and for each that no silence in force and no firing source alert holds any
+more publishes an occurrence on
 `alerts.raw` (keyed by its fingerprint, so it is ordered with the alert's own occurrences).
 The consumer triages it as a first firing: it opens or joins an incident and pages.
 
@@ -16,10 +17,12 @@ from datetime import datetime, timedelta
 
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus
 from schemas.envelope import Envelope
+from services.triage.config import TriageConfig
 from services.triage.domain.ids import RETRIAGE, retriage_event_id
+from services.triage.domain.inhibition import inhibited_by
 from services.triage.domain.silences import silenced_by
 from services.triage.silence_store import SilenceStore
-from services.triage.store import SilencedAlert, TriageStore
+from services.triage.store import HeldAlert, TriageStore
 from tocsin.runtime.backoff import backoff_delay
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
@@ -36,12 +39,14 @@ class Unsilencer:
         bus: Bus,
         store: TriageStore,
         silences: SilenceStore,
+        config: TriageConfig,
         clock: Clock,
         interval: timedelta = timedelta(seconds=5),
     ) -> None:
         self._bus = bus
         self._store = store
         self._silences = silences
+        self._config = config
         self._clock = clock
         self._interval = interval
 
@@ -64,14 +69,18 @@ class Unsilencer:
         """Publish an occurrence for each silenced alert no silence holds now; how many."""
         now = self._clock.now()
         in_force = await self._silences.in_force(now)
+        rules = self._config.inhibitions
+        sources = await self._store.firing_sources() if rules else []
         published = 0
         after: str | None = None
         while True:
-            page = await self._store.silenced_firing(after, _PAGE)
+            page = await self._store.held_firing(after, _PAGE)
             messages: list[tuple[str, Envelope]] = []
             for alert in page:
                 labels = {label.name: label.value for label in alert.content.labels}
-                if silenced_by(in_force, labels, now) is None:
+                if silenced_by(in_force, labels, now) is None and (
+                    inhibited_by(rules, alert.fingerprint, labels, sources) is None
+                ):
                     messages.append((alert.fingerprint, occurrence(alert, now)))
             if messages:
                 await self._bus.publish_many(ALERTS_RAW, messages)
@@ -80,16 +89,16 @@ class Unsilencer:
                 break
             after = page[-1].fingerprint
         if published:
-            log.info("%d silenced alerts still firing after their silence: triaged", published)
+            log.info("%d held alerts still firing after what held them ended: triaged", published)
         return published
 
 
-def occurrence(alert: SilencedAlert, now: datetime) -> AlertReceived:
+def occurrence(alert: HeldAlert, now: datetime) -> AlertReceived:
     content = alert.content
     return AlertReceived(
         event_id=retriage_event_id(alert.fingerprint, alert.last_event_id),
         occurred_at=now,
-        correlation_id=f"{RETRIAGE}{alert.silence_id}"[:200],
+        correlation_id=f"{RETRIAGE}{alert.held_by}"[:200],
         fingerprint=alert.fingerprint,
         status=AlertStatus.FIRING,
         integration_id=alert.integration_id,

@@ -12,8 +12,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from schemas import ALERTS_RAW, AlertReceived, AlertStatus, IncidentEventKind
-from services.triage.config import RouteConfig, ServiceGroupingConfig, TriageConfig
+from schemas import ALERTS_RAW, AlertReceived, AlertStatus, IncidentEventKind, Label
+from services.triage.config import (
+    InhibitRuleConfig,
+    RouteConfig,
+    ServiceGroupingConfig,
+    TriageConfig,
+)
 from services.triage.unsilence import Unsilencer
 from services.triage.unsilence import occurrence as unsilence_occurrence
 from tests.integration.triage_pipeline import (
@@ -39,6 +44,13 @@ CONFIG = TriageConfig(
             group_by=("alertname", "dc"), group_window=timedelta(minutes=10), max_alerts=3
         )
     },
+    inhibit_rules=(
+        InhibitRuleConfig(
+            source_matchers=('alertname="DatacenterDown"',),
+            target_matchers=('alertname="InstanceDown"',),
+            equal=("dc",),
+        ),
+    ),
     routes={
         "prom": (RouteConfig(matchers=('team="payments"', 'env=~"prod|live"'), service="payments"),)
     },
@@ -167,7 +179,7 @@ async def test_a_silenced_alert_is_recorded_and_pages_once_the_silence_expired(
     assert silenced["status"] == "firing"
 
     # A sweep while the silence holds publishes nothing.
-    unsilencer = Unsilencer(pipeline.bus, pipeline.store, pipeline.silences, clock)
+    unsilencer = Unsilencer(pipeline.bus, pipeline.store, pipeline.silences, CONFIG, clock)
     assert await unsilencer.sweep() == 0
 
     # Expired while the alert still fires: the sweep triages it then, and it pages; a second
@@ -213,7 +225,7 @@ async def test_a_sweep_that_lost_the_race_with_a_resolve_opens_nothing(
     await eventually(silenced)
     clock.at = T0 + timedelta(minutes=2)
     # The sweep reads the alert, then its resolve is consumed before the sweep's occurrence.
-    stale = await pipeline.store.silenced_firing(None, 10)
+    stale = await pipeline.store.held_firing(None, 10)
     resolve = _alert("00000000000000e1", timedelta(minutes=2), dc="east")
     await pipeline.send_alert(resolve.model_copy(update={"status": AlertStatus.RESOLVED}))
     await pipeline.bus.publish(
@@ -271,3 +283,48 @@ async def test_a_resolve_of_a_silenced_alert_opens_nothing(
     (event,) = await pipeline.wait_events(1)
     assert event.fingerprint == "00000000000000d2"
     assert (await _decision(http, "00000000000000d1"))["status"] == "resolved"
+
+
+def _named(alertname: str, fingerprint: str, at: timedelta, **labels: str) -> AlertReceived:
+    alert = _alert(fingerprint, at, **labels)
+    return alert.model_copy(
+        update={
+            "alertname": alertname,
+            "labels": tuple(
+                Label(name=n, value=v)
+                for n, v in sorted({**labels, "alertname": alertname}.items())
+            ),
+        }
+    )
+
+
+async def test_a_firing_source_inhibits_targets_until_it_resolves(
+    pipeline: TriagePipeline, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    minute = timedelta(minutes=1)
+    source = _named("DatacenterDown", "00000000000000f0", 0 * minute, dc="east")
+    await pipeline.send_alert(source)
+    await pipeline.send_alert(_named("InstanceDown", "00000000000000f1", minute, dc="east"))
+    await pipeline.send_alert(_named("InstanceDown", "00000000000000f2", minute, dc="west"))
+    first, second = await pipeline.wait_events(2)
+    assert {first.fingerprint, second.fingerprint} == {"00000000000000f0", "00000000000000f2"}
+
+    async def recorded() -> bool:
+        found = await http.get("/api/v1/alerts", params={"fingerprint": "00000000000000f1"})
+        return bool(found.json()["alerts"])
+
+    await eventually(recorded)
+    inhibited = await _decision(http, "00000000000000f1")
+    assert inhibited["decision"] == "inhibited by alert 00000000000000f0 (inhibit_rules[0])"
+    assert inhibited["incident_id"] is None
+
+    unsilencer = Unsilencer(pipeline.bus, pipeline.store, pipeline.silences, CONFIG, clock)
+    assert await unsilencer.sweep() == 0  # the source still fires
+    resolve = _named("DatacenterDown", "00000000000000f0", 2 * minute, dc="east")
+    await pipeline.send_alert(resolve.model_copy(update={"status": AlertStatus.RESOLVED}))
+    await pipeline.wait_events(3)  # the source's incident resolved
+    clock.at = T0 + 5 * minute
+    assert await unsilencer.sweep() == 1
+    events = await pipeline.wait_events(4)
+    assert events[3].fingerprint == "00000000000000f1"
+    assert events[3].kind is IncidentEventKind.OPENED

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.triage.domain.grouping import GroupingRule, group_key, group_takes
+from services.triage.domain.inhibition import InhibitRule, SourceAlert, inhibited_by, is_source
 from services.triage.domain.matchers import MatchOp, parse_matchers
 from services.triage.domain.silences import (
     Silence,
@@ -155,3 +156,63 @@ def test_alertmanager_v2_matcher_flags() -> None:
 def test_a_silence_of_everything_is_recognised() -> None:
     assert matches_everything(parse_matchers(["team=~.*"]))
     assert not matches_everything(parse_matchers(["team=~.*", "a=b"]))
+
+
+# -- inhibition ------------------------------------------------------------------------------
+
+
+def _rule(source: list[str], target: list[str], equal: tuple[str, ...] = ()) -> InhibitRule:
+    return InhibitRule(parse_matchers(source), parse_matchers(target), equal)
+
+
+DC_DOWN = _rule(["alertname=DatacenterDown"], ["alertname=InstanceDown"], ("dc",))
+
+
+def test_a_firing_source_inhibits_targets_with_equal_labels() -> None:
+    source = SourceAlert("s1", {"alertname": "DatacenterDown", "dc": "east"})
+    east = {"alertname": "InstanceDown", "dc": "east", "instance": "a"}
+    west = {"alertname": "InstanceDown", "dc": "west", "instance": "b"}
+    assert inhibited_by([DC_DOWN], "t1", east, [source]) == (source, 0)
+    assert inhibited_by([DC_DOWN], "t2", west, [source]) is None
+    assert inhibited_by([DC_DOWN], "t1", east, []) is None
+    other = {"alertname": "DiskFull", "dc": "east"}
+    assert inhibited_by([DC_DOWN], "t3", other, [source]) is None
+
+
+def test_equal_labels_missing_on_both_sides_are_equal() -> None:
+    source = SourceAlert("s1", {"alertname": "DatacenterDown"})
+    assert inhibited_by([DC_DOWN], "t1", {"alertname": "InstanceDown"}, [source]) is not None
+    target = {"alertname": "InstanceDown", "dc": "east"}
+    assert inhibited_by([DC_DOWN], "t1", target, [source]) is None
+
+
+def test_an_alert_never_inhibits_itself_nor_one_matching_both_sides() -> None:
+    both = _rule(["severity=critical"], ["severity=~critical|warning"])
+    critical = {"severity": "critical"}
+    assert inhibited_by([both], "a", critical, [SourceAlert("a", critical)]) is None
+    assert inhibited_by([both], "b", critical, [SourceAlert("a", critical)]) is None
+    warning = {"severity": "warning"}
+    assert inhibited_by([both], "b", warning, [SourceAlert("a", critical)]) is not None
+
+
+def test_is_source() -> None:
+    assert is_source([DC_DOWN], {"alertname": "DatacenterDown"})
+    assert not is_source([DC_DOWN], {"alertname": "InstanceDown"})
+
+
+def test_inhibit_rules_from_the_config_with_problems_at_their_key() -> None:
+    document = _config()
+    document["inhibit_rules"] = [
+        {
+            "source_matchers": ['alertname="DatacenterDown"'],
+            "target_matchers": ['alertname="InstanceDown"'],
+            "equal": ["dc"],
+        }
+    ]
+    (rule,) = parse_config(document).triage().inhibitions
+    assert rule == DC_DOWN
+    document["inhibit_rules"] = [{"source_matchers": ["ok=1", "bad=~("], "equal": ["dc"]}]
+    with pytest.raises(ConfigError) as raised:
+        parse_config(document)
+    assert len(raised.value.problems) == 1
+    assert raised.value.problems[0].startswith("inhibit_rules[0].source_matchers[1]: ")

@@ -36,6 +36,7 @@ from services.notifier.config import (
     ProvidersConfig,
 )
 from services.triage.config import (
+    InhibitRuleConfig,
     RouteConfig,
     ServiceGroupingConfig,
     TriageConfig,
@@ -106,6 +107,9 @@ class TocsinConfig(StrictModel):
         description="Where people and providers reach Tocsin (pages link here, callbacks).",
     )
     providers: ProvidersConfig = ProvidersConfig()
+    inhibit_rules: tuple[InhibitRuleConfig, ...] = Field(
+        default=(), description="Alertmanager-style inhibition (triage)."
+    )
 
     def reference_problems(self) -> list[str]:
         """Duplicate ids and cross-references that do not resolve, one problem per bad key."""
@@ -242,6 +246,7 @@ class TocsinConfig(StrictModel):
                 for i in self.integrations
                 if i.routes
             },
+            inhibit_rules=self.inhibit_rules,
         )
 
     def escalation(self) -> EscalationConfig:
