@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, PrivateAttr
 
+from schemas import Severity
 from services.triage.domain.grouping import GroupingRule
 from services.triage.domain.inhibition import InhibitRule
 from services.triage.domain.matchers import Matcher, MatcherError, parse_matcher
@@ -68,6 +69,13 @@ class RouteConfig(_Matched):
     service: Identifier
 
 
+class SeverityRuleConfig(_Matched):
+    """`severity_rules[]`: alerts whose labels match get `severity`, whatever the sender said
+    (first match wins)."""
+
+    severity: Severity
+
+
 class InhibitRuleConfig(StrictModel):
     """`inhibit_rules[]`, as in Alertmanager's configuration."""
 
@@ -115,6 +123,7 @@ class TriageConfig(StrictModel):
     )
 
     inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
+    severity_rules: tuple[SeverityRuleConfig, ...] = ()
 
     @property
     def inhibitions(self) -> tuple[InhibitRule, ...]:
@@ -122,6 +131,13 @@ class TriageConfig(StrictModel):
 
     def tier(self, service_id: str) -> int:
         return self.service_tiers.get(service_id, DEFAULT_TIER)
+
+    def severity_rule(self, labels: Mapping[str, str]) -> tuple[Severity, int] | None:
+        """The severity the first matching `severity_rules` entry sets, and its index."""
+        for n, rule in enumerate(self.severity_rules):
+            if all(matcher.matches(labels) for matcher in rule.compiled):
+                return rule.severity, n
+        return None
 
     def grouping_rule(self, service_id: str) -> GroupingRule:
         found = self.grouping.get(service_id)

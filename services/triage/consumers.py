@@ -157,7 +157,7 @@ class AlertTriage:
             # Open or join (and raise the severity) first, then record the alert with its
             # incident in one write: a crash in between leaves the alert unrecorded, and the
             # redelivery joins the same incident again (the ids are derived from the message).
-            severity, reasons = self._assess(alert)
+            severity, reasons = self._assess(alert, labels)
             incident_id, opened = await self._open_or_join(alert, key, severity, reasons, rule)
             await self._raise_severity(incident_id, severity, reasons, alert.event_id)
             how = "opened it" if opened else f"grouped by {rule.describe()}"
@@ -191,8 +191,12 @@ class AlertTriage:
         ALERTS_TRIAGED.labels(outcome=outcome).inc()
         ALERTS_BY_SERVICE.labels(service=alert.service_id, outcome=outcome).inc()
 
-    def _assess(self, alert: AlertReceived) -> tuple[Severity, tuple[str, ...]]:
-        return assess_severity(alert.severity, self._config.tier(alert.service_id))
+    def _assess(
+        self, alert: AlertReceived, labels: dict[str, str]
+    ) -> tuple[Severity, tuple[str, ...]]:
+        return assess_severity(
+            alert.severity, self._config.tier(alert.service_id), self._config.severity_rule(labels)
+        )
 
     async def _open_or_join(
         self,

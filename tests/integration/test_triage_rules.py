@@ -12,11 +12,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from schemas import ALERTS_RAW, AlertReceived, AlertStatus, IncidentEventKind, Label
+from schemas import ALERTS_RAW, AlertReceived, AlertStatus, IncidentEventKind, Label, Severity
 from services.triage.config import (
     InhibitRuleConfig,
     RouteConfig,
     ServiceGroupingConfig,
+    SeverityRuleConfig,
     TriageConfig,
 )
 from services.triage.unsilence import Unsilencer
@@ -44,6 +45,9 @@ CONFIG = TriageConfig(
             group_by=("alertname", "dc"), group_window=timedelta(minutes=10), max_alerts=3
         )
     },
+    severity_rules=(
+        SeverityRuleConfig(matchers=('alertname="DiskFull"',), severity=Severity.SEV1),
+    ),
     inhibit_rules=(
         InhibitRuleConfig(
             source_matchers=('alertname="DatacenterDown"',),
@@ -328,3 +332,13 @@ async def test_a_firing_source_inhibits_targets_until_it_resolves(
     events = await pipeline.wait_events(4)
     assert events[3].fingerprint == "00000000000000f1"
     assert events[3].kind is IncidentEventKind.OPENED
+
+
+async def test_a_severity_rule_sets_the_incident_severity_with_its_reason(
+    pipeline: TriagePipeline,
+) -> None:
+    disk = _named("DiskFull", "0000000000000101", timedelta(0), dc="east")
+    await pipeline.send_alert(disk.model_copy(update={"severity": "info"}))
+    (event,) = await pipeline.wait_events(1)
+    assert event.severity is Severity.SEV1
+    assert event.severity_reasons == ("severity_rules[0] matches: SEV1",)

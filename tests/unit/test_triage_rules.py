@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from schemas import Severity
+from services.triage.domain import assess_severity
 from services.triage.domain.grouping import GroupingRule, group_key, group_takes
 from services.triage.domain.inhibition import InhibitRule, SourceAlert, inhibited_by, is_source
 from services.triage.domain.matchers import MatchOp, parse_matchers
@@ -216,3 +218,37 @@ def test_inhibit_rules_from_the_config_with_problems_at_their_key() -> None:
         parse_config(document)
     assert len(raised.value.problems) == 1
     assert raised.value.problems[0].startswith("inhibit_rules[0].source_matchers[1]: ")
+
+
+# -- severity rules --------------------------------------------------------------------------
+
+
+def test_a_severity_rule_sets_the_severity_with_its_reason() -> None:
+    assert assess_severity("info", 2, (Severity.SEV1, 3)) == (
+        Severity.SEV1,
+        ("severity_rules[3] matches: SEV1",),
+    )
+    # The tier still counts: SEV1 on the critical path is SEV0.
+    severity, reasons = assess_severity("info", 0, (Severity.SEV1, 0))
+    assert severity is Severity.SEV0
+    assert reasons[-1] == "tier-0 service (critical path): raised to SEV0"
+    assert assess_severity("critical", 2, (Severity.SEV3, 0))[0] is Severity.SEV3
+
+
+def test_severity_rules_from_the_config_first_match_wins() -> None:
+    document = _config()
+    document["severity_rules"] = [
+        {"matchers": ['alertname="DiskFull"', "env=prod"], "severity": "SEV1"},
+        {"matchers": ["alertname=~Disk.*"], "severity": "SEV3"},
+    ]
+    triage = parse_config(document).triage()
+    assert triage.severity_rule({"alertname": "DiskFull", "env": "prod"}) == (Severity.SEV1, 0)
+    assert triage.severity_rule({"alertname": "DiskFull", "env": "dev"}) == (Severity.SEV3, 1)
+    assert triage.severity_rule({"alertname": "CPU"}) is None
+    document["severity_rules"] = [{"matchers": ["a=~("], "severity": "SEV9"}]
+    with pytest.raises(ConfigError) as raised:
+        parse_config(document)
+    assert sorted(p.split(":")[0] for p in raised.value.problems) == [
+        "severity_rules[0].matchers[0]",
+        "severity_rules[0].severity",
+    ]

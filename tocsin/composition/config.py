@@ -39,6 +39,7 @@ from services.triage.config import (
     InhibitRuleConfig,
     RouteConfig,
     ServiceGroupingConfig,
+    SeverityRuleConfig,
     TriageConfig,
     matcher_problems,
 )
@@ -109,6 +110,9 @@ class TocsinConfig(StrictModel):
     providers: ProvidersConfig = ProvidersConfig()
     inhibit_rules: tuple[InhibitRuleConfig, ...] = Field(
         default=(), description="Alertmanager-style inhibition (triage)."
+    )
+    severity_rules: tuple[SeverityRuleConfig, ...] = Field(
+        default=(), description="Alerts matching get this severity (triage; first match wins)."
     )
 
     def reference_problems(self) -> list[str]:
@@ -247,6 +251,7 @@ class TocsinConfig(StrictModel):
                 if i.routes
             },
             inhibit_rules=self.inhibit_rules,
+            severity_rules=self.severity_rules,
         )
 
     def escalation(self) -> EscalationConfig:

@@ -18,17 +18,25 @@ _SEVERITY_BY_LABEL: dict[str, Severity] = {
 
 
 def assess_severity(
-    severity_label: str | None, service_tier: int
+    severity_label: str | None,
+    service_tier: int,
+    rule: tuple[Severity, int] | None = None,
 ) -> tuple[Severity, tuple[str, ...]]:
-    """Impact-based severity from the sender's severity and the service's tier.
+    """Impact-based severity from the sender's severity, an explicit rule and the service's
+    tier.
 
-    A `critical` alert on a tier-0 service (the critical path: payments, login, data) is SEV0;
-    otherwise the sender's severity maps to SEV1..SEV3, and an unknown one to SEV2.
+    The first `severity_rules` entry whose matchers hold (`rule`: its severity and index) sets
+    the severity instead of the sender's; otherwise the sender's severity maps to SEV1..SEV3,
+    and an unknown one to SEV2. SEV1 on a tier-0 service (the critical path: payments, login,
+    data) is SEV0.
     """
     label = (severity_label or "").strip().lower()
     base = _SEVERITY_BY_LABEL.get(label)
     reasons: list[str] = []
-    if base is None:
+    if rule is not None:
+        base, n = rule
+        reasons.append(f"severity_rules[{n}] matches: {base.value}")
+    elif base is None:
         base = Severity.SEV2
         reasons.append(
             f"sender severity {severity_label!r} unknown: default SEV2"
