@@ -11,7 +11,7 @@ from schemas import ALERTS_RAW, INCIDENTS_LIFECYCLE, AlertReceived, IncidentLife
 from services.triage.api import router
 from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage, LifecycleTriage
-from services.triage.silence_store import MongoSilenceStore, SilencesInForce, SilenceStore
+from services.triage.silence_store import MongoSilenceStore, SilenceStore, silences_in_force
 from services.triage.silences_api import router as silences_router
 from services.triage.store import MongoTriageStore, TriageStore, retention_rules
 from services.triage.unsilence import Unsilencer
@@ -46,7 +46,7 @@ def build(
     clock: Clock | None = None,
 ) -> Service:
     clock = clock if clock is not None else SystemClock()
-    in_force = SilencesInForce(silence_store, clock)
+    in_force = silences_in_force(silence_store, clock)
     triage = AlertTriage(bus, store, config, in_force, clock)
     unsilencer = Unsilencer(bus, store, silence_store, config, clock)
     lifecycle = LifecycleTriage(store)

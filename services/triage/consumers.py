@@ -42,7 +42,7 @@ from services.triage.domain.inhibition import SourceAlert, inhibited_by, is_sour
 from services.triage.domain.silences import silenced_by
 from services.triage.metrics import ALERTS_BY_SERVICE, ALERTS_TRIAGED, INCIDENTS_RELEASED
 from services.triage.refreshed import Refreshed
-from services.triage.silence_store import SilencesInForce
+from services.triage.silence_store import SilencesInForce, no_silences
 from services.triage.store import IncidentRecord, NewIncident, TriageStore
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock, SystemClock
@@ -69,7 +69,7 @@ class AlertTriage:
         self._bus = bus
         self._store = store
         self._config = config
-        self._silences = silences if silences is not None else SilencesInForce.none()
+        self._silences = silences if silences is not None else no_silences()
         self._sources = Refreshed(self._firing_sources, clock or SystemClock())
         self._source_seen = False
 

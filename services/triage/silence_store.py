@@ -10,6 +10,7 @@ from typing import Protocol
 
 from services.triage.domain.matchers import Matcher
 from services.triage.domain.silences import Silence, matcher_op
+from services.triage.refreshed import Refreshed
 from tocsin.runtime.clock import Clock, SystemClock
 from tocsin.runtime.mongo import Document
 from tocsin.runtime.store import DocumentDatabase
@@ -130,40 +131,20 @@ class MongoSilenceStore:
         return [_record(doc).silence() async for doc in found]
 
 
-class _InForce(Protocol):
-    async def in_force(self, at: datetime) -> list[Silence]: ...
+# The silences in force as the consumer sees them: read at most once a second (one query per
+# batch of alerts, not one per alert), and at once after this process created or expired one.
+# Another replica's change is seen within the second.
+SilencesInForce = Refreshed[list[Silence]]
 
 
-class SilencesInForce:
-    """The silences in force as the consumer sees them: read at most once per `ttl` (one
-    query per batch of alerts, not one per alert), and at once after this process created or
-    expired one. Another replica's change is seen within `ttl`."""
-
-    def __init__(
-        self, store: _InForce, clock: Clock, ttl: timedelta = timedelta(seconds=1)
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        self._ttl = ttl
-        self._read_at: datetime | None = None
-        self._silences: list[Silence] = []
-
-    @classmethod
-    def none(cls) -> SilencesInForce:
-        """No silences ever (a triage built without a silence store, in tests)."""
-        return cls(_NoSilences(), SystemClock(), timedelta.max)
-
-    async def current(self) -> list[Silence]:
-        now = self._clock.now()
-        if self._read_at is None or now - self._read_at >= self._ttl or now < self._read_at:
-            self._silences = await self._store.in_force(now)
-            self._read_at = now
-        return self._silences
-
-    def invalidate(self) -> None:
-        self._read_at = None
+def silences_in_force(store: SilenceStore, clock: Clock) -> SilencesInForce:
+    return Refreshed(store.in_force, clock)
 
 
-class _NoSilences:
-    async def in_force(self, at: datetime) -> list[Silence]:
-        return []
+async def _no_silences(at: datetime) -> list[Silence]:
+    return []
+
+
+def no_silences() -> SilencesInForce:
+    """No silences ever (a triage built without a silence store, in tests)."""
+    return Refreshed(_no_silences, SystemClock(), timedelta.max)

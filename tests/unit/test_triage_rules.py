@@ -19,6 +19,7 @@ from services.triage.domain.silences import (
     matches_everything,
     silenced_by,
 )
+from services.triage.refreshed import Refreshed
 from tocsin.composition.config import ConfigError, parse_config
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -252,3 +253,32 @@ def test_severity_rules_from_the_config_first_match_wins() -> None:
         "severity_rules[0].matchers[0]",
         "severity_rules[0].severity",
     ]
+
+
+# -- rules in force, read once per second ----------------------------------------------------
+
+
+async def test_rules_in_force_are_read_once_per_ttl_and_after_invalidate() -> None:
+    class Clock:
+        at = T0
+
+        def now(self) -> datetime:
+            return self.at
+
+    reads: list[datetime] = []
+
+    async def load(at: datetime) -> list[datetime]:
+        reads.append(at)
+        return list(reads)
+
+    clock = Clock()
+    cached = Refreshed(load, clock, timedelta(seconds=1))
+    assert await cached.current() == [T0]
+    clock.at = T0 + timedelta(milliseconds=999)
+    assert await cached.current() == [T0]
+    clock.at = T0 + timedelta(seconds=1)
+    assert len(await cached.current()) == 2
+    cached.invalidate()
+    assert len(await cached.current()) == 3
+    clock.at = T0  # the clock went back: read again rather than trust a future read
+    assert len(await cached.current()) == 4
