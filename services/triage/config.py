@@ -122,6 +122,10 @@ class TriageConfig(StrictModel):
         default_factory=dict, description="Integration id -> its routes, in order."
     )
 
+    blast_radius: Mapping[str, int] = Field(
+        default_factory=dict,
+        description="Service id -> alert count past which an incident is one level more severe.",
+    )
     inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
     severity_rules: tuple[SeverityRuleConfig, ...] = ()
 

@@ -27,6 +27,7 @@ from services.triage.domain import (
     Occurrence,
     alert_details,
     assess_severity,
+    blast_radius_raise,
     candidate_incident_id,
     classify,
     group_key,
@@ -160,6 +161,9 @@ class AlertTriage:
             severity, reasons = self._assess(alert, labels)
             incident_id, opened = await self._open_or_join(alert, key, severity, reasons, rule)
             await self._raise_severity(incident_id, severity, reasons, alert.event_id)
+            limit = self._config.blast_radius.get(alert.service_id)
+            if limit is not None:
+                await self._raise_for_blast_radius(incident_id, limit, alert.event_id)
             how = "opened it" if opened else f"grouped by {rule.describe()}"
             decision = f"grouped into incident {incident_id} ({how})" + routed
             await self._store.record_alert(
@@ -234,6 +238,27 @@ class AlertTriage:
             if incident.severity_event_id == cause_event_id or incident.status != "open":
                 return  # raised by an earlier delivery of this message, or closed meanwhile
             raised = raised_severity(incident.severity, severity, reasons)
+            if raised is None:
+                return
+            new_severity, new_reasons = raised
+            if await self._store.raise_severity(
+                incident_id, incident.severity, new_severity, new_reasons, cause_event_id
+            ):
+                return
+        raise RuntimeError(f"incident {incident_id}: severity kept changing under us")
+
+    async def _raise_for_blast_radius(
+        self, incident_id: str, limit: int, cause_event_id: uuid.UUID
+    ) -> None:
+        """One level more severe once the incident holds more than `limit` alerts (once: the
+        reason it leaves makes a redelivery, or the next alert, change nothing)."""
+        for _ in range(_CAS_ATTEMPTS):
+            incident = await self._incident(incident_id)
+            if incident.status != "open":
+                return
+            raised = blast_radius_raise(
+                incident.severity, incident.severity_reasons, incident.alert_count, limit
+            )
             if raised is None:
                 return
             new_severity, new_reasons = raised

@@ -342,3 +342,30 @@ async def test_a_severity_rule_sets_the_incident_severity_with_its_reason(
     (event,) = await pipeline.wait_events(1)
     assert event.severity is Severity.SEV1
     assert event.severity_reasons == ("severity_rules[0] matches: SEV1",)
+
+
+async def test_past_the_blast_radius_the_incident_is_raised_once_and_escalation_told(
+    tmp_path: Path,
+) -> None:
+    config = TriageConfig(blast_radius={"checkout": 2})
+    async for pipeline in run_pipeline(tmp_path, config):
+        for n in range(4):
+            await pipeline.send_alert(_alert(f"{0x200 + n:016x}"))
+        events = await pipeline.wait_events(5)
+        kinds = [e.kind for e in events]
+        assert kinds == [
+            IncidentEventKind.OPENED,
+            IncidentEventKind.ALERT_ADDED,
+            IncidentEventKind.ALERT_ADDED,
+            IncidentEventKind.SEVERITY_CHANGED,
+            IncidentEventKind.ALERT_ADDED,
+        ]
+        changed = events[3]
+        assert (events[0].severity, changed.severity, events[4].severity) == (
+            Severity.SEV2,
+            Severity.SEV1,
+            Severity.SEV1,
+        )
+        assert changed.severity_reasons[-1] == (
+            "blast radius: 3 alerts (more than 2): raised from SEV2 to SEV1"
+        )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas import Severity
-from services.triage.domain import assess_severity
+from services.triage.domain import assess_severity, blast_radius_raise
 from services.triage.domain.grouping import GroupingRule, group_key, group_takes
 from services.triage.domain.inhibition import InhibitRule, SourceAlert, inhibited_by, is_source
 from services.triage.domain.matchers import MatchOp, parse_matchers
@@ -282,3 +282,29 @@ async def test_rules_in_force_are_read_once_per_ttl_and_after_invalidate() -> No
     assert len(await cached.current()) == 3
     clock.at = T0  # the clock went back: read again rather than trust a future read
     assert len(await cached.current()) == 4
+
+
+# -- blast radius ----------------------------------------------------------------------------
+
+
+def test_past_the_blast_radius_an_incident_is_one_level_more_severe_once() -> None:
+    reasons = ("sender severity 'warning' maps to SEV2",)
+    assert blast_radius_raise(Severity.SEV2, reasons, 10, 10) is None
+    raised = blast_radius_raise(Severity.SEV2, reasons, 11, 10)
+    assert raised == (
+        Severity.SEV1,
+        (*reasons, "blast radius: 11 alerts (more than 10): raised from SEV2 to SEV1"),
+    )
+    assert blast_radius_raise(raised[0], raised[1], 12, 10) is None
+    assert blast_radius_raise(Severity.SEV0, (), 50, 10) is None
+    assert blast_radius_raise(Severity.SEV3, (), 2, 1) == (
+        Severity.SEV2,
+        ("blast radius: 2 alerts (more than 1): raised from SEV3 to SEV2",),
+    )
+
+
+def test_blast_radius_from_the_config() -> None:
+    triage = parse_config(_config(blast_radius=25)).triage()
+    assert triage.blast_radius == {"shop": 25}
+    with pytest.raises(ConfigError):
+        parse_config(_config(blast_radius=0))

@@ -65,6 +65,9 @@ class ServiceConfig(StrictModel):
     )
     group_window: Duration | None = None
     max_alerts: int | None = Field(default=None, ge=1, le=1_000_000)
+    blast_radius: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="More alerts in an incident: one level up."
+    )
 
 
 class UserConfig(StrictModel):
@@ -250,6 +253,7 @@ class TocsinConfig(StrictModel):
                 for i in self.integrations
                 if i.routes
             },
+            blast_radius={s.id: s.blast_radius for s in self.services if s.blast_radius},
             inhibit_rules=self.inhibit_rules,
             severity_rules=self.severity_rules,
         )

@@ -11,7 +11,11 @@ from services.triage.domain.ids import (
 )
 from services.triage.domain.lifecycle import LifecycleEffect, on_lifecycle
 from services.triage.domain.occurrence import AlertState, Occurrence, classify
-from services.triage.domain.severity import assess_severity, raised_severity
+from services.triage.domain.severity import (
+    assess_severity,
+    blast_radius_raise,
+    raised_severity,
+)
 
 __all__ = [
     "AlertContent",
@@ -20,6 +24,7 @@ __all__ = [
     "Occurrence",
     "alert_details",
     "assess_severity",
+    "blast_radius_raise",
     "candidate_incident_id",
     "classify",
     "group_key",

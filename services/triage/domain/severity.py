@@ -66,3 +66,27 @@ def raised_severity(
     if _RANK[proposed] >= _RANK[current]:
         return None
     return proposed, (*proposed_reasons, f"raised from {current.value} by a later alert")
+
+
+BLAST_RADIUS = "blast radius:"
+
+
+def blast_radius_raise(
+    current: Severity, reasons: tuple[str, ...], alert_count: int, limit: int
+) -> tuple[Severity, tuple[str, ...]] | None:
+    """One level more severe once an incident holds more than `limit` distinct alerts, with
+    the reason; None if not past it, already raised for it, or SEV0 already.
+
+    The raise is kept in the reasons: a later, more severe alert replaces them with its own,
+    and the next alert to join raises that severity one level again.
+    """
+    if alert_count <= limit or current is Severity.SEV0:
+        return None
+    if any(reason.startswith(BLAST_RADIUS) for reason in reasons):
+        return None
+    raised = list(Severity)[_RANK[current] - 1]
+    why = (
+        f"{BLAST_RADIUS} {alert_count} alerts (more than {limit}): "
+        f"raised from {current.value} to {raised.value}"
+    )
+    return raised, (*reasons, why)
