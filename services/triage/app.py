@@ -17,6 +17,7 @@ from services.triage.store import MongoTriageStore, TriageStore, retention_rules
 from services.triage.unsilence import Unsilencer
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock, SystemClock
+from tocsin.runtime.live_config import Current
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.retention import with_retention
 from tocsin.runtime.service import Service
@@ -24,7 +25,7 @@ from tocsin.runtime.service import Service
 CONSUMER_GROUP = "tocsin-triage"
 
 
-def from_parts(parts: Parts, config: TriageConfig) -> Service:
+def from_parts(parts: Parts, config: TriageConfig | Current[TriageConfig]) -> Service:
     service = build(
         parts.bus,
         MongoTriageStore(parts.database),
@@ -39,7 +40,7 @@ def from_parts(parts: Parts, config: TriageConfig) -> Service:
 def build(
     bus: Bus,
     store: TriageStore,
-    config: TriageConfig,
+    config: TriageConfig | Current[TriageConfig],
     require_api_key: Callable[..., str],
     *,
     silence_store: SilenceStore,

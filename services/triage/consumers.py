@@ -47,6 +47,7 @@ from services.triage.silence_store import SilencesInForce, no_silences
 from services.triage.store import IncidentRecord, NewIncident, TriageStore
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock, SystemClock
+from tocsin.runtime.live_config import Current, Fixed
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +64,21 @@ class AlertTriage:
         self,
         bus: Bus,
         store: TriageStore,
-        config: TriageConfig,
+        config: TriageConfig | Current[TriageConfig],
         silences: SilencesInForce | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._bus = bus
         self._store = store
-        self._config = config
+        # A reload swaps the section; read it through `.current` each time (live_config.py).
+        self._live = Fixed(config) if isinstance(config, TriageConfig) else config
         self._silences = silences if silences is not None else no_silences()
         self._sources = Refreshed(self._firing_sources, clock or SystemClock())
         self._source_seen = False
+
+    @property
+    def _config(self) -> TriageConfig:
+        return self._live.current
 
     async def _firing_sources(self, _: datetime) -> list[SourceAlert]:
         if not self._config.inhibit_rules:

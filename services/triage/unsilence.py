@@ -27,6 +27,7 @@ from tocsin.runtime.backoff import backoff_delay
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.consumer import UNAVAILABLE
+from tocsin.runtime.live_config import Current, Fixed
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,21 @@ class Unsilencer:
         bus: Bus,
         store: TriageStore,
         silences: SilenceStore,
-        config: TriageConfig,
+        config: TriageConfig | Current[TriageConfig],
         clock: Clock,
         interval: timedelta = timedelta(seconds=5),
     ) -> None:
         self._bus = bus
         self._store = store
         self._silences = silences
-        self._config = config
+        # A reload swaps the section; read it through `.current` each time (live_config.py).
+        self._live = Fixed(config) if isinstance(config, TriageConfig) else config
         self._clock = clock
         self._interval = interval
+
+    @property
+    def _config(self) -> TriageConfig:
+        return self._live.current
 
     async def run(self) -> None:
         unavailable = 0

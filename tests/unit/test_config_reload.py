@@ -9,16 +9,19 @@ import os
 import signal
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 import yaml
 from fastapi import FastAPI
 
+from services.triage.consumers import AlertTriage
+from services.triage.store import TriageStore
 from tests.unit.escalation_harness import incident_event, pages, rig, webhook_user
 from tocsin.composition.config import ConfigError, TocsinConfig, parse_config
 from tocsin.composition.reload import ConfigReloader, NoConfigFile, reload_service
+from tocsin.runtime.bus import Bus
 from tocsin.runtime.http import ApiKeys, api_key_dependency, token_digest
 from tocsin.runtime.live_config import LiveConfig
 
@@ -242,3 +245,16 @@ async def test_a_timer_whose_policy_was_removed_pages_nobody_and_does_not_fail(
         r.clock.advance(timedelta(minutes=MIN_5))
         assert await r.engine.fire_due_timers() == 1
         assert [u for u, _, _ in pages(r)] == ["alice"]
+
+
+def test_a_triage_rule_change_reaches_a_running_triage(
+    config_file: Path, live: LiveConfig[TocsinConfig], tmp_path: Path
+) -> None:
+    triage = AlertTriage(cast(Bus, None), cast(TriageStore, None), live.view(TocsinConfig.triage))
+    assert triage._config.tier("checkout") == 2
+    changed = document()
+    changed["services"][0]["tier"] = 0
+    write(config_file, changed)
+    report = ConfigReloader(config_file, live, ["triage"]).reload()
+    assert report.sections == {"triage": "reloaded"}
+    assert triage._config.tier("checkout") == 0

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 ADMIN_KEY = "admin"  # the key bootstrapped from TOCSIN_ADMIN_TOKEN (wiring.api_keys)
 
 # The services that read their section through a view of the live configuration.
-LIVE_SECTIONS = frozenset({"escalation"})
+LIVE_SECTIONS = frozenset({"escalation", "triage"})
 
 SECTIONS: Mapping[str, Callable[[TocsinConfig], object]] = {
     "ingest": TocsinConfig.ingest,

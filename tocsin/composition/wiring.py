@@ -22,11 +22,11 @@ from tocsin.runtime.settings import Settings
 ServiceName = Literal["ingest", "triage", "escalation", "notifier"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("ingest", "triage", "escalation", "notifier")
 
-# Escalation reads its section through a view of the live configuration (a reload reaches
-# it, see reload.py); the others get a snapshot of theirs, applied at the next restart.
+# Escalation and triage read their sections through a view of the live configuration (a
+# reload reaches them, see reload.py); the others get a snapshot, applied at the next restart.
 BUILDERS: Mapping[ServiceName, Callable[[Parts, LiveConfig[TocsinConfig]], Service]] = {
     "ingest": lambda parts, live: ingest.from_parts(parts, live.current.ingest()),
-    "triage": lambda parts, live: triage.from_parts(parts, live.current.triage()),
+    "triage": lambda parts, live: triage.from_parts(parts, live.view(TocsinConfig.triage)),
     "escalation": lambda parts, live: escalation.from_parts(
         _with_public_url(parts, live.current), live.view(TocsinConfig.escalation)
     ),
