@@ -41,6 +41,7 @@ run-distributed: setup infra-up
 ## gigabytes of old benchmark logs takes 20 s to start instead of 3)
 test: setup
 	scripts/alertmanager.sh
+	scripts/image-tools.sh
 	TOCSIN_INFRA_FRESH=1 scripts/infra.sh up
 	source .cache/infra.env && $(BIN)/pytest; status=$$?; scripts/infra.sh down; exit $$status
 
