@@ -54,14 +54,28 @@ class NotificationRequested(Envelope):
 
 
 class DeliveryOutcome(StrEnum):
+    QUEUED = "queued"
+    """Not final: the provider accepted the page (Twilio answered `201 queued`). Only for
+    channels whose provider reports progress later; others report only a final outcome."""
+    SENT = "sent"
+    """Not final: the provider handed the page on (Twilio's `sent` message status, a call
+    ringing)."""
     DELIVERED = "delivered"
+    """Final."""
     FAILED = "failed"
     """Final: retries are exhausted (or the error cannot be retried)."""
 
+    @property
+    def final(self) -> bool:
+        return self in (DeliveryOutcome.DELIVERED, DeliveryOutcome.FAILED)
+
 
 class NotificationResult(Envelope):
-    """The final outcome of one notification. Escalation puts it on the incident's timeline
-    and, on failure, pages the recipient's next contact method."""
+    """An outcome of one notification: each notification has exactly one final outcome
+    (delivered or failed) and may have non-final ones before it (queued, sent; at most one of
+    each, `event_id` derived from the notification id and the outcome). Escalation puts each on
+    the incident's timeline and, on a final failure only, pages the recipient's next contact
+    method. A consumer that acts on final outcomes only checks `outcome.final`."""
 
     notification_id: str = Field(min_length=1, max_length=512)
     incident_id: str = Field(min_length=1, max_length=200)

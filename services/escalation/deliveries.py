@@ -1,8 +1,9 @@
-"""`notifications.results` in: each notification's final outcome goes on its incident's
-timeline, and a failed one pages the same person's next contact method (in the order of their
-notification rules, then their other contacts), once: the fallback's notification id is the
-one that contact's own rule would use for the same step, so the notifier sends it once whoever
-asks first. When no contact is left, the timeline says so.
+"""`notifications.results` in: each notification's statuses go on its incident's timeline:
+the non-final ones (queued, sent; entry id `status:{notification_id}/{status}`) only that, the
+final one (`result:{notification_id}`) too, and a failed one pages the same person's next
+contact method (in the order of their notification rules, then their other contacts), once:
+the fallback's notification id is the one that contact's own rule would use for the same step,
+so the notifier sends it once whoever asks first. When no contact is left, the timeline says so.
 
 A failed page (triggered, escalated) falls back only while the incident is still triggered; a
 failed status notice (acknowledged, resolved) falls back too, so the person learns of it.
@@ -70,8 +71,12 @@ class DeliveryResults:
         return self._orders[1].get(user_id, ())
 
     async def on_notification_result(self, result: NotificationResult) -> None:
-        """Put the final outcome on the timeline; after a failure, page the same person's next
-        contact method (once: the fallback's id is deterministic), or say none is left."""
+        """Put the status on the timeline; after a final failure, page the same person's next
+        contact method (once: the fallback's id is deterministic), or say none is left. A
+        non-final status (queued, sent) never pages anyone."""
+        if not result.outcome.final:
+            await self._store.record(result.incident_id, [status_entry(result)])
+            return
         entries = [result_entry(result)]
         if result.outcome is DeliveryOutcome.FAILED:
             entries.extend(await self._next_contact(result))
@@ -137,4 +142,21 @@ def result_entry(result: NotificationResult) -> TimelineEntry:
         event=result.event,
         notification_id=result.notification_id,
         detail=None if delivered else f"after {result.attempt} attempt(s): {result.error}",
+    )
+
+
+_STATUS_ENTRIES = {DeliveryOutcome.QUEUED: Entry.QUEUED, DeliveryOutcome.SENT: Entry.SENT}
+
+
+def status_entry(result: NotificationResult) -> TimelineEntry:
+    """A non-final status: one entry per notification and status, however often it comes."""
+    return TimelineEntry(
+        id=f"status:{result.notification_id}/{result.outcome.value}",
+        at=result.occurred_at,
+        action=_STATUS_ENTRIES[result.outcome],
+        user_id=result.recipient.user_id,
+        contact_id=result.recipient.contact_id,
+        level=result.escalation_level,
+        event=result.event,
+        notification_id=result.notification_id,
     )

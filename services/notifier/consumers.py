@@ -8,9 +8,11 @@ marked failed. An unexpected error (not the channel's `DeliveryFailed`) is retri
 times, then the request is dead-lettered to `notifications.requested.dlq` and marked failed.
 A channel may also answer `Deferred`: the page is held by a contact's rate limit, or the
 provider took it and its delivery receipt is awaited; it goes back to the queue, due then (not
-counted as an attempt). Only the final outcome goes to `notifications.results` (once per
+counted as an attempt). The final outcome goes to `notifications.results` (once per
 outcome; the store's outbox field republishes it after a crash), and escalation pages the next
-contact method on a failure.
+contact method on a failure. Before it, a provider that reports progress adds non-final
+statuses (statuses.py): `queued` when it took the message (the channel's `Accepted`), `sent`
+from its callbacks; they only go on the timeline.
 
 A delivered notification is never sent again. A crash after the provider accepted but before
 the outcome was stored can resend it once, after the lease; the body carries the same
@@ -36,6 +38,7 @@ from schemas import (
     dlq_topic,
 )
 from services.notifier.channels import Channel, Deferred, DeliveryFailed
+from services.notifier.channels.accepted import Accepted
 from services.notifier.config import ContactConfig, NotifierConfig
 from services.notifier.domain.retry import (
     DEFAULT_RETRY,
@@ -44,6 +47,7 @@ from services.notifier.domain.retry import (
     retry_after_failure,
 )
 from services.notifier.metrics import DELIVERIES, DELIVERY_LATENCY, DELIVERY_SECONDS
+from services.notifier.statuses import StatusReporter
 from services.notifier.store import ClaimedNotification, NotifierStore
 from tocsin.runtime.backoff import Random, backoff_delay
 from tocsin.runtime.bus import Bus
@@ -89,6 +93,7 @@ class Delivery:
         self._poll = poll_seconds
         self._sweep_every = sweep_every
         self._wakeup = asyncio.Event()
+        self._statuses = StatusReporter(bus, store)
 
     async def handle(self, request: NotificationRequested) -> None:
         """Queue the notification (idempotent on its id) and wake the delivery loop."""
@@ -197,6 +202,11 @@ class Delivery:
             await self._store.defer(
                 request.notification_id, self._owner, deferred.until, self._clock.now()
             )
+            if isinstance(deferred, Accepted):
+                # The provider took the message: each page it carries is queued.
+                await self._statuses.report(
+                    deferred.notification_ids, DeliveryOutcome.QUEUED, deferred.at
+                )
             return
         except DeliveryFailed as failure:
             now = self._clock.now()

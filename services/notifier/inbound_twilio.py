@@ -10,7 +10,9 @@ delivery statuses.
   read it again without one), and the key pressed: 4 acknowledges, 6 resolves, 8 escalates.
 - `POST /v1/twilio/status?m=<message>`: message and call statuses. Each is kept with the message;
   the first final one (delivered; failed, undelivered; answered; busy, no-answer...) makes its
-  pages due, and the delivery loop reports their outcome (channels/twilio_pages.py).
+  pages due, and the delivery loop reports their outcome (channels/twilio_pages.py). Before
+  it, `queued` and `sent` (a call: `ringing`) are reported as each page's non-final status
+  (statuses.py).
 
 Every request must carry Twilio's `X-Twilio-Signature` over `public_url` + path + query and the
 form parameters, with the account's auth token: a bad or missing one gets 403 and changes
@@ -64,6 +66,7 @@ from services.notifier.domain.twiml import (
     message_response,
 )
 from services.notifier.metrics import INBOUND, PROVIDER_STATUSES
+from services.notifier.statuses import StatusReporter, progress
 from services.notifier.store import NotifierStore
 from tocsin.runtime.bus import Bus, PublishError
 from tocsin.runtime.clock import Clock
@@ -116,6 +119,7 @@ def router(
 ) -> APIRouter:
     api = APIRouter(tags=["twilio"])
     token = config.auth_token.get_secret_value()
+    statuses = StatusReporter(bus, queue)
     base = public_url.rstrip("/") if public_url else None
 
     async def verified(request: Request, route: str) -> dict[str, str]:
@@ -269,6 +273,11 @@ def router(
         PROVIDER_STATUSES.labels(message.kind, known_status(status)).inc()
         if final:
             await queue.wake(message.notification_ids, now)
+            return
+        outcome = progress(message.kind, status)
+        if outcome is not None and message.receipt is Receipt.PENDING:
+            # queued, sent: on each page's timeline; only the final status decides anything.
+            await statuses.report(message.notification_ids, outcome, now)
 
     @api.post("/v1/twilio/status", status_code=204)
     async def status(request: Request) -> Response:

@@ -107,6 +107,10 @@ class NotifierStore(Protocol):
 
     async def state(self, notification_id: str) -> str | None: ...
 
+    async def pending(self, notification_id: str) -> ClaimedNotification | None:
+        """A notification not finished yet (its request and attempts so far); None once it is
+        delivered or failed, or unknown."""
+
 
 def _claimed(doc: Document, now: datetime) -> ClaimedNotification:
     first_attempt_at = doc.get("first_attempt_at")
@@ -295,6 +299,15 @@ class MongoNotifierStore:
     async def state(self, notification_id: str) -> str | None:
         doc = await self._notifications.find_one({"_id": notification_id}, projection={"state": 1})
         return str(doc["state"]) if doc else None
+
+    async def pending(self, notification_id: str) -> ClaimedNotification | None:
+        doc = await self._notifications.find_one({"_id": notification_id, "state": "pending"})
+        if doc is None:
+            return None
+        try:
+            return _claimed(doc, datetime.now(UTC))
+        except (ValueError, KeyError, TypeError):
+            return None  # claim_due quarantines it
 
 
 def retention_rules(policy: RetentionPolicy) -> list[RetentionRule]:

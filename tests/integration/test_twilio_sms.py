@@ -1,8 +1,9 @@
 """The `sms` channel and the Twilio routes against the fake Twilio, on the served notifier:
 
 a page is one SMS with a reply code; Twilio's status callbacks are its delivery status
-(delivered, or undelivered/failed: the page fails at once); a reply `1a` acknowledges as the
-paged user, the same reply twice acts once, `ack` acts on the latest page; an unknown code or
+(queued and sent before it, then delivered, or undelivered/failed: the page fails at once),
+each page of a bundle with its own statuses; a reply `1a` acknowledges as the paged user, the
+same reply twice acts once, `ack` acts on the latest page; an unknown code or
 number gets a helpful answer and changes nothing; a bad or missing signature on every route
 gets 403 and changes nothing; Twilio's errors fail (4xx) or retry (5xx) without a second SMS;
 pages inside `sms_interval` are bundled, none lost, and the bundle's code acts on all of them.
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from schemas import CommandKind, DeliveryOutcome, NotificationEvent
+from schemas import CommandKind, DeliveryOutcome, NotificationEvent, NotificationResult
 from tests.fakes.twilio import FakeTwilio, WebhookAnswer, twilio_signature
 from tests.integration.twilio_harness import (
     ALICE,
@@ -97,6 +98,34 @@ async def test_a_page_is_one_sms_with_a_reply_code_and_delivered_when_twilio_say
     assert 'tocsin_notification_delivery_latency_seconds_count{channel="sms"}' in metrics
     assert 'tocsin_notifier_provider_statuses_total{channel="sms",status="delivered"}' in metrics
     assert "1555" not in metrics  # phone numbers never in labels
+
+    # Before the outcome, its statuses: queued (Twilio took it), sent, each once by event id
+    # (Twilio's `queued` callback and its 201 are one status), in the order they happened.
+    statuses = [r for r in notifier.statuses if r.notification_id == "n-1"]
+    first: dict[object, NotificationResult] = {}
+    for status in statuses:
+        first.setdefault(status.event_id, status)  # what escalation keeps
+    assert [r.outcome for r in sorted(first.values(), key=lambda r: r.occurred_at)] == [
+        DeliveryOutcome.QUEUED,
+        DeliveryOutcome.SENT,
+        DeliveryOutcome.DELIVERED,
+    ]
+    assert all(
+        (r.recipient.contact_id, r.escalation_level, r.incident_id)
+        == ("alice-sms", 0, result.incident_id)
+        for r in statuses
+    )
+    # A late `sent` (Twilio retrying its callback) after the outcome is not reported again.
+    seen = len(notifier.statuses)
+    params = {"MessageSid": message.sid, "MessageStatus": "sent", "To": ALICE}
+    signature = twilio_signature(twilio.auth_token, message.status_callback, params)
+    async with httpx.AsyncClient() as client:
+        late = await client.post(
+            message.status_callback, data=params, headers={"X-Twilio-Signature": signature}
+        )
+    assert late.status_code == 204
+    await asyncio.sleep(0.3)
+    assert len(notifier.statuses) == seen
 
 
 async def test_a_reply_acknowledges_once_as_the_paged_user(
@@ -240,6 +269,11 @@ async def test_pages_inside_the_interval_are_bundled_and_the_bundles_code_acts_o
     )
     assert {r.notification_id for r in results} == {f"n-{n}" for n in range(count)}
     assert {r.outcome for r in results} == {DeliveryOutcome.DELIVERED}
+    # Each page of a bundle has its own statuses, not only the one whose worker sent it.
+    for outcome in (DeliveryOutcome.QUEUED, DeliveryOutcome.SENT):
+        assert {r.notification_id for r in notifier.statuses if r.outcome is outcome} == {
+            f"n-{n}" for n in range(count)
+        }
     await asyncio.sleep(2.5)  # no third SMS comes
     messages = twilio.messages(to=ALICE)
     assert len(messages) == 2

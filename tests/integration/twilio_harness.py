@@ -159,7 +159,10 @@ class TwilioNotifier:
     clock: ShiftedClock
     twilio: FakeTwilio
     results: list[NotificationResult]
+    """Final outcomes (delivered, failed)."""
     commands: list[IncidentCommand]
+    statuses: list[NotificationResult]
+    """Every result, the non-final statuses (queued, sent) too, in the order published."""
 
     async def page(self, request: NotificationRequested) -> None:
         await self.bus.publish(NOTIFICATIONS_REQUESTED, request.incident.id, request)
@@ -196,9 +199,12 @@ async def running_notifier(
     clock = ShiftedClock()
     results: list[NotificationResult] = []
     commands: list[IncidentCommand] = []
+    statuses: list[NotificationResult] = []
 
     async def on_result(result: NotificationResult) -> None:
-        results.append(result)
+        statuses.append(result)
+        if result.outcome.final:
+            results.append(result)
 
     async def on_command(command: IncidentCommand) -> None:
         commands.append(command)
@@ -233,7 +239,14 @@ async def running_notifier(
             if task.done():
                 task.result()
             yield TwilioNotifier(
-                f"http://127.0.0.1:{port}", bus, database, clock, twilio, results, commands
+                f"http://127.0.0.1:{port}",
+                bus,
+                database,
+                clock,
+                twilio,
+                results,
+                commands,
+                statuses,
             )
         finally:
             server.should_exit = True

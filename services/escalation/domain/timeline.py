@@ -1,4 +1,5 @@
-"""What happened to an incident, in order: transitions, pages, delivery outcomes (pure).
+"""What happened to an incident, in order: transitions, pages, delivery statuses and outcomes
+(pure).
 
 Each entry has a deterministic id derived from what caused it (the transition's cause, the
 notification id, the result), so writing one twice after a crash stores it once. Entries live
@@ -24,6 +25,8 @@ class Entry(StrEnum):
     TRIGGERED = "triggered"
     PAGED = "paged"  # a page (incident.triggered / incident.escalated) was sent
     NOTIFIED = "notified"  # a status notice (incident.acknowledged / incident.resolved) was sent
+    QUEUED = "queued"  # not final: the provider accepted the page
+    SENT = "sent"  # not final: the provider handed it on (an SMS sent, a call ringing)
     DELIVERED = "delivered"
     DELIVERY_FAILED = "delivery_failed"  # final: the notifier gave up on that contact
     NEXT_CONTACT = "next_contact"  # a failed contact's next one is paged instead

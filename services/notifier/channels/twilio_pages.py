@@ -13,8 +13,10 @@ it, so a retried or re-claimed notification finds its message instead of making 
   (the callback URL carries the message's key) and marks it accepted. Without a callback within
   `CALLBACK_GRACE`, Twilio did not take it (or cannot call Tocsin back): ask again;
 - retry: Twilio answered with an error worth another attempt (after a backoff);
-- accepted: never asked again. The page waits for Twilio's final status (delivered, or
-  failed/undelivered: the page fails at once and escalation pages the person's next contact),
+- accepted: never asked again. Every page of the message is reported `queued` (`Accepted`),
+  then `sent` when Twilio says so (inbound_twilio.py). The page waits for Twilio's final
+  status (delivered, or failed/undelivered: the page fails at once and escalation pages the
+  person's next contact),
   up to `receipt_wait`; without one, Twilio's acceptance is the best news there is: delivered;
 - refused: the page fails at once.
 
@@ -32,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from schemas import NotificationEvent, NotificationRequested
+from services.notifier.channels.accepted import Accepted
 from services.notifier.channels.base import DeliveryFailed
 from services.notifier.channels.deferred import Deferred
 from services.notifier.channels.twilio_api import TwilioFailed
@@ -238,9 +241,11 @@ class TwilioPager:
             raise DeliveryFailed(str(failed), retryable=failed.retryable) from None
         accepted_at = self._clock.now()
         await self._store.accepted(message.key, sid, accepted_at)
-        raise Deferred(
+        raise Accepted(
             accepted_at + self._outgoing.receipt_wait,
             "accepted by Twilio: waiting for its delivery status",
+            notification_ids=message.notification_ids,
+            at=accepted_at,
         )
 
     def _receipt(self, message: Outbound, now: datetime) -> None:
