@@ -1,5 +1,5 @@
 """The `tocsin` command line: `up` (everything in one process), `serve` (one service on Kafka
-and MongoDB), `config check`."""
+and MongoDB), `admin init` (topics and indexes of a distributed deployment), `config check`."""
 
 from __future__ import annotations
 
@@ -53,6 +53,24 @@ signals:
   SIGHUP                  reload the configuration file (a bad file is refused and
                           the running configuration stays); POST /api/v1/config/reload
                           with the admin key does the same
+"""
+
+
+ADMIN_INIT_ENVIRONMENT = """\
+environment:
+  TOCSIN_KAFKA_BOOTSTRAP, TOCSIN_KAFKA_NAMESPACE
+  TOCSIN_KAFKA_PARTITIONS, TOCSIN_KAFKA_REPLICATION_FACTOR,
+  TOCSIN_KAFKA_MIN_INSYNC_REPLICAS, TOCSIN_KAFKA_RETENTION_HOURS
+                          how the topics are created (4, 1, 1, 168)
+  TOCSIN_KAFKA_SECURITY_PROTOCOL, TOCSIN_KAFKA_SASL_*, TOCSIN_KAFKA_SSL_CAFILE
+                          how to connect to Kafka (TLS, SASL)
+  TOCSIN_MONGO_URL, TOCSIN_MONGO_DATABASE
+  TOCSIN_INIT_TIMEOUT_SECONDS
+                          how long to wait for Kafka and MongoDB (default: 120)
+
+Creates every missing topic (and its .dlq) and every missing index; existing ones are
+left as they are. Exits 0 when both are in place, 1 when Kafka or MongoDB did not answer
+in time.
 """
 
 
@@ -115,6 +133,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     ports = ", ".join(f"{name} {port}" for name, port in DEFAULT_PORTS.items())
     serve.add_argument("--port", type=int, help=f"port to listen on (default: {ports})")
+
+    admin = commands.add_parser("admin", help="deployment tools (Kafka + MongoDB)")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    admin_commands.add_parser(
+        "init",
+        help="create the Kafka topics and the MongoDB indexes (idempotent)",
+        description="Create every contract topic and its .dlq, and every MongoDB index the\n"
+        "services use; wait for Kafka and MongoDB to answer first.",
+        epilog=ADMIN_INIT_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -213,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         return _check(args.file)
     settings = Settings()
+    if args.command == "admin":
+        from tocsin.composition.admin import run_init
+
+        return run_init(settings)
     if args.command == "up":
         return _up(args, settings)
     return _serve(args, settings)

@@ -15,12 +15,50 @@ from tocsin.composition.wiring import ServiceName, api_keys, build_service
 from tocsin.runtime import telemetry
 from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.http import api_key_dependency
-from tocsin.runtime.kafka import ConsumerTiming, KafkaBus, TopicLayout
+from tocsin.runtime.kafka import ConsumerTiming, KafkaBus, KafkaSecurity, TopicLayout
 from tocsin.runtime.live_config import LiveConfig
 from tocsin.runtime.mongo import MongoDatabase, open_client, ping
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import ProcessState, create_app
 from tocsin.runtime.settings import Settings
+
+
+def kafka_security(settings: Settings) -> KafkaSecurity:
+    password = settings.kafka_sasl_password
+    return KafkaSecurity(
+        protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        sasl_username=settings.kafka_sasl_username,
+        sasl_password=password.get_secret_value() if password is not None else None,
+        ssl_cafile=settings.kafka_ssl_cafile,
+    )
+
+
+def topic_layout(settings: Settings) -> TopicLayout:
+    return TopicLayout(
+        settings.kafka_partitions,
+        settings.kafka_replication_factor,
+        settings.kafka_min_insync_replicas,
+        settings.kafka_retention_hours,
+    )
+
+
+def kafka_bus(settings: Settings, client_id: str) -> KafkaBus:
+    """The Kafka bus of one process, every option from the settings."""
+    return KafkaBus(
+        settings.kafka_bootstrap,
+        client_id=client_id,
+        handler_attempts=settings.handler_attempts,
+        handler_backoff_seconds=settings.handler_backoff_seconds,
+        publish_timeout_seconds=settings.publish_timeout_seconds,
+        namespace=settings.kafka_namespace,
+        topics=topic_layout(settings),
+        timing=ConsumerTiming(
+            max_poll_interval_seconds=settings.kafka_max_poll_interval_seconds,
+            batch_budget_seconds=settings.kafka_batch_budget_seconds,
+        ),
+        security=kafka_security(settings),
+    )
 
 
 def create_service_app(
@@ -33,23 +71,7 @@ def create_service_app(
     """`config_path`: the file `config` came from, reloaded on SIGHUP or through the API."""
     telemetry.setup(f"tocsin-{name}", console_spans=settings.otel_console)
     instance_id = settings.instance_id or f"{name}-{socket.gethostname()}-{os.getpid()}"
-    bus = KafkaBus(
-        settings.kafka_bootstrap,
-        client_id=instance_id,
-        handler_attempts=settings.handler_attempts,
-        handler_backoff_seconds=settings.handler_backoff_seconds,
-        publish_timeout_seconds=settings.publish_timeout_seconds,
-        namespace=settings.kafka_namespace,
-        topics=TopicLayout(
-            settings.kafka_partitions,
-            settings.kafka_replication_factor,
-            settings.kafka_min_insync_replicas,
-        ),
-        timing=ConsumerTiming(
-            max_poll_interval_seconds=settings.kafka_max_poll_interval_seconds,
-            batch_budget_seconds=settings.kafka_batch_budget_seconds,
-        ),
-    )
+    bus = kafka_bus(settings, instance_id)
     client = open_client(settings.mongo_url)
     pymongo_database = client[settings.mongo_database]
     database = MongoDatabase(pymongo_database)

@@ -14,8 +14,11 @@ records done are committed and the fetch position is moved back to the first one
 retries of a slow batch never get the consumer thrown out of its group.
 
 Topics are created explicitly with the configured partitions, replication factor and
-`min.insync.replicas`; relying on the broker's auto-creation (replication 1) would defeat
-`acks=all`.
+`min.insync.replicas` and `retention.ms`; relying on the broker's auto-creation (replication 1)
+would defeat `acks=all`.
+
+Every client (producer, consumers, admin) connects with the same `KafkaSecurity` (PLAINTEXT, SSL,
+SASL_PLAINTEXT or SASL_SSL); `client_options` turns it into aiokafka's keyword arguments.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -34,6 +39,7 @@ from aiokafka.errors import (
     KafkaError,
     TopicAlreadyExistsError,
 )
+from aiokafka.helpers import create_ssl_context
 from opentelemetry import trace
 
 from schemas import TOPICS, Envelope, dlq_topic
@@ -51,6 +57,45 @@ class TopicLayout:
     partitions: int = 4
     replication_factor: int = 1
     min_insync_replicas: int = 1
+    # How long Kafka keeps a record (`retention.ms`); consumers further behind lose records.
+    retention_hours: float = 168.0
+
+    def topic_configs(self) -> dict[str, str]:
+        return {
+            "min.insync.replicas": str(self.min_insync_replicas),
+            "retention.ms": str(round(self.retention_hours * 3_600_000)),
+        }
+
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every client authenticates to the brokers and encrypts the connection."""
+
+    protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)  # never printed
+    # CA bundle the brokers' certificates are checked against (SSL, SASL_SSL); unset, the
+    # system's trust store.
+    ssl_cafile: Path | None = None
+
+
+def client_options(security: KafkaSecurity) -> dict[str, Any]:
+    """aiokafka keyword arguments (producer, consumer and admin alike) for `security`."""
+    options: dict[str, Any] = {"security_protocol": security.protocol}
+    if security.protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=security.ssl_cafile)
+    if security.protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        if not security.sasl_username or security.sasl_password is None:
+            raise ValueError(f"{security.protocol} needs a SASL username and password")
+        options["sasl_mechanism"] = security.sasl_mechanism
+        options["sasl_plain_username"] = security.sasl_username
+        options["sasl_plain_password"] = security.sasl_password
+    return options
 
 
 @dataclass(frozen=True)
@@ -74,6 +119,7 @@ class KafkaBus:
         namespace: str = "",
         topics: TopicLayout | None = None,
         timing: ConsumerTiming | None = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
         # `namespace` prefixes every topic and consumer group, so several deployments (or test
         # runs) can share one cluster without reading each other's messages.
@@ -83,6 +129,7 @@ class KafkaBus:
         self._publish_timeout = publish_timeout_seconds
         self._topics = topics or TopicLayout()
         self._timing = timing or ConsumerTiming()
+        self._options = client_options(security or KafkaSecurity())
         if self._timing.batch_budget_seconds >= self._timing.max_poll_interval_seconds:
             raise ValueError("the batch budget must be shorter than max.poll.interval")
         self._producer: AIOKafkaProducer | None = None
@@ -94,7 +141,9 @@ class KafkaBus:
     async def ensure_topics(self) -> None:
         """Create every contract topic and its DLQ if missing (idempotent)."""
         layout = self._topics
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap, client_id=self._client_id, **self._options
+        )
         await admin.start()
         try:
             existing = set(await admin.list_topics())
@@ -108,9 +157,7 @@ class KafkaBus:
                                 t,
                                 layout.partitions,
                                 layout.replication_factor,
-                                topic_configs={
-                                    "min.insync.replicas": str(layout.min_insync_replicas)
-                                },
+                                topic_configs=layout.topic_configs(),
                             )
                             for t in wanted
                         ],
@@ -133,6 +180,7 @@ class KafkaBus:
             enable_idempotence=True,
             linger_ms=2,
             request_timeout_ms=int(self._publish_timeout * 1000),
+            **self._options,
         )
         await self._producer.start()
 
@@ -188,6 +236,7 @@ class KafkaBus:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_interval_ms=int(timing.max_poll_interval_seconds * 1000),
+            **self._options,
         )
         await consumer.start()
         try:
@@ -239,4 +288,12 @@ class KafkaBus:
             log.info("commit of %s at %d dropped after a rebalance: %s", partition, done, error)
 
 
-__all__ = ["ConsumerTiming", "KafkaBus", "TopicLayout"]
+__all__ = [
+    "ConsumerTiming",
+    "KafkaBus",
+    "KafkaSecurity",
+    "SaslMechanism",
+    "SecurityProtocol",
+    "TopicLayout",
+    "client_options",
+]

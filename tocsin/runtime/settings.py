@@ -53,6 +53,17 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(default=4, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    # `retention.ms` of the topics Tocsin creates (a week: a consumer down longer loses records).
+    kafka_retention_hours: float = Field(default=168.0, gt=0)
+    # How every Kafka client connects (Strimzi, managed Kafka): TLS and/or SASL.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # CA bundle for the brokers' certificates (SSL, SASL_SSL); unset, the system's trust store.
+    kafka_ssl_cafile: Path | None = None
+    # `tocsin admin init` retries until Kafka and MongoDB answer within this long.
+    init_timeout_seconds: float = Field(default=120.0, gt=0)
     # Kafka evicts a consumer that does not fetch within max.poll.interval; a batch stops taking
     # new records after the budget (the rest is fetched again), which must be well inside it.
     kafka_max_poll_interval_seconds: float = Field(default=300.0, gt=0)
