@@ -128,3 +128,16 @@ def test_compose_and_the_chart_ship_the_same_dashboards() -> None:
         assert json.loads((compose_dir / name).read_text()) == json.loads(
             (chart_dir / name).read_text()
         )
+
+
+def test_the_init_job_runs_tocsin_admin_init_with_the_topic_settings() -> None:
+    init = compose()["services"]["tocsin-init"]
+    assert "entrypoint" not in init  # the image's `tocsin`
+    assert init["command"] == ["admin", "init"]
+    assert init["restart"] == "no"
+    assert "tocsin-init" not in init["depends_on"]
+    environment = init["environment"]
+    for key in ("PARTITIONS", "REPLICATION_FACTOR", "MIN_INSYNC_REPLICAS", "RETENTION_HOURS"):
+        assert environment[f"TOCSIN_KAFKA_{key}"].isdigit(), key
+    done = run(ROOT / ".venv" / "bin" / "tocsin", *init["command"], "--help")
+    assert done.returncode == 0, done.stderr

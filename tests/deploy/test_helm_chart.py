@@ -103,26 +103,80 @@ def test_every_service_has_a_pdb_and_a_service(rendered: list[Manifest]) -> None
         assert services[f"tocsin-{name}"]["spec"]["ports"][0]["port"] == port
 
 
-def test_topics_are_created_by_a_pre_install_hook_with_the_values_settings(
+def test_topics_and_indexes_are_created_by_a_pre_install_hook_with_the_values_settings(
     rendered: list[Manifest],
 ) -> None:
     jobs = of_kind(rendered, "Job")
     job = jobs["tocsin-init"]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["python", "/etc/tocsin-init/init.py"]
+    assert "command" not in container  # the image's entrypoint, `tocsin`
+    assert container["args"] == ["admin", "init"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     deployment = of_kind(rendered, "Deployment")["tocsin-ingest"]
     service_env = {
         e["name"]: e.get("value")
         for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     }
-    for key in ("PARTITIONS", "REPLICATION_FACTOR", "MIN_INSYNC_REPLICAS"):
+    for key in ("PARTITIONS", "REPLICATION_FACTOR", "MIN_INSYNC_REPLICAS", "RETENTION_HOURS"):
         assert env[f"TOCSIN_KAFKA_{key}"] == service_env[f"TOCSIN_KAFKA_{key}"]
-    # What the hook needs exists before it runs: its script and (a chart-made) Secret are hooks.
-    script = of_kind(rendered, "ConfigMap")["tocsin-init"]
-    assert script["metadata"]["annotations"]["helm.sh/hook-weight"] == "-10"
-    assert script["data"]["init.py"] == (CHART / "files" / "init.py").read_text().rstrip("\n")
+    assert env["TOCSIN_KAFKA_RETENTION_HOURS"] == "168"
+    assert env["TOCSIN_INIT_TIMEOUT_SECONDS"] == str(job["spec"]["activeDeadlineSeconds"])
+    # What the hook needs exists before it runs: a chart-made Secret is a hook too.
+    assert "tocsin-init" not in of_kind(rendered, "ConfigMap")
+    done = run(ROOT / ".venv" / "bin" / "tocsin", *container["args"], "--help")
+    assert done.returncode == 0, done.stderr
+
+
+def pod_specs(docs: list[Manifest]) -> dict[str, Manifest]:
+    """The pod spec of every Deployment and Job, by name."""
+    return {
+        name: doc["spec"]["template"]["spec"]
+        for kind in ("Deployment", "Job")
+        for name, doc in of_kind(docs, kind).items()
+    }
+
+
+def test_default_values_connect_to_kafka_in_plaintext(
+    default_manifests: list[Manifest],
+) -> None:
+    for name, pod in pod_specs(default_manifests).items():
+        (container,) = pod["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["TOCSIN_KAFKA_SECURITY_PROTOCOL"]["value"] == "PLAINTEXT", name
+        assert not {"TOCSIN_KAFKA_SASL_PASSWORD", "TOCSIN_KAFKA_SSL_CAFILE"} & env.keys(), name
+        assert "kafka-ca" not in {v["name"] for v in pod["volumes"]}, name
+
+
+def test_strimzi_sasl_ssl_values_reach_every_pod_with_the_password_and_ca_from_secrets(
+    production_manifests: list[Manifest],
+) -> None:
+    pods = pod_specs(production_manifests)
+    assert set(pods) == {*(f"tocsin-{s}" for s in SERVICES), "tocsin-init"}
+    for name, pod in pods.items():
+        (container,) = pod["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["TOCSIN_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL", name
+        assert env["TOCSIN_KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512", name
+        assert env["TOCSIN_KAFKA_SASL_USERNAME"]["value"] == "tocsin", name
+        # The password is a reference to Strimzi's KafkaUser Secret, never a literal value.
+        assert "value" not in env["TOCSIN_KAFKA_SASL_PASSWORD"], name
+        assert env["TOCSIN_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "tocsin",
+            "key": "password",
+        }, name
+        assert env["TOCSIN_KAFKA_SSL_CAFILE"]["value"] == "/etc/tocsin-kafka-ca/ca.crt", name
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["kafka-ca"]["secret"] == {
+            "secretName": "tocsin-kafka-cluster-ca-cert",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        }, name
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["kafka-ca"] == {
+            "name": "kafka-ca",
+            "mountPath": "/etc/tocsin-kafka-ca",
+            "readOnly": True,
+        }, name
 
 
 def test_default_values_render_no_optional_extras(default_manifests: list[Manifest]) -> None:
@@ -179,6 +233,9 @@ def test_production_config_is_a_valid_tocsin_config(
         (["--set", "kafka.bootstrap=not a host"], "bootstrap"),
         (["--set", "mongodb.url=postgres://x"], "url"),
         (["--set", "servicez.ingest.replicas=2"], "servicez"),
+        (["--set", "kafka.security.protocol=TLS"], "protocol"),
+        (["--set", "kafka.security.saslMechanism=GSSAPI"], "saslMechanism"),
+        (["--set", "kafka.topics.retentionHours=0"], "retentionHours"),
     ],
 )
 def test_a_wrong_value_fails_with_a_message_naming_it(

@@ -50,6 +50,29 @@ app.kubernetes.io/component: {{ .service }}
   value: {{ .Values.kafka.topics.replicationFactor | quote }}
 - name: TOCSIN_KAFKA_MIN_INSYNC_REPLICAS
   value: {{ .Values.kafka.topics.minInsyncReplicas | quote }}
+- name: TOCSIN_KAFKA_RETENTION_HOURS
+  value: {{ .Values.kafka.topics.retentionHours | default 168 | quote }}
+{{- with .Values.kafka.security }}
+- name: TOCSIN_KAFKA_SECURITY_PROTOCOL
+  value: {{ .protocol | default "PLAINTEXT" | quote }}
+- name: TOCSIN_KAFKA_SASL_MECHANISM
+  value: {{ .saslMechanism | default "PLAIN" | quote }}
+{{- with .saslUsername }}
+- name: TOCSIN_KAFKA_SASL_USERNAME
+  value: {{ . | quote }}
+{{- end }}
+{{- if and .saslPasswordSecret .saslPasswordSecret.name }}
+- name: TOCSIN_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .saslPasswordSecret.name | quote }}
+      key: {{ .saslPasswordSecret.key | default "password" | quote }}
+{{- end }}
+{{- if and .caSecret .caSecret.name }}
+- name: TOCSIN_KAFKA_SSL_CAFILE
+  value: /etc/tocsin-kafka-ca/ca.crt
+{{- end }}
+{{- end }}
 - name: TOCSIN_MONGO_DATABASE
   value: {{ .Values.mongodb.database | quote }}
 - name: TOCSIN_CONFIG
@@ -68,4 +91,25 @@ app.kubernetes.io/component: {{ .service }}
 {{- define "tocsin.envFrom" -}}
 - secretRef:
     name: {{ include "tocsin.secretName" . }}
+{{- end -}}
+
+
+{{/* The Kafka CA bundle (kafka.security.caSecret), mounted at /etc/tocsin-kafka-ca/ca.crt. */}}
+{{- define "tocsin.kafkaCaMount" -}}
+{{- if and .Values.kafka.security .Values.kafka.security.caSecret .Values.kafka.security.caSecret.name }}
+- name: kafka-ca
+  mountPath: /etc/tocsin-kafka-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "tocsin.kafkaCaVolume" -}}
+{{- if and .Values.kafka.security .Values.kafka.security.caSecret .Values.kafka.security.caSecret.name }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.security.caSecret.name | quote }}
+    items:
+      - key: {{ .Values.kafka.security.caSecret.key | default "ca.crt" | quote }}
+        path: ca.crt
+{{- end }}
 {{- end -}}
