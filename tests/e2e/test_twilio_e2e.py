@@ -2,8 +2,8 @@
 FerretDB, with the fake Twilio as the provider (its callbacks and webhooks signed as Twilio
 signs them, sent to Tocsin's public_url):
 
-1. an alert -> an SMS to alice -> she replies `1a` -> acknowledged by alice, the next level is
-   never paged;
+1. an alert -> an SMS to alice (queued, sent, delivered on the incident's timeline) -> she
+   replies `1a` -> acknowledged by alice, the next level is never paged;
 2. an alert -> a call to bob; forged requests on /v1/twilio/sms, /voice and /status get 403 and
    change nothing; bob presses 4 -> acknowledged by bob;
 3. erin's SMS is undelivered -> her voice contact is called at once (not after its rule's 10
@@ -262,6 +262,24 @@ def test_an_sms_reply_acknowledges_and_escalation_stops(stack: Stack) -> None:
         e for e in timeline if e["action"] == "delivered" and e["contact_id"] == "alice-sms"
     ]
     assert delivered, timeline
+
+    # The page's statuses reached the timeline, each once, in order: paged, queued (Twilio took
+    # it), sent, delivered; and so do those of the acknowledgement notice (held by the number's
+    # 5 s window) after it.
+    def statuses(event: str) -> list[str]:
+        entries = stack.incident(incident["id"])["timeline"]
+        (notification,) = {
+            e["notification_id"]
+            for e in entries
+            if e["event"] == event and e["contact_id"] == "alice-sms"
+        }
+        return [e["action"] for e in entries if e["notification_id"] == notification]
+
+    assert statuses("incident.triggered") == ["paged", "queued", "sent", "delivered"]
+    notice = wait_until(
+        lambda: (s := statuses("incident.acknowledged"))[-1:] == ["delivered"] and s
+    )
+    assert notice == ["notified", "queued", "sent", "delivered"]
 
 
 def test_forged_requests_get_403_and_a_key_press_acknowledges(stack: Stack) -> None:
