@@ -59,8 +59,9 @@ class TimelineView(BaseModel):
     at: datetime
     action: str = Field(
         description="A lifecycle action (`acknowledge`, `resolve`, `reopen`, `escalate`, ...), "
-        "`triggered`, `paged`, `notified`, `delivered`, `delivery_failed`, `next_contact`, "
-        "`no_contact_left` or `severity_changed`."
+        "`triggered`, `paged`, `notified`, `queued`, `sent` (a provider's progress), "
+        "`delivered`, `delivery_failed`, `next_contact`, `no_contact_left`, `on_call` or "
+        "`severity_changed`."
     )
     actor: str | None = Field(description="Who did it; null for Tocsin's own steps.")
     user_id: str | None = None
