@@ -16,9 +16,6 @@ once even while incidents keep opening and changing.
 
 # No `from __future__ import annotations`: FastAPI must see the local `ApiKey` alias.
 import asyncio
-import base64
-import binascii
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -44,6 +41,7 @@ from services.escalation.store import (
 )
 from tocsin.runtime.bus import PublishError
 from tocsin.runtime.durations import parse_duration
+from tocsin.runtime.paging import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
@@ -239,23 +237,6 @@ class IncidentPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page."
     )
-
-
-# The same opaque cursor as `/api/v1/alerts` (services may not share code: see DESIGN §3).
-def encode_cursor(after: str) -> str:
-    raw = json.dumps({"after": after}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        after = json.loads(raw)["after"]
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        raise HTTPException(400, "invalid cursor") from None
-    if not isinstance(after, str):
-        raise HTTPException(400, "invalid cursor")
-    return after
 
 
 def router(

@@ -5,18 +5,16 @@ so paging visits every alert once even while alerts keep arriving and changing.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local `ApiKey` alias.
-import base64
-import binascii
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from schemas import AlertStatus
 from services.triage.store import AlertFilter, StoredAlert, TriageStore
+from tocsin.runtime.paging import decode_cursor, encode_cursor
 
 MAX_LIMIT = 500
 
@@ -67,22 +65,6 @@ class AlertPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page."
     )
-
-
-def encode_cursor(after_fingerprint: str) -> str:
-    raw = json.dumps({"after": after_fingerprint}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        after = json.loads(raw)["after"]
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        raise HTTPException(400, "invalid cursor") from None
-    if not isinstance(after, str):
-        raise HTTPException(400, "invalid cursor")
-    return after
 
 
 def router(store: TriageStore, require_api_key: Callable[..., str]) -> APIRouter:
