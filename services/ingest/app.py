@@ -1,7 +1,15 @@
 """Wiring of the ingest service: integrations and heartbeats from config into its store and
-token directories, the webhook routes, and the heartbeat loop."""
+token directories, the webhook routes, and the heartbeat loop.
+
+A reload replaces the section behind `config` (a view of the live configuration): the next
+request, or the next heartbeat check, applies it first (new, changed and removed integrations
+and heartbeats), once, under a lock; requests already past that point finish with the old one."""
 
 from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends
 
 from schemas import ALERTS_RAW
 from services.ingest import enqueue
@@ -20,6 +28,7 @@ from services.ingest.store import (
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.http import TokenDirectory, token_digest
+from tocsin.runtime.live_config import Current, Fixed
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import Service
 
@@ -44,14 +53,14 @@ def _callers(stored: list[Integration], config: IngestConfig) -> dict[str, Calle
     return callers
 
 
-def from_parts(parts: Parts, config: IngestConfig) -> Service:
+def from_parts(parts: Parts, config: IngestConfig | Current[IngestConfig]) -> Service:
     return build(parts.bus, MongoIngestStore(parts.database), config, parts.clock)
 
 
 def build(
     bus: Bus,
     store: IngestStore,
-    config: IngestConfig,
+    config: IngestConfig | Current[IngestConfig],
     clock: Clock,
     *,
     heartbeat_poll_seconds: float = 1.0,
@@ -59,16 +68,19 @@ def build(
     integrations: TokenDirectory[Caller] = TokenDirectory()
     heartbeats: TokenDirectory[str] = TokenDirectory()
     limiter = RateLimiter()
+    live = Fixed(config) if isinstance(config, IngestConfig) else config
+    started = live.current
     monitor = HeartbeatMonitor(
         bus,
         store,
         clock,
-        [heartbeat.id for heartbeat in config.heartbeats],
+        [heartbeat.id for heartbeat in started.heartbeats],
         poll_seconds=heartbeat_poll_seconds,
     )
+    applied: list[IngestConfig] = []  # the section the directories hold (none before start)
+    applying = asyncio.Lock()
 
-    async def apply_config() -> None:
-        await store.ensure_indexes()
+    async def apply(config: IngestConfig) -> None:
         for integration in config.integrations:
             await store.upsert_integration(
                 Integration(
@@ -96,16 +108,38 @@ def build(
             )
             digests[digest] = heartbeat.id
         heartbeats.replace(digests)
+        monitor.watch([heartbeat.id for heartbeat in config.heartbeats])
+        applied[:] = [config]
 
-    api = router(bus, integrations, heartbeats, monitor, clock, limiter)
+    async def apply_config() -> None:
+        await store.ensure_indexes()
+        async with applying:
+            await apply(live.current)
+
+    async def apply_reloaded() -> None:
+        """Before each request and heartbeat check: apply a reloaded section first."""
+        if applied and live.current is applied[0]:
+            return
+        async with applying:
+            current = live.current
+            if not applied or current is applied[0]:
+                return  # not started yet, or applied by whoever held the lock
+            if current == applied[0]:
+                applied[:] = [current]  # another section was reloaded: nothing to write
+                return
+            await apply(current)
+
+    api = APIRouter(dependencies=[Depends(apply_reloaded)])
+    api.include_router(router(bus, integrations, heartbeats, monitor, clock, limiter))
     api.include_router(enqueue.router(bus, integrations, clock, limiter))
 
     async def check_heartbeats() -> None:
-        await monitor.run()
+        await monitor.run(before_check=apply_reloaded)
 
     return Service(
         name="ingest",
         router=api,
         on_start=[apply_config],
-        loops=[check_heartbeats] if config.heartbeats else [],
+        # Always running: a reload may declare the first heartbeat (no ids: no query).
+        loops=[check_heartbeats],
     )

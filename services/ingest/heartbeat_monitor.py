@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus
@@ -59,16 +60,25 @@ class HeartbeatMonitor:
             log.warning("heartbeat %s: resolution not published yet: %s", heartbeat_id, error)
         return heartbeat
 
+    def watch(self, heartbeat_ids: list[str]) -> None:
+        """The heartbeats of a reloaded configuration (removed ones are no longer checked)."""
+        self._ids = heartbeat_ids
+
     async def check_once(self) -> None:
+        if not self._ids:
+            return
         now = self._clock.now()
         for heartbeat, outbox in await self._store.heartbeats(self._ids):
             await self._settle(heartbeat, outbox, now)
 
-    async def run(self) -> None:
+    async def run(self, before_check: Callable[[], Awaitable[None]] | None = None) -> None:
         """The durable loop: check every `poll_seconds`; outages of Kafka or MongoDB are waited
-        out (the state is in MongoDB, so nothing is lost), anything else stops the process."""
+        out (the state is in MongoDB, so nothing is lost), anything else stops the process.
+        `before_check`: e.g. applying a reloaded configuration first."""
         while True:
             try:
+                if before_check is not None:
+                    await before_check()
                 await self.check_once()
             except (PublishError, StoreUnavailable) as error:
                 log.warning("heartbeat check failed, retrying: %s", error)

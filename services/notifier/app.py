@@ -26,6 +26,7 @@ from services.notifier.message_store import (
 from services.notifier.store import MongoNotifierStore, NotifierStore, retention_rules
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
+from tocsin.runtime.live_config import Current, Fixed
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.retention import with_retention
 from tocsin.runtime.service import Service
@@ -45,10 +46,18 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def from_parts(parts: Parts, config: NotifierConfig) -> Service:
-    if config.public_url is None and parts.settings.public_url is not None:
+def with_public_url(config: NotifierConfig, settings: Settings) -> NotifierConfig:
+    if config.public_url is None and settings.public_url is not None:
         # TOCSIN_PUBLIC_URL (or `tocsin up`'s listening address) when the file has none.
-        config = config.model_copy(update={"public_url": parts.settings.public_url})
+        return config.model_copy(update={"public_url": settings.public_url})
+    return config
+
+
+def from_parts(parts: Parts, config: NotifierConfig | Current[NotifierConfig]) -> Service:
+    """`config`: the section, or a view of it (see `with_public_url`) that a reload replaces;
+    contacts apply live, providers and the public URL are taken once here."""
+    if isinstance(config, NotifierConfig):
+        config = with_public_url(config, parts.settings)
     service = build(
         parts.bus,
         MongoNotifierStore(parts.database),
@@ -75,7 +84,7 @@ def from_parts(parts: Parts, config: NotifierConfig) -> Service:
 def build(
     bus: Bus,
     store: NotifierStore,
-    config: NotifierConfig,
+    config: NotifierConfig | Current[NotifierConfig],
     clock: Clock,
     client: httpx.AsyncClient,
     *,
@@ -85,11 +94,15 @@ def build(
     messages: MessageStore,
     contact_store: ContactStore | None = None,  # sms and voice need it
 ) -> Service:
+    live = Fixed(config) if isinstance(config, NotifierConfig) else config
+    # Providers' clients and the public URL: taken once (a reload reports them as needing a
+    # restart); contacts are read through `live` at each delivery.
+    started = live.current
     delivery = Delivery(
         bus,
         store,
-        config,
-        channels(client, config, messages=messages, clock=clock, contact_store=contact_store),
+        live,
+        channels(client, started, messages=messages, clock=clock, contact_store=contact_store),
         clock,
         instance_id,
         retry=retry,
@@ -104,7 +117,7 @@ def build(
         ],
         router=api.router(
             bus,
-            config,
+            started,
             clock,
             messages,
             twilio=(contact_store, store) if contact_store is not None else None,

@@ -53,6 +53,7 @@ from tocsin.runtime.backoff import Random, backoff_delay
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.consumer import UNAVAILABLE
+from tocsin.runtime.live_config import Current, Fixed
 from tocsin.runtime.metrics import DEAD_LETTERED
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class Delivery:
         self,
         bus: Bus,
         store: NotifierStore,
-        config: NotifierConfig,
+        config: NotifierConfig | Current[NotifierConfig],
         channels: Mapping[str, Channel],
         clock: Clock,
         owner: str,
@@ -82,7 +83,8 @@ class Delivery:
     ) -> None:
         self._bus = bus
         self._store = store
-        self._config = config
+        # Read at each delivery: a reload's contacts reach the next one.
+        self._live = Fixed(config) if isinstance(config, NotifierConfig) else config
         self._channels = channels
         self._clock = clock
         self._owner = owner
@@ -185,7 +187,7 @@ class Delivery:
             log.exception("recording the outcome of %s failed", notification_id)
 
     def _contact(self, request: NotificationRequested) -> ContactConfig | None:
-        return self._config.contact(request.recipient.user_id, request.recipient.contact_id)
+        return self._live.current.contact(request.recipient.user_id, request.recipient.contact_id)
 
     async def _deliver(self, claimed: ClaimedNotification) -> None:
         request, attempt = claimed.request, claimed.attempt

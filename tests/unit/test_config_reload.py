@@ -20,7 +20,13 @@ from services.triage.consumers import AlertTriage
 from services.triage.store import TriageStore
 from tests.unit.escalation_harness import incident_event, pages, rig, webhook_user
 from tocsin.composition.config import ConfigError, TocsinConfig, parse_config
-from tocsin.composition.reload import ConfigReloader, NoConfigFile, reload_service
+from tocsin.composition.reload import (
+    ConfigReloader,
+    NoConfigFile,
+    notifier_restart_only,
+    reload_service,
+    section_status,
+)
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.http import ApiKeys, api_key_dependency, token_digest
 from tocsin.runtime.live_config import LiveConfig
@@ -81,7 +87,7 @@ def test_a_good_file_is_swapped_in_and_the_report_names_each_section(
     report = reloader.reload()
     assert report.source == str(config_file)
     assert report.sections == {
-        "ingest": "changed; restart to apply",
+        "ingest": "reloaded",
         "triage": "unchanged",
         "escalation": "reloaded",
         "notifier": "unchanged",
@@ -258,3 +264,57 @@ def test_a_triage_rule_change_reaches_a_running_triage(
     report = ConfigReloader(config_file, live, ["triage"]).reload()
     assert report.sections == {"triage": "reloaded"}
     assert triage._config.tier("checkout") == 0
+
+
+# -- what applies live and what waits for a restart ------------------------------------------
+
+BOTH = ("escalation", "notifier")
+PUBLIC_URL = "https://tocsin.example.com"
+SLACK = {"bot_token": "xoxb-0123456789", "signing_secret": "signing-secret-0123456789"}
+
+
+def with_slack(doc: dict[str, Any], slack_user: str = "U0123ALICE") -> dict[str, Any]:
+    doc["public_url"] = PUBLIC_URL
+    doc["providers"] = {"slack": SLACK}
+    doc["users"][0]["contacts"].append({"id": "chat", "type": "slack", "address": slack_user})
+    return doc
+
+
+def statuses(old: dict[str, Any], new: dict[str, Any]) -> dict[str, str]:
+    before, after = parse_config(old), parse_config(new)
+    return {name: section_status(name, before, after) for name in BOTH}
+
+
+def test_a_changed_contact_address_is_reloaded() -> None:
+    changed = document()
+    changed["users"][0]["contacts"][0]["address"] = "http://127.0.0.1:9/elsewhere"
+    assert statuses(document(), changed) == {"escalation": "unchanged", "notifier": "reloaded"}
+
+
+def test_changed_providers_wait_for_a_restart() -> None:
+    rotated = with_slack(document())
+    rotated["providers"]["slack"] = {**SLACK, "bot_token": "xoxb-rotated-0123456789"}
+    assert statuses(with_slack(document()), rotated) == {
+        "escalation": "unchanged",
+        "notifier": "changed; restart to apply",
+    }
+
+
+def test_a_changed_public_url_waits_for_a_restart_in_both_sections() -> None:
+    moved = with_slack(document())
+    moved["public_url"] = "https://oncall.example.com"
+    assert statuses(with_slack(document()), moved) == {
+        "escalation": "changed; restart to apply",
+        "notifier": "changed; restart to apply",
+    }
+
+
+def test_slack_contacts_change_the_inbound_user_map_which_waits_for_a_restart() -> None:
+    old, new = with_slack(document()), with_slack(document(), slack_user="U0456ALICE")
+    assert statuses(old, new)["notifier"] == "changed; restart to apply"
+    # A Slack channel (C...) is not in the map: reloaded.
+    channel_old, channel_new = with_slack(document(), "C0123OPS"), with_slack(document(), "C9OPS")
+    assert statuses(channel_old, channel_new)["notifier"] == "reloaded"
+    assert notifier_restart_only(parse_config(channel_old)) == notifier_restart_only(
+        parse_config(channel_new)
+    )

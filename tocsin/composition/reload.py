@@ -8,8 +8,9 @@ the next page, timer or request sees the new one. Timers are documents naming an
 step, never a copy of the configuration, so pending timers keep working: they page from the
 configuration as it is when they fire.
 
-A service built from a snapshot of its section (not a view) does not see a reload: the report
-says which sections changed and need a restart to apply (see `LIVE_SECTIONS`).
+Every service reads its section live, but a few parts are built once at start (the notifier's
+provider clients, the public URL, the Slack user map of inbound buttons): when those change the
+report says "changed; restart to apply" for that section (see `RESTART_ONLY`).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local `ApiKey` alias.
@@ -23,6 +24,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
+from services.notifier.inbound_slack import slack_users
 from tocsin.composition.config import ConfigError, TocsinConfig, load_config
 from tocsin.runtime.live_config import LiveConfig
 from tocsin.runtime.service import Service
@@ -31,8 +33,10 @@ log = logging.getLogger(__name__)
 
 ADMIN_KEY = "admin"  # the key bootstrapped from TOCSIN_ADMIN_TOKEN (wiring.api_keys)
 
+SectionStatus = Literal["reloaded", "unchanged", "changed; restart to apply"]
+
 # The services that read their section through a view of the live configuration.
-LIVE_SECTIONS = frozenset({"escalation", "triage"})
+LIVE_SECTIONS = frozenset({"ingest", "triage", "escalation", "notifier"})
 
 SECTIONS: Mapping[str, Callable[[TocsinConfig], object]] = {
     "ingest": TocsinConfig.ingest,
@@ -41,7 +45,33 @@ SECTIONS: Mapping[str, Callable[[TocsinConfig], object]] = {
     "notifier": TocsinConfig.notifier,
 }
 
-SectionStatus = Literal["reloaded", "unchanged", "changed; restart to apply"]
+
+def escalation_restart_only(config: TocsinConfig) -> object:
+    """What escalation takes once at start: the public URL its pages link to."""
+    return config.public_url
+
+
+def notifier_restart_only(config: TocsinConfig) -> object:
+    """What the notifier builds once at start: the provider clients, the public URL they call
+    back and sign with, and the Slack user map of inbound buttons. Contacts apply live."""
+    return (config.providers, config.public_url, slack_users(config.notifier().contacts))
+
+
+# Per service, the part of the file it applies only at a restart (the rest applies live).
+RESTART_ONLY: Mapping[str, Callable[[TocsinConfig], object]] = {
+    "escalation": escalation_restart_only,
+    "notifier": notifier_restart_only,
+}
+
+
+def section_status(name: str, old: TocsinConfig, new: TocsinConfig) -> SectionStatus:
+    restart_only = RESTART_ONLY.get(name)
+    if restart_only is not None and restart_only(old) != restart_only(new):
+        return "changed; restart to apply"
+    section = SECTIONS[name]
+    if section(old) == section(new):
+        return "unchanged"
+    return "reloaded" if name in LIVE_SECTIONS else "changed; restart to apply"
 
 
 class NoConfigFile(Exception):
@@ -71,15 +101,7 @@ class ConfigReloader:
             raise NoConfigFile("started without a configuration file (--config); nothing to reload")
         new = load_config(self._path)
         old = self._live.current
-        sections: dict[str, SectionStatus] = {}
-        for name in self._services:
-            section = SECTIONS[name]
-            if section(old) == section(new):
-                sections[name] = "unchanged"
-            elif name in LIVE_SECTIONS:
-                sections[name] = "reloaded"
-            else:
-                sections[name] = "changed; restart to apply"
+        sections = {name: section_status(name, old, new) for name in self._services}
         self._live.replace(new)
         report = ReloadReport(source=str(self._path), sections=sections)
         log.info(

@@ -22,15 +22,18 @@ from tocsin.runtime.settings import Settings
 ServiceName = Literal["ingest", "triage", "escalation", "notifier"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("ingest", "triage", "escalation", "notifier")
 
-# Escalation and triage read their sections through a view of the live configuration (a
-# reload reaches them, see reload.py); the others get a snapshot, applied at the next restart.
+# Every service reads its section through a view of the live configuration, so a reload reaches
+# it; what a service builds once at start (provider clients, public URL) is listed in reload.py.
 BUILDERS: Mapping[ServiceName, Callable[[Parts, LiveConfig[TocsinConfig]], Service]] = {
-    "ingest": lambda parts, live: ingest.from_parts(parts, live.current.ingest()),
+    "ingest": lambda parts, live: ingest.from_parts(parts, live.view(TocsinConfig.ingest)),
     "triage": lambda parts, live: triage.from_parts(parts, live.view(TocsinConfig.triage)),
     "escalation": lambda parts, live: escalation.from_parts(
         _with_public_url(parts, live.current), live.view(TocsinConfig.escalation)
     ),
-    "notifier": lambda parts, live: notifier.from_parts(parts, live.current.notifier()),
+    "notifier": lambda parts, live: notifier.from_parts(
+        parts,
+        live.view(lambda config: notifier.with_public_url(config.notifier(), parts.settings)),
+    ),
 }
 
 
