@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 
 from schemas import ALERTS_RAW
 from services.ingest import enqueue
@@ -18,7 +18,7 @@ from services.ingest.config import IngestConfig
 from services.ingest.domain.formats import FORMATS
 from services.ingest.domain.ratelimit import RateLimiter
 from services.ingest.heartbeat_monitor import HeartbeatMonitor
-from services.ingest.intake import Caller
+from services.ingest.intake import RETRY_AFTER_SECONDS, Caller
 from services.ingest.store import (
     HeartbeatDeclaration,
     IngestStore,
@@ -31,6 +31,7 @@ from tocsin.runtime.http import TokenDirectory, token_digest
 from tocsin.runtime.live_config import Current, Fixed
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import Service
+from tocsin.runtime.store import StoreUnavailable
 
 PRODUCES = (ALERTS_RAW,)
 
@@ -69,14 +70,8 @@ def build(
     heartbeats: TokenDirectory[str] = TokenDirectory()
     limiter = RateLimiter()
     live = Fixed(config) if isinstance(config, IngestConfig) else config
-    started = live.current
-    monitor = HeartbeatMonitor(
-        bus,
-        store,
-        clock,
-        [heartbeat.id for heartbeat in started.heartbeats],
-        poll_seconds=heartbeat_poll_seconds,
-    )
+    # Its heartbeats are set by `apply` (at start, and after each reload).
+    monitor = HeartbeatMonitor(bus, store, clock, [], poll_seconds=heartbeat_poll_seconds)
     applied: list[IngestConfig] = []  # the section the directories hold (none before start)
     applying = asyncio.Lock()
 
@@ -129,7 +124,18 @@ def build(
                 return
             await apply(current)
 
-    api = APIRouter(dependencies=[Depends(apply_reloaded)])
+    async def apply_before_request() -> None:
+        try:
+            await apply_reloaded()
+        except StoreUnavailable:
+            # Not applied yet (the next request tries again): senders retry 5xx.
+            raise HTTPException(
+                503,
+                "cannot apply the reloaded configuration right now",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            ) from None
+
+    api = APIRouter(dependencies=[Depends(apply_before_request)])
     api.include_router(router(bus, integrations, heartbeats, monitor, clock, limiter))
     api.include_router(enqueue.router(bus, integrations, clock, limiter))
 

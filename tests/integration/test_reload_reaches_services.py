@@ -18,6 +18,8 @@ import yaml
 from fastapi import FastAPI
 
 from schemas import NOTIFICATIONS_REQUESTED, NOTIFICATIONS_RESULTS, NotificationResult
+from services.ingest import app as ingest
+from services.ingest.store import Integration, MongoIngestStore
 from tests.e2e.harness import WebhookReceiver
 from tests.integration.test_store_contract import request
 from tocsin.composition.config import TocsinConfig, load_config
@@ -32,6 +34,7 @@ from tocsin.runtime.live_config import LiveConfig
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import Service
 from tocsin.runtime.settings import Settings
+from tocsin.runtime.store import StoreUnavailable
 
 OLD_TOKEN = "old-integration-token-0123456789"
 NEW_TOKEN = "new-integration-token-0123456789"
@@ -143,6 +146,49 @@ async def test_after_a_reload_a_new_token_is_accepted_and_a_removed_one_answers_
             )
             assert [a.status_code for a in answers] == [202] * 3 + [401] * 3
             assert (await http.post(f"/v1/heartbeats/{BEAT_TOKEN}")).status_code == 202
+
+
+class SwitchableStore(MongoIngestStore):
+    """The embedded store, with a switch that makes writing an integration fail as an outage."""
+
+    down = False
+
+    async def upsert_integration(self, integration: Integration) -> None:
+        if self.down:
+            raise StoreUnavailable("the database is down")
+        await super().upsert_integration(integration)
+
+
+async def test_a_reload_ingest_cannot_store_answers_503_then_applies_once_the_store_is_back(
+    tmp_path: Path,
+) -> None:
+    hook = "http://127.0.0.1:9/alice"
+    path = tmp_path / "tocsin.yaml"
+    write(path, document({"old": OLD_TOKEN}, hook))
+    live = LiveConfig[TocsinConfig](load_config(path))
+    file = SqliteFile(tmp_path / "tocsin.sqlite")
+    bus = EmbeddedBus(file)
+    await bus.start()
+    store = SwitchableStore(EmbeddedDatabase(file))
+    service = ingest.build(bus, store, live.view(TocsinConfig.ingest), SystemClock())
+    for step in service.on_start:
+        await step()
+    app = FastAPI()
+    app.include_router(service.router)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as http:
+            write(path, document({"new": NEW_TOKEN}, hook))
+            ConfigReloader(path, live, ["ingest"]).reload()
+            store.down = True
+            refused = await http.post(f"/v1/ingest/{NEW_TOKEN}", json=FIRING)
+            assert (refused.status_code, refused.headers["Retry-After"]) == (503, "5")
+            store.down = False
+            assert (await http.post(f"/v1/ingest/{NEW_TOKEN}", json=FIRING)).status_code == 202
+            assert (await http.post(f"/v1/ingest/{OLD_TOKEN}", json=FIRING)).status_code == 401
+    finally:
+        await bus.stop()
+        file.close()
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
