@@ -18,6 +18,10 @@ class NotificationEvent(StrEnum):
     ESCALATED = "incident.escalated"
     ACKNOWLEDGED = "incident.acknowledged"
     RESOLVED = "incident.resolved"
+    REMINDER = "reminder"
+    """Not about the incident's state: a reminder to its recipient (a post-incident review or an
+    action item due, a status update overdue). Its short text is `incident.title` (e.g.
+    "Review due: Checkout down"); it takes no reply (no acknowledge link, no reply codes)."""
 
 
 class IncidentSnapshot(Contract):
