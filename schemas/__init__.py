@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from schemas.alerts import AlertReceived, AlertStatus
+from schemas.changes import ChangeLink, ChangeReceived, ChangeSummary
 from schemas.dlq import DeadLetter
 from schemas.envelope import Contract, Envelope, Label
 from schemas.incidents import (
@@ -31,6 +32,7 @@ from schemas.notifications import (
 )
 
 ALERTS_RAW = "alerts.raw"
+CHANGES_RAW = "changes.raw"
 INCIDENTS_EVENTS = "incidents.events"
 INCIDENTS_COMMANDS = "incidents.commands"
 INCIDENTS_LIFECYCLE = "incidents.lifecycle"
@@ -39,6 +41,7 @@ NOTIFICATIONS_RESULTS = "notifications.results"
 
 TOPICS: Mapping[str, type[Envelope]] = {
     ALERTS_RAW: AlertReceived,
+    CHANGES_RAW: ChangeReceived,
     INCIDENTS_EVENTS: IncidentEvent,
     INCIDENTS_COMMANDS: IncidentCommand,
     INCIDENTS_LIFECYCLE: IncidentLifecycleChanged,
@@ -53,6 +56,7 @@ def dlq_topic(topic: str) -> str:
 
 __all__ = [
     "ALERTS_RAW",
+    "CHANGES_RAW",
     "INCIDENTS_COMMANDS",
     "INCIDENTS_EVENTS",
     "INCIDENTS_LIFECYCLE",
@@ -62,6 +66,9 @@ __all__ = [
     "AlertDetails",
     "AlertReceived",
     "AlertStatus",
+    "ChangeLink",
+    "ChangeReceived",
+    "ChangeSummary",
     "CommandKind",
     "Contract",
     "DeadLetter",

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from schemas.changes import ChangeSummary
 from schemas.envelope import Contract, Envelope, Label
 
 
@@ -24,6 +25,9 @@ class IncidentEventKind(StrEnum):
     SEVERITY_CHANGED = "incident.severity_changed"
     ALERTS_RESOLVED = "incident.alerts_resolved"
 
+
+MAX_INCIDENT_CHANGES = 10
+"""Changes carried on an incident event; older ones are cut."""
 
 MAX_DETAIL_LABELS = 32
 """Labels or annotations carried per alert in a message; more are cut (the alert keeps all)."""
@@ -55,6 +59,12 @@ class IncidentEvent(Envelope):
     fingerprint: str | None = Field(default=None, max_length=256)
     alert: AlertDetails | None = Field(
         default=None, description="The alert occurrence behind this event, when there is one."
+    )
+    changes: tuple[ChangeSummary, ...] = Field(
+        default=(),
+        max_length=MAX_INCIDENT_CHANGES,
+        description="Changes on the incident's service in the 30 minutes before it opened, "
+        "newest first (on incident.opened).",
     )
 
 

@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from schemas import (
     TOPICS,
     AlertReceived,
+    ChangeReceived,
+    ChangeSummary,
     CommandKind,
     DeadLetter,
     Envelope,
@@ -42,6 +44,15 @@ VALID: dict[type[Envelope], dict[str, Any]] = {
         "service_id": "checkout",
         "alertname": "HighLatency",
         "summary": "slow",
+    },
+    ChangeReceived: {
+        "occurred_at": NOW,
+        "correlation_id": "c",
+        "integration_id": "deploys",
+        "integration_type": "pagerduty",
+        "service_id": "checkout",
+        "summary": "deployed checkout v2.3.1",
+        "at": NOW,
     },
     IncidentEvent: {
         "occurred_at": NOW,
@@ -139,6 +150,7 @@ def test_a_schema_file_per_topic_and_one_for_dead_letters() -> None:
 def test_topics_map_to_the_expected_models() -> None:
     assert dict(TOPICS) == {
         "alerts.raw": AlertReceived,
+        "changes.raw": ChangeReceived,
         "incidents.events": IncidentEvent,
         "incidents.commands": IncidentCommand,
         "incidents.lifecycle": IncidentLifecycleChanged,
@@ -245,3 +257,18 @@ def test_envelope_defaults() -> None:
 def test_field_constraints(model: type[Envelope], field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):
         model.model_validate({**VALID[model], field: value})
+
+
+def test_incident_events_carry_changes_and_older_ones_default_to_none() -> None:
+    event = IncidentEvent.model_validate(VALID[IncidentEvent])
+    assert event.changes == ()
+    change = ChangeSummary(summary="deployed", at=NOW, version="v2.3.1", links=())
+    with_changes = IncidentEvent.model_validate({**VALID[IncidentEvent], "changes": [change]})
+    assert with_changes.changes == (change,)
+    with pytest.raises(ValidationError):
+        IncidentEvent.model_validate({**VALID[IncidentEvent], "changes": [change] * 11})
+
+
+def test_change_time_needs_a_time_zone() -> None:
+    with pytest.raises(ValidationError):
+        ChangeReceived.model_validate({**VALID[ChangeReceived], "at": datetime(2024, 5, 1)})
