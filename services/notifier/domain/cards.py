@@ -35,6 +35,7 @@ _EVENT_WORD = {
     NotificationEvent.ESCALATED: "Escalated",
     NotificationEvent.ACKNOWLEDGED: "Acknowledged",
     NotificationEvent.RESOLVED: "Resolved",
+    NotificationEvent.REMINDER: "Reminder",
 }
 
 

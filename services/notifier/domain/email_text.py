@@ -23,6 +23,7 @@ _EVENT_WORD = {
     NotificationEvent.ESCALATED: "escalated",
     NotificationEvent.ACKNOWLEDGED: "acknowledged",
     NotificationEvent.RESOLVED: "resolved",
+    NotificationEvent.REMINDER: "reminder",
 }
 ANSWERABLE = frozenset({NotificationEvent.TRIGGERED, NotificationEvent.ESCALATED})
 """Events that page someone: their e-mail carries an acknowledge link. Notices do not."""

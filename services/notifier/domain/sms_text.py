@@ -225,12 +225,14 @@ _EVENT_PREFIX = {
     NotificationEvent.ESCALATED: "Escalated: ",
     NotificationEvent.ACKNOWLEDGED: "Acked: ",
     NotificationEvent.RESOLVED: "Resolved: ",
+    NotificationEvent.REMINDER: "Reminder: ",
 }
 _EVENT_WORD = {
     NotificationEvent.TRIGGERED: "triggered",
     NotificationEvent.ESCALATED: "escalated",
     NotificationEvent.ACKNOWLEDGED: "acknowledged",
     NotificationEvent.RESOLVED: "resolved",
+    NotificationEvent.REMINDER: "with reminders",
 }
 
 
@@ -245,7 +247,7 @@ _NO_CODES = _Codes("", "", "")
 
 
 def _reply_codes(event: NotificationEvent, code: int | None) -> _Codes:
-    if code is None or event is NotificationEvent.RESOLVED:
+    if code is None or event in (NotificationEvent.RESOLVED, NotificationEvent.REMINDER):
         return _NO_CODES
     if event is NotificationEvent.ACKNOWLEDGED:
         return _Codes(f"Reply {code}c resolve", f"{code}c=resolve", f"{code}c=res")
@@ -258,9 +260,13 @@ def _reply_codes(event: NotificationEvent, code: int | None) -> _Codes:
 
 def _bundle_codes(pages: Sequence[PageFacts], code: int | None) -> _Codes:
     events = {page.event for page in pages}
-    if code is None or events == {NotificationEvent.RESOLVED}:
+    if code is None or events <= {NotificationEvent.RESOLVED, NotificationEvent.REMINDER}:
         return _NO_CODES
-    if events <= {NotificationEvent.ACKNOWLEDGED, NotificationEvent.RESOLVED}:
+    if events <= {
+        NotificationEvent.ACKNOWLEDGED,
+        NotificationEvent.RESOLVED,
+        NotificationEvent.REMINDER,
+    }:
         return _Codes(f"Reply {code}c resolve all", f"{code}c=resolve all", f"{code}c=res all")
     return _Codes(
         f"Reply {code}a ack all, {code}c resolve all, {code}e escalate all",

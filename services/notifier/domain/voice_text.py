@@ -28,6 +28,7 @@ _EVENT = {
     NotificationEvent.ESCALATED: "escalated to you",
     NotificationEvent.ACKNOWLEDGED: "acknowledged",
     NotificationEvent.RESOLVED: "resolved",
+    NotificationEvent.REMINDER: "reminder",
 }
 
 
