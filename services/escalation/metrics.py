@@ -13,3 +13,6 @@ QUARANTINED = Counter(
     "Stored documents set aside because they cannot be read or keep failing, by kind.",
     ["kind"],
 )
+REMINDERS_SENT = Counter(
+    "tocsin_escalation_reminders_sent_total", "Reminders that paged someone, by kind.", ["kind"]
+)

@@ -34,6 +34,12 @@ class Entry(StrEnum):
     SEVERITY_CHANGED = "severity_changed"
     ON_CALL = "on_call"  # who a schedule target reached when its level paged
     ALL_LEVELS = "all_levels"  # every level paged at once (page_all_levels_at)
+    REMINDED = "reminded"  # a reminder paged someone (a review or action item due, ...)
+    NOTE = "note"  # an operator's note
+    ALERT_ADDED = "alert_added"  # triage grouped another alert into the incident
+    ALERTS_RESOLVED = "alerts_resolved"  # every alert of the incident resolved
+    REVIEW = "review"  # the post-incident review was started or changed status
+    ACTION_ITEM = "action_item"  # an action item was added or changed status
 
 
 class TimelineEntry(Contract):
