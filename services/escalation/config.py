@@ -247,7 +247,29 @@ class EscalationService(StrictModel):
     urgency: ServiceUrgencyConfig = ServiceUrgencyConfig()
 
 
+class ReviewsConfig(StrictModel):
+    """The file's `reviews:` key: post-incident reviews and their reminders."""
+
+    required_for: tuple[Severity, ...] = Field(
+        default=(Severity.SEV0, Severity.SEV1),
+        description="A resolved incident this severe needs a review; its commander is reminded.",
+    )
+    allowed_for: tuple[Severity, ...] = Field(
+        default=(Severity.SEV0, Severity.SEV1, Severity.SEV2),
+        description="Severities a review may be written for (the required ones always may).",
+    )
+    remind_after: Duration = Field(
+        default=timedelta(days=2),
+        description="After resolve, a required review not yet started reminds the incident "
+        "commander (or the acknowledging responder), then once a day until it is started.",
+    )
+
+    def allows(self, severity: Severity) -> bool:
+        return severity in self.allowed_for or severity in self.required_for
+
+
 class EscalationConfig(StrictModel):
+    reviews: ReviewsConfig = ReviewsConfig()
     policies: tuple[EscalationPolicyConfig, ...] = ()
     services: Mapping[str, EscalationService] = Field(
         default_factory=dict, description="Service id -> what escalation needs of it."

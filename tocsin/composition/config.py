@@ -24,6 +24,7 @@ from services.escalation.config import (
     EscalationService,
     EscalationUser,
     NotificationRuleConfig,
+    ReviewsConfig,
     ScheduleConfig,
     ServiceUrgencyConfig,
 )
@@ -37,6 +38,7 @@ from services.notifier.config import (
 )
 from services.triage.config import (
     InhibitRuleConfig,
+    MaintenanceWindowConfig,
     RouteConfig,
     ServiceGroupingConfig,
     SeverityRuleConfig,
@@ -117,6 +119,10 @@ class TocsinConfig(StrictModel):
     severity_rules: tuple[SeverityRuleConfig, ...] = Field(
         default=(), description="Alerts matching get this severity (triage; first match wins)."
     )
+    maintenance_windows: tuple[MaintenanceWindowConfig, ...] = Field(
+        default=(), description="Services in maintenance: their alerts page nothing (triage)."
+    )
+    reviews: ReviewsConfig = ReviewsConfig()
 
     def reference_problems(self) -> list[str]:
         """Duplicate ids and cross-references that do not resolve, one problem per bad key."""
@@ -128,6 +134,7 @@ class TocsinConfig(StrictModel):
             ("users", [u.id for u in self.users]),
             ("escalation_policies", [p.id for p in self.escalation_policies]),
             ("schedules", [s.id for s in self.schedules]),
+            ("maintenance_windows", [w.id for w in self.maintenance_windows]),
         ):
             problems.extend(
                 f"{section}[{n}].id: duplicate id {entry_id!r} (also {section}[{first}])"
@@ -158,6 +165,12 @@ class TocsinConfig(StrictModel):
                     f"{where}.matchers[{m}]: {problem}"
                     for (m,), problem in matcher_problems(route.matchers)
                 )
+        for n, window in enumerate(self.maintenance_windows):
+            problems.extend(
+                f"maintenance_windows[{n}].services[{k}]: " + unknown("service", sid, service_ids)
+                for k, sid in enumerate(window.services)
+                if sid not in service_ids
+            )
         problems.extend(self._ingest_problems(service_ids))
         problems.extend(self._contact_problems())
         problems.extend(self._escalation_problems(user_ids))
@@ -256,10 +269,12 @@ class TocsinConfig(StrictModel):
             blast_radius={s.id: s.blast_radius for s in self.services if s.blast_radius},
             inhibit_rules=self.inhibit_rules,
             severity_rules=self.severity_rules,
+            maintenance_windows=self.maintenance_windows,
         )
 
     def escalation(self) -> EscalationConfig:
         return EscalationConfig(
+            reviews=self.reviews,
             policies=self.escalation_policies,
             services={
                 s.id: EscalationService(
