@@ -10,13 +10,15 @@ the consumer only calls `matches`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, PrivateAttr
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from schemas import Severity
 from services.triage.domain.grouping import GroupingRule
 from services.triage.domain.inhibition import InhibitRule
+from services.triage.domain.maintenance import MaintenanceError, MaintenanceWindow, validate, zone
 from services.triage.domain.matchers import Matcher, MatcherError, parse_matcher
 from tocsin.runtime.config_problems import ConfigProblems
 from tocsin.runtime.config_types import Duration, Identifier, StrictModel
@@ -113,6 +115,63 @@ class ServiceGroupingConfig(StrictModel):
         )
 
 
+class MaintenanceWindowConfig(StrictModel):
+    """`maintenance_windows[]`: the services' alerts are held while an occurrence is in force.
+
+    `starts_at` is the first occurrence's start: with an offset (`2026-03-01T02:00:00+01:00`),
+    or without one, then read in `timezone`. Its end is `ends_at` or `duration` (exactly one).
+    `rrule` (an RFC 5545 RRULE, e.g. `FREQ=WEEKLY;BYDAY=SU`) repeats it at the same wall-clock
+    time in `timezone` (an IANA name, default UTC)."""
+
+    id: Identifier
+    services: tuple[Identifier, ...] = Field(min_length=1, max_length=1000)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    duration: Duration | None = None
+    rrule: str | None = Field(default=None, min_length=1, max_length=1024)
+    timezone: str = Field(default="UTC", min_length=1, max_length=100)
+    comment: str = Field(default="", max_length=4096)
+    _window: MaintenanceWindow | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _valid_window(self) -> MaintenanceWindowConfig:
+        if (self.ends_at is None) == (self.duration is None):
+            raise ConfigProblems([(("ends_at",), "set exactly one of ends_at and duration")])
+        try:
+            tz = zone(self.timezone)
+        except MaintenanceError as error:
+            raise ConfigProblems([(("timezone",), str(error).removeprefix("timezone: "))]) from None
+        starts_at = self.starts_at if self.starts_at.tzinfo else self.starts_at.replace(tzinfo=tz)
+        if self.ends_at is not None:
+            ends_at = self.ends_at if self.ends_at.tzinfo else self.ends_at.replace(tzinfo=tz)
+            duration = ends_at - starts_at
+        else:
+            duration = self.duration or timedelta(0)
+        window = MaintenanceWindow(
+            id=self.id,
+            services=self.services,
+            starts_at=starts_at,
+            duration=duration,
+            rrule=self.rrule,
+            timezone=self.timezone,
+            comment=self.comment,
+        )
+        try:
+            validate(window)
+        except MaintenanceError as error:
+            key, _, problem = str(error).partition(": ")
+            known = {"services", "starts_at", "ends_at", "duration", "rrule", "timezone"}
+            at = key if key in known else ("ends_at" if self.ends_at is not None else "duration")
+            raise ConfigProblems([((at,), problem if key in known else str(error))]) from None
+        self._window = window
+        return self
+
+    @property
+    def window(self) -> MaintenanceWindow:
+        assert self._window is not None  # set by the validator
+        return self._window
+
+
 class TriageConfig(StrictModel):
     service_tiers: Mapping[str, int] = Field(
         default_factory=dict, description="Service id -> tier (0 critical path .. 3 low)."
@@ -128,6 +187,13 @@ class TriageConfig(StrictModel):
     )
     inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
     severity_rules: tuple[SeverityRuleConfig, ...] = ()
+    maintenance_windows: tuple[MaintenanceWindowConfig, ...] = ()
+
+    @property
+    def windows(self) -> tuple[MaintenanceWindow, ...]:
+        """The configured maintenance windows (those created through the API are added to
+        them by maintenance_store.WindowsInForce)."""
+        return tuple(entry.window for entry in self.maintenance_windows)
 
     @property
     def inhibitions(self) -> tuple[InhibitRule, ...]:
