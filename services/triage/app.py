@@ -1,9 +1,9 @@
 """Wiring of the triage service: the `alerts.raw` and `incidents.lifecycle` consumers and the
-alerts and silences APIs."""
+alerts, silences and maintenance windows APIs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 
@@ -11,6 +11,13 @@ from schemas import ALERTS_RAW, INCIDENTS_LIFECYCLE, AlertReceived, IncidentLife
 from services.triage.api import router
 from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage, LifecycleTriage
+from services.triage.maintenance_api import router as maintenance_router
+from services.triage.maintenance_store import (
+    MaintenanceStore,
+    MongoMaintenanceStore,
+    maintenance_retention,
+    windows_in_force,
+)
 from services.triage.silence_store import MongoSilenceStore, SilenceStore, silences_in_force
 from services.triage.silences_api import router as silences_router
 from services.triage.store import MongoTriageStore, TriageStore, retention_rules
@@ -19,7 +26,7 @@ from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock, SystemClock
 from tocsin.runtime.live_config import Current
 from tocsin.runtime.parts import Parts
-from tocsin.runtime.retention import with_retention
+from tocsin.runtime.retention import RetentionPolicy, RetentionRule, with_retention
 from tocsin.runtime.service import Service
 
 CONSUMER_GROUP = "tocsin-triage"
@@ -32,9 +39,14 @@ def from_parts(parts: Parts, config: TriageConfig | Current[TriageConfig]) -> Se
         config,
         parts.require_api_key,
         silence_store=MongoSilenceStore(parts.database),
+        maintenance_store=MongoMaintenanceStore(parts.database),
         clock=parts.clock,
     )
-    return with_retention(service, parts, retention_rules)
+    return with_retention(service, parts, _retention)
+
+
+def _retention(policy: RetentionPolicy) -> list[RetentionRule]:
+    return retention_rules(policy) + maintenance_retention(policy)
 
 
 def build(
@@ -44,16 +56,27 @@ def build(
     require_api_key: Callable[..., str],
     *,
     silence_store: SilenceStore,
+    maintenance_store: MaintenanceStore | None = None,
     clock: Clock | None = None,
 ) -> Service:
     clock = clock if clock is not None else SystemClock()
     in_force = silences_in_force(silence_store, clock)
+    windows = windows_in_force(maintenance_store, config, clock)
     triage = AlertTriage(bus, store, config, in_force, clock)
-    unsilencer = Unsilencer(bus, store, silence_store, config, clock)
+    unsilencer = Unsilencer(bus, store, silence_store, config, clock, windows=windows)
     lifecycle = LifecycleTriage(store)
+    on_start: list[Callable[[], Awaitable[None]]] = [
+        store.ensure_indexes,
+        silence_store.ensure_indexes,
+    ]
     routes = APIRouter()
     routes.include_router(router(store, require_api_key))
     routes.include_router(silences_router(silence_store, in_force, clock, require_api_key))
+    if maintenance_store is not None:
+        routes.include_router(
+            maintenance_router(maintenance_store, windows, config, clock, require_api_key)
+        )
+        on_start.append(maintenance_store.ensure_indexes)
     return Service(
         name="triage",
         router=routes,
@@ -64,5 +87,5 @@ def build(
             ),
         ],
         loops=[unsilencer.run],
-        on_start=[store.ensure_indexes, silence_store.ensure_indexes],
+        on_start=on_start,
     )

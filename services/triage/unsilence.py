@@ -1,6 +1,6 @@
-"""Triage of held alerts once nothing holds them: a loop finds firing alerts a silence or an
-inhibition held, and for each that no silence in force and no firing source alert holds any
-more publishes an occurrence on
+"""Triage of held alerts once nothing holds them: a loop finds firing alerts a silence, a
+maintenance window or an inhibition held, and for each that no silence in force, no window in
+force on its service and no firing source alert holds any more publishes an occurrence on
 `alerts.raw` (keyed by its fingerprint, so it is ordered with the alert's own occurrences).
 The consumer triages it as a first firing: it opens or joins an incident and pages.
 
@@ -20,7 +20,9 @@ from schemas.envelope import Envelope
 from services.triage.config import TriageConfig
 from services.triage.domain.ids import RETRIAGE, retriage_event_id
 from services.triage.domain.inhibition import inhibited_by
+from services.triage.domain.maintenance import in_maintenance
 from services.triage.domain.silences import silenced_by
+from services.triage.maintenance_store import WindowsInForce, no_windows
 from services.triage.silence_store import SilenceStore
 from services.triage.store import HeldAlert, TriageStore
 from tocsin.runtime.backoff import backoff_delay
@@ -43,6 +45,7 @@ class Unsilencer:
         config: TriageConfig | Current[TriageConfig],
         clock: Clock,
         interval: timedelta = timedelta(seconds=5),
+        windows: WindowsInForce | None = None,
     ) -> None:
         self._bus = bus
         self._store = store
@@ -51,6 +54,7 @@ class Unsilencer:
         self._live = Fixed(config) if isinstance(config, TriageConfig) else config
         self._clock = clock
         self._interval = interval
+        self._windows = windows if windows is not None else no_windows()
 
     @property
     def _config(self) -> TriageConfig:
@@ -72,9 +76,10 @@ class Unsilencer:
             await asyncio.sleep(self._interval.total_seconds())
 
     async def sweep(self) -> int:
-        """Publish an occurrence for each silenced alert no silence holds now; how many."""
+        """Publish an occurrence for each held alert nothing holds now; how many."""
         now = self._clock.now()
         in_force = await self._silences.in_force(now)
+        windows = await self._windows.current()
         rules = self._config.inhibitions
         sources = await self._store.firing_sources() if rules else []
         published = 0
@@ -84,8 +89,10 @@ class Unsilencer:
             messages: list[tuple[str, Envelope]] = []
             for alert in page:
                 labels = {label.name: label.value for label in alert.content.labels}
-                if silenced_by(in_force, labels, now) is None and (
-                    inhibited_by(rules, alert.fingerprint, labels, sources) is None
+                if (
+                    silenced_by(in_force, labels, now) is None
+                    and in_maintenance(windows, alert.service_id, now) is None
+                    and inhibited_by(rules, alert.fingerprint, labels, sources) is None
                 ):
                     messages.append((alert.fingerprint, occurrence(alert, now)))
             if messages:

@@ -23,6 +23,7 @@ from services.ingest.store import MongoIngestStore
 from services.notifier.contact_store import MongoContactStore
 from services.notifier.message_store import MongoMessageStore
 from services.notifier.store import MongoNotifierStore
+from services.triage.maintenance_store import MongoMaintenanceStore
 from services.triage.silence_store import MongoSilenceStore
 from services.triage.store import MongoTriageStore
 from tocsin.composition.distributed import kafka_bus
@@ -51,6 +52,7 @@ def index_steps(database: DocumentDatabase) -> list[tuple[str, Callable[[], Awai
         ("ingest", MongoIngestStore(database)),
         ("triage", MongoTriageStore(database)),
         ("triage silences", MongoSilenceStore(database)),
+        ("triage maintenance windows", MongoMaintenanceStore(database)),
         ("escalation", MongoEscalationStore(database)),
         ("escalation on-call", MongoOncallStore(database)),
         ("notifier", MongoNotifierStore(database)),
