@@ -30,12 +30,19 @@ from schemas.notifications import (
     NotificationResult,
     Recipient,
 )
+from schemas.updates import (
+    ComponentStatus,
+    ComponentStatusChange,
+    IncidentUpdatePosted,
+    UpdateStatus,
+)
 
 ALERTS_RAW = "alerts.raw"
 CHANGES_RAW = "changes.raw"
 INCIDENTS_EVENTS = "incidents.events"
 INCIDENTS_COMMANDS = "incidents.commands"
 INCIDENTS_LIFECYCLE = "incidents.lifecycle"
+INCIDENTS_UPDATES = "incidents.updates"
 NOTIFICATIONS_REQUESTED = "notifications.requested"
 NOTIFICATIONS_RESULTS = "notifications.results"
 
@@ -45,6 +52,7 @@ TOPICS: Mapping[str, type[Envelope]] = {
     INCIDENTS_EVENTS: IncidentEvent,
     INCIDENTS_COMMANDS: IncidentCommand,
     INCIDENTS_LIFECYCLE: IncidentLifecycleChanged,
+    INCIDENTS_UPDATES: IncidentUpdatePosted,
     NOTIFICATIONS_REQUESTED: NotificationRequested,
     NOTIFICATIONS_RESULTS: NotificationResult,
 }
@@ -60,6 +68,7 @@ __all__ = [
     "INCIDENTS_COMMANDS",
     "INCIDENTS_EVENTS",
     "INCIDENTS_LIFECYCLE",
+    "INCIDENTS_UPDATES",
     "NOTIFICATIONS_REQUESTED",
     "NOTIFICATIONS_RESULTS",
     "TOPICS",
@@ -70,6 +79,8 @@ __all__ = [
     "ChangeReceived",
     "ChangeSummary",
     "CommandKind",
+    "ComponentStatus",
+    "ComponentStatusChange",
     "Contract",
     "DeadLetter",
     "DeliveryOutcome",
@@ -79,6 +90,7 @@ __all__ = [
     "IncidentEventKind",
     "IncidentLifecycleChanged",
     "IncidentSnapshot",
+    "IncidentUpdatePosted",
     "Label",
     "LifecycleStatus",
     "NotificationEvent",
@@ -86,5 +98,6 @@ __all__ = [
     "NotificationResult",
     "Recipient",
     "Severity",
+    "UpdateStatus",
     "dlq_topic",
 ]

@@ -21,6 +21,7 @@ from schemas import (
     IncidentEvent,
     IncidentEventKind,
     IncidentLifecycleChanged,
+    IncidentUpdatePosted,
     Label,
     NotificationEvent,
     NotificationRequested,
@@ -108,6 +109,16 @@ VALID: dict[type[Envelope], dict[str, Any]] = {
         "status": "resolved",
         "actor": "alice",
     },
+    IncidentUpdatePosted: {
+        "occurred_at": NOW,
+        "correlation_id": "c",
+        "incident_id": "inc-1",
+        "service_id": "checkout",
+        "status": "identified",
+        "message": "A bad deploy; rolling back.",
+        "public": True,
+        "components": [{"component_id": "checkout", "status": "partial_outage"}],
+    },
     DeadLetter: {
         "occurred_at": NOW,
         "correlation_id": "c",
@@ -154,6 +165,7 @@ def test_topics_map_to_the_expected_models() -> None:
         "incidents.events": IncidentEvent,
         "incidents.commands": IncidentCommand,
         "incidents.lifecycle": IncidentLifecycleChanged,
+        "incidents.updates": IncidentUpdatePosted,
         "notifications.requested": NotificationRequested,
         "notifications.results": NotificationResult,
     }
