@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.changes import ChangeSummary
-from schemas.envelope import Contract, Envelope, Label
+from schemas.envelope import Contract, Envelope, Label, UtcDatetime
 
 
 class Severity(StrEnum):
@@ -42,6 +42,11 @@ class AlertDetails(Contract):
     annotations: tuple[Label, ...] = Field(default=(), max_length=MAX_DETAIL_LABELS)
     generator_url: str | None = Field(default=None, max_length=4096)
     runbook_url: str | None = Field(default=None, max_length=4096)
+    received_at: UtcDatetime | None = Field(
+        default=None,
+        description="When ingest received this alert occurrence (its `occurred_at` on "
+        "`alerts.raw`): the start of time to page.",
+    )
 
 
 class IncidentEvent(Envelope):

@@ -55,6 +55,13 @@ class NotificationRequested(Envelope):
     incident: IncidentSnapshot
     recipient: Recipient
     escalation_level: int = Field(ge=0)
+    traceparent: str | None = Field(
+        default=None,
+        max_length=512,
+        description="W3C traceparent of the request as the notifier queued it, so the "
+        "delivery, claimed later from the store, joins the alert's trace. Set by the "
+        "notifier; producers leave it empty (the Kafka headers carry their context).",
+    )
 
 
 class DeliveryOutcome(StrEnum):

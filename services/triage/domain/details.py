@@ -53,4 +53,5 @@ def alert_details(alert: AlertReceived) -> AlertDetails:
         annotations=_bounded(alert.annotations, _FIRST_ANNOTATIONS),
         generator_url=alert.generator_url,
         runbook_url=runbook_url(alert.annotations),
+        received_at=alert.occurred_at,
     )
