@@ -58,8 +58,10 @@ class TimelineView(BaseModel):
     action: str = Field(
         description="A lifecycle action (`acknowledge`, `resolve`, `reopen`, `escalate`, ...), "
         "`triggered`, `paged`, `notified`, `queued`, `sent` (a provider's progress), "
-        "`delivered`, `delivery_failed`, `next_contact`, `no_contact_left`, `on_call` or "
-        "`severity_changed`."
+        "`delivered`, `delivery_failed`, `next_contact`, `no_contact_left`, `on_call`, "
+        "`severity_changed`, `alert_added`, `alerts_resolved`, `note`, `review`, "
+        "`action_item`, `reminded`, or what another part of escalation records (e.g. a "
+        "status update)."
     )
     actor: str | None = Field(description="Who did it; null for Tocsin's own steps.")
     user_id: str | None = None
@@ -232,6 +234,13 @@ class CommandStatus(BaseModel):
         )
 
 
+class TimelinePage(BaseModel):
+    incident_id: str
+    timeline: list[TimelineView] = Field(
+        description=f"Oldest first; the latest {MAX_TIMELINE} entries."
+    )
+
+
 class IncidentPage(BaseModel):
     incidents: list[IncidentSummary]
     next_cursor: str | None = Field(
@@ -278,6 +287,20 @@ def router(
         if incident is None:
             raise HTTPException(404, f"no incident {incident_id!r}")
         return await _view(incident)
+
+    @api.get("/{incident_id}/timeline", response_model=TimelinePage, responses={404: {}})
+    async def get_timeline(incident_id: str, _: ApiKey) -> TimelinePage:
+        """Everything that happened to the incident, oldest first, with who did it: alerts
+        added and resolved, severity changes with reasons, pages and their delivery statuses,
+        escalations, acknowledgements, reassignments, notes, status updates, role changes,
+        reviews, action items, reminders and the resolve."""
+        incident = await store.get(incident_id)
+        if incident is None:
+            raise HTTPException(404, f"no incident {incident_id!r}")
+        timeline = await store.timeline(incident_id, MAX_TIMELINE)
+        return TimelinePage(
+            incident_id=incident_id, timeline=[TimelineView.of(e) for e in timeline]
+        )
 
     async def _outcome(command_id: str) -> CommandOutcome | None:
         deadline = time.monotonic() + command_wait_seconds

@@ -6,26 +6,32 @@ it: a reload replaces the section and the next page, timer or request sees the n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter
 
 from schemas import (
     INCIDENTS_COMMANDS,
     INCIDENTS_EVENTS,
+    INCIDENTS_LIFECYCLE,
     NOTIFICATIONS_RESULTS,
     IncidentCommand,
     IncidentEvent,
+    IncidentLifecycleChanged,
     NotificationResult,
 )
-from services.escalation import oncall_api
+from services.escalation import after_incident_api, oncall_api
+from services.escalation.after_incident import AfterIncident
 from services.escalation.api import router
 from services.escalation.config import EscalationConfig
 from services.escalation.consumers import CommandHandler
 from services.escalation.deliveries import DeliveryResults
 from services.escalation.engine import Escalation
 from services.escalation.oncall_store import MongoOncallStore, OncallStore
+from services.escalation.reminders import Reminders, ReminderStore
+from services.escalation.review_store import ReviewStore
 from services.escalation.store import EscalationStore, MongoEscalationStore, retention_rules
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
@@ -33,8 +39,10 @@ from tocsin.runtime.live_config import Current, Fixed
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.retention import with_retention
 from tocsin.runtime.service import Service
+from tocsin.runtime.store import DocumentDatabase
 
 CONSUMER_GROUP = "tocsin-escalation"
+AFTER_INCIDENT_GROUP = "tocsin-escalation-after-incident"
 
 
 def from_parts(parts: Parts, config: EscalationConfig | Current[EscalationConfig]) -> Service:
@@ -50,6 +58,7 @@ def from_parts(parts: Parts, config: EscalationConfig | Current[EscalationConfig
         lease=timedelta(seconds=settings.timer_lease_seconds),
         poll_seconds=settings.timer_poll_seconds,
         public_url=settings.public_url,
+        database=parts.database,
     )
     return with_retention(service, parts, retention_rules)
 
@@ -66,9 +75,11 @@ def build(
     lease: timedelta = timedelta(seconds=30),
     poll_seconds: float = 0.25,
     public_url: str | None = None,
+    database: DocumentDatabase | None = None,
 ) -> Service:
     """`public_url`: where the operator API is reached (pages link to the incident there).
-    `config`: the section itself (fixed) or a holder of the current one (reloadable)."""
+    `config`: the section itself (fixed) or a holder of the current one (reloadable).
+    `database`: where reminders, reviews and action items live (without it, none of them)."""
     live = Fixed(config) if isinstance(config, EscalationConfig) else config
     engine = Escalation(
         bus,
@@ -86,10 +97,37 @@ def build(
     api = APIRouter()
     api.include_router(router(engine, store, require_api_key))
     api.include_router(oncall_api.router(engine, oncall, require_api_key, public_url=public_url))
+    subscriptions: list[Subscription[Any]] = []
+    loops: list[Callable[[], Coroutine[Any, Any, None]]] = [engine.run_timers]
+    on_start: list[Callable[[], Awaitable[None]]] = [store.ensure_indexes, oncall.ensure_indexes]
+    if database is not None:
+        reminders = Reminders(
+            ReminderStore(database),
+            bus,
+            store,
+            live,
+            clock,
+            instance_id,
+            lease=lease,
+            public_url=public_url,
+        )
+        after = AfterIncident(store, ReviewStore(database), reminders, live, clock, database)
+        api.include_router(after_incident_api.router(after, require_api_key))
+        subscriptions.append(
+            Subscription(
+                INCIDENTS_LIFECYCLE,
+                AFTER_INCIDENT_GROUP,
+                IncidentLifecycleChanged,
+                after.on_lifecycle,
+            )
+        )
+        loops.append(reminders.run)
+        on_start += [reminders.store.ensure_indexes, after.reviews.ensure_indexes]
     return Service(
         name="escalation",
         router=api,
         subscriptions=[
+            *subscriptions,
             Subscription(INCIDENTS_EVENTS, CONSUMER_GROUP, IncidentEvent, engine.on_incident_event),
             Subscription(INCIDENTS_COMMANDS, CONSUMER_GROUP, IncidentCommand, commands.handle),
             Subscription(
@@ -99,6 +137,6 @@ def build(
                 results.on_notification_result,
             ),
         ],
-        loops=[engine.run_timers],
-        on_start=[store.ensure_indexes, oncall.ensure_indexes],
+        loops=loops,
+        on_start=on_start,
     )
