@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from services.notifier.domain.e164 import InvalidPhoneNumber, parse_e164
+from services.notifier.status_config import StatusPageConfig
 from tocsin.runtime.config_problems import ConfigProblems
 from tocsin.runtime.config_types import Duration, Identifier, Secret, StrictModel
 
@@ -134,6 +135,10 @@ class NotifierConfig(StrictModel):
     contacts: Mapping[str, tuple[ContactConfig, ...]] = {}
     providers: ProvidersConfig = ProvidersConfig()
     public_url: str | None = None
+    status_pages: tuple[StatusPageConfig, ...] = ()
 
     def contact(self, user_id: str, contact_id: str) -> ContactConfig | None:
         return next((c for c in self.contacts.get(user_id, ()) if c.id == contact_id), None)
+
+    def status_page(self, page_id: str) -> StatusPageConfig | None:
+        return next((p for p in self.status_pages if p.id == page_id), None)

@@ -28,6 +28,7 @@ from services.escalation.config import (
     ScheduleConfig,
     ServiceUrgencyConfig,
 )
+from services.escalation.domain.cadence import UpdatesConfig
 from services.ingest.config import HeartbeatConfig, IngestConfig, IntegrationConfig
 from services.notifier.config import (
     CALLS_BACK,
@@ -35,6 +36,11 @@ from services.notifier.config import (
     ContactConfig,
     NotifierConfig,
     ProvidersConfig,
+)
+from services.notifier.status_config import (
+    StatusPageConfig,
+    status_page_problems,
+    update_cadence,
 )
 from services.triage.config import (
     InhibitRuleConfig,
@@ -123,6 +129,9 @@ class TocsinConfig(StrictModel):
         default=(), description="Services in maintenance: their alerts page nothing (triage)."
     )
     reviews: ReviewsConfig = ReviewsConfig()
+    status_pages: tuple[StatusPageConfig, ...] = Field(
+        default=(), description="Public status pages (notifier) and the update cadence."
+    )
 
     def reference_problems(self) -> list[str]:
         """Duplicate ids and cross-references that do not resolve, one problem per bad key."""
@@ -171,6 +180,7 @@ class TocsinConfig(StrictModel):
                 for k, sid in enumerate(window.services)
                 if sid not in service_ids
             )
+        problems.extend(status_page_problems(self.status_pages, service_ids))
         problems.extend(self._ingest_problems(service_ids))
         problems.extend(self._contact_problems())
         problems.extend(self._escalation_problems(user_ids))
@@ -299,7 +309,14 @@ class TocsinConfig(StrictModel):
             contacts={u.id: u.contacts for u in self.users},
             providers=self.providers,
             public_url=self.public_url,
+            status_pages=self.status_pages,
         )
+
+    def status_updates(self) -> UpdatesConfig:
+        """Escalation's view of the status pages: the update cadence and component ids."""
+        per_service, default = update_cadence(self.status_pages)
+        components = {c.id for page in self.status_pages for c in page.components}
+        return UpdatesConfig(per_service, default, frozenset(components))
 
 
 class ConfigError(Exception):
