@@ -12,7 +12,7 @@ import asyncio
 from fastapi import APIRouter, Depends, HTTPException
 
 from schemas import ALERTS_RAW
-from services.ingest import enqueue
+from services.ingest import changes, enqueue
 from services.ingest.api import router
 from services.ingest.config import IngestConfig
 from services.ingest.domain.formats import FORMATS
@@ -138,6 +138,7 @@ def build(
     api = APIRouter(dependencies=[Depends(apply_before_request)])
     api.include_router(router(bus, integrations, heartbeats, monitor, clock, limiter))
     api.include_router(enqueue.router(bus, integrations, clock, limiter))
+    api.include_router(changes.router(bus, integrations, clock, limiter))
 
     async def check_heartbeats() -> None:
         await monitor.run(before_check=apply_reloaded)
