@@ -71,6 +71,23 @@ class IncidentEvent(Envelope):
         description="Changes on the incident's service in the 30 minutes before it opened, "
         "newest first (on incident.opened).",
     )
+    flapping: bool = Field(
+        default=False,
+        description="An alert of the incident changes firing <-> resolved too often (triage's "
+        "`flapping` rule): the incident stays open and its flaps page nobody.",
+    )
+    recurrence_of: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The last incident of the same group resolved in the 30 days before this "
+        "one opened (on incident.opened and later events), if any.",
+    )
+    recurrence_count: int = Field(
+        default=0,
+        ge=0,
+        description="How many incidents of this group resolved in the 30 days before this one "
+        "opened (0: not a recurrence).",
+    )
 
 
 class CommandKind(StrEnum):
