@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from collections.abc import Iterable
+from datetime import datetime, time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from schemas import NotificationEvent, Severity
+from services.escalation.domain.lifecycle import Action, PageStep, Status
+from services.escalation.domain.outbox import OutboxItem, SendNotification
+from services.escalation.domain.schedules import Restriction, Weekday
+from services.escalation.domain.urgency import SupportHours
 
 TIMERS_FIRED = Counter("tocsin_escalation_timers_fired_total", "Timers fired, by kind.", ["kind"])
 TRANSITIONS_APPLIED = Counter(
@@ -101,3 +110,63 @@ AFTER_HOURS_PAGES = Counter(
     "outside Monday to Friday 09:00-18:00 UTC), by team (the service's escalation policy).",
     ["team"],
 )
+
+
+DEFAULT_WORKING_HOURS = SupportHours(
+    "UTC",
+    Restriction(
+        days=frozenset((Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI)),
+        start=time(9, 0),
+        end=time(18, 0),
+    ),
+)
+"""Working hours of a service that declares no `urgency.support_hours`."""
+
+NO_TEAM = "none"
+_PAGES = (NotificationEvent.TRIGGERED, NotificationEvent.ESCALATED)
+
+
+def after_hours(support_hours: SupportHours | None, at: datetime) -> bool:
+    """A page at `at` is after hours when it falls outside the service's support hours."""
+    return not (support_hours or DEFAULT_WORKING_HOURS).covers(at)
+
+
+def incident_opened(service: str, severity: Severity) -> None:
+    INCIDENTS_OPENED.labels(service, severity.value).inc()
+
+
+def lifecycle_changed(
+    service: str,
+    severity: Severity,
+    action: Action,
+    before: Status,
+    after: Status,
+    effects: Iterable[object],
+    seconds_open: float,
+) -> None:
+    """One applied change (call once, after the compare-and-set that stored it succeeded)."""
+    labels = (service, severity.value)
+    if before is Status.TRIGGERED and after is Status.ACKNOWLEDGED:
+        INCIDENTS_ACKNOWLEDGED.labels(*labels).inc()
+        TIME_TO_ACKNOWLEDGE.labels(*labels).observe(max(seconds_open, 0.0))
+    if after is Status.RESOLVED and before is not Status.RESOLVED:
+        INCIDENTS_RESOLVED.labels(*labels).inc()
+        TIME_TO_RESOLVE.labels(*labels).observe(max(seconds_open, 0.0))
+    if action is Action.REOPEN and before is Status.RESOLVED:
+        INCIDENTS_REOPENED.labels(*labels).inc()
+    if action in (Action.ESCALATE, Action.ESCALATE_NOW):
+        for effect in effects:
+            if isinstance(effect, PageStep) and effect.event is NotificationEvent.ESCALATED:
+                INCIDENTS_ESCALATED.labels(*labels, str(effect.level)).inc()
+
+
+def pages_requested(
+    items: Iterable[OutboxItem | SendNotification], team: str | None, after_hours_now: bool
+) -> None:
+    """Count the pages among outbox items stored by one applied change (or one fired timer)."""
+    team_label = team or NO_TEAM
+    for item in items:
+        if isinstance(item, SendNotification) and item.event in _PAGES:
+            PAGES_REQUESTED.labels(team_label, item.user_id).inc()
+            if after_hours_now:
+                AFTER_HOURS_PAGES.labels(team_label).inc()
