@@ -26,7 +26,6 @@ from schemas import (
     IncidentLifecycleChanged,
     LifecycleStatus,
 )
-from services.escalation import metrics as incident_metrics
 from services.escalation.config import EscalationConfig
 from services.escalation.domain.lifecycle import (
     Action,
@@ -41,7 +40,6 @@ from services.escalation.domain.outbox import (
     ArmTimer,
     CancelPendingTimers,
     NotificationRule,
-    OutboxItem,
     PublishLifecycle,
     RecordTimeline,
     SendNotification,
@@ -182,6 +180,7 @@ class Escalation:
 
         Details are plain overwrites and severity entries have the event's id (idempotent:
         events of one incident arrive in order, one at a time); transitions dedupe by event."""
+        await self._store.record(event.incident_id, alert_entries(event))
         if event.kind is IncidentEventKind.ALERTS_RESOLVED:
             await self._transition(
                 event.incident_id,
@@ -247,8 +246,6 @@ class Escalation:
         )
         if await self._store.create(incident, event.event_id):
             TRANSITIONS_APPLIED.labels(action="trigger").inc()
-            incident_metrics.incident_opened(incident.service_id, incident.severity)
-            self._count_pages(incident, incident.outbox, now)
             log.info("incident %s triggered (%s)", incident.id, incident.severity.value)
 
     # -- people and timers -----------------------------------------------------------------
@@ -372,16 +369,6 @@ class Escalation:
             changed = _with_lifecycle(incident, outcome, actor, now)
             if await self._store.save(changed, items, event_id, now):
                 TRANSITIONS_APPLIED.labels(action=action.value).inc()
-                incident_metrics.lifecycle_changed(
-                    incident.service_id,
-                    incident.severity,
-                    action,
-                    incident.lifecycle.status,
-                    outcome.state.status,
-                    outcome.effects,
-                    (now - incident.opened_at).total_seconds(),
-                )
-                self._count_pages(incident, items, now)
                 log.info("incident %s: %s by %s", incident_id, action.value, actor.name)
                 return replace(changed, version=incident.version + 1)
         raise RuntimeError(f"incident {incident_id}: too much contention to {action.value}")
@@ -475,19 +462,35 @@ class Escalation:
         await self._store.record(
             incident.id, [sent_entry_of(timer.notification, self._clock.now())]
         )
-        self._count_pages(incident, [timer.notification], self._clock.now())
 
-    def _count_pages(
-        self,
-        incident: EscalationIncident,
-        items: Sequence[OutboxItem | SendNotification],
-        now: datetime,
-    ) -> None:
-        service = self.config.services.get(incident.service_id)
-        support_hours = service.urgency.support_hours if service is not None else None
-        incident_metrics.pages_requested(
-            items, incident.policy_id, incident_metrics.after_hours(support_hours, now)
-        )
+
+def alert_entries(event: IncidentEvent) -> list[TimelineEntry]:
+    """What triage's news says on the timeline: an alert grouped in, every alert resolved
+    (the resolve itself, or nothing when someone resolved it before, follows as its own
+    entry)."""
+    if event.kind is IncidentEventKind.ALERT_ADDED:
+        alert = event.alert
+        what = (alert.summary or alert.fingerprint) if alert else event.fingerprint or "an alert"
+        return [
+            TimelineEntry(
+                id=f"alert:{event.incident_id}/{event.event_id}",
+                at=event.occurred_at,
+                action=Entry.ALERT_ADDED,
+                actor=TRIAGE.name,
+                detail=f"{what} ({event.firing_count} of {event.alert_count} alerts firing)",
+            )
+        ]
+    if event.kind is IncidentEventKind.ALERTS_RESOLVED:
+        return [
+            TimelineEntry(
+                id=f"alert:{event.incident_id}/{event.event_id}",
+                at=event.occurred_at,
+                action=Entry.ALERTS_RESOLVED,
+                actor=TRIAGE.name,
+                detail=f"all {event.alert_count} alerts resolved",
+            )
+        ]
+    return []
 
 
 def _details(event: IncidentEvent, alerts: tuple[AlertDetails, ...], urgency: Urgency) -> Details:

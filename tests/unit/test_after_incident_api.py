@@ -17,10 +17,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from schemas import NOTIFICATIONS_REQUESTED, NotificationEvent, NotificationRequested, Severity
+from schemas import (
+    NOTIFICATIONS_REQUESTED,
+    IncidentEventKind,
+    NotificationEvent,
+    NotificationRequested,
+    Severity,
+)
 from services.escalation.app import build
 from services.escalation.reminders import Reminders
-from tests.unit.escalation_harness import T0, Rig, config, incident_event, rig
+from tests.unit.escalation_harness import T0, Rig, alert, config, incident_event, rig
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.service import Service
 
@@ -374,3 +380,71 @@ async def test_an_overdue_action_item_reminds_its_owner_once_a_day(api: Api) -> 
     assert await api.reminders.fire_due() == 0
     assert len(api.reminded()) == 2
     assert isinstance(date.fromisoformat(created.json()["due"]), date)
+
+
+# -- the timeline ----------------------------------------------------------------------------
+
+
+async def test_the_timeline_holds_every_step_in_order_with_actors(api: Api) -> None:
+    r = api.rig
+    await r.engine.on_incident_event(incident_event(details=alert("fp-1", "5xx on /pay")))
+    r.clock.advance(timedelta(minutes=1))
+    await r.engine.on_incident_event(
+        incident_event(
+            IncidentEventKind.ALERT_ADDED,
+            details=alert("fp-2", "latency on /pay"),
+            count=2,
+            firing=2,
+            at=r.clock.now(),
+        )
+    )
+    r.clock.advance(timedelta(minutes=1))
+    severity = incident_event(
+        IncidentEventKind.SEVERITY_CHANGED,
+        severity=Severity.SEV0,
+        count=2,
+        firing=2,
+        at=r.clock.now(),
+    )
+    await r.engine.on_incident_event(
+        severity.model_copy(update={"severity_reasons": ("blast radius: 2 alerts",)})
+    )
+    r.clock.advance(timedelta(minutes=1))
+    assert (await api.post("/api/v1/incidents/inc-1/acknowledge")).status_code == 200
+    r.clock.advance(timedelta(minutes=1))
+    assert (await api.post("/api/v1/incidents/inc-1/commander", {"user": "bob"})).status_code == 200
+    r.clock.advance(timedelta(minutes=1))
+    assert (
+        await api.post("/api/v1/incidents/inc-1/notes", {"text": "rolled back"})
+    ).status_code == 201
+    r.clock.advance(timedelta(minutes=1))
+    await r.engine.on_incident_event(
+        incident_event(
+            IncidentEventKind.ALERTS_RESOLVED,
+            severity=Severity.SEV0,
+            count=2,
+            firing=0,
+            at=r.clock.now(),
+        )
+    )
+    body = (await api.get("/api/v1/incidents/inc-1/timeline")).json()
+    steps = [(e["action"], e["actor"]) for e in body["timeline"]]
+    assert steps == [
+        ("triggered", "triage"),
+        ("paged", None),
+        ("alert_added", "triage"),
+        ("severity_changed", "triage"),
+        ("acknowledge", "api:ops"),
+        ("notified", None),
+        ("set_commander", "api:ops"),
+        ("note", "api:ops"),
+        ("alerts_resolved", "triage"),
+        ("resolve", "triage"),
+        ("notified", None),
+    ]
+    details = {e["action"]: e["detail"] for e in body["timeline"]}
+    assert details["alert_added"] == "latency on /pay (2 of 2 alerts firing)"
+    assert details["severity_changed"] == "SEV1 → SEV0 (blast radius: 2 alerts)"
+    assert details["alerts_resolved"] == "all 2 alerts resolved"
+    times = [e["at"] for e in body["timeline"]]
+    assert times == sorted(times)
