@@ -26,6 +26,7 @@ from schemas import (
     IncidentLifecycleChanged,
     LifecycleStatus,
 )
+from services.escalation import metrics as incident_metrics
 from services.escalation.config import EscalationConfig
 from services.escalation.domain.lifecycle import (
     Action,
@@ -40,6 +41,7 @@ from services.escalation.domain.outbox import (
     ArmTimer,
     CancelPendingTimers,
     NotificationRule,
+    OutboxItem,
     PublishLifecycle,
     RecordTimeline,
     SendNotification,
@@ -246,6 +248,8 @@ class Escalation:
         )
         if await self._store.create(incident, event.event_id):
             TRANSITIONS_APPLIED.labels(action="trigger").inc()
+            incident_metrics.incident_opened(incident.service_id, incident.severity)
+            self._count_pages(incident, incident.outbox, now)
             log.info("incident %s triggered (%s)", incident.id, incident.severity.value)
 
     # -- people and timers -----------------------------------------------------------------
@@ -369,6 +373,16 @@ class Escalation:
             changed = _with_lifecycle(incident, outcome, actor, now)
             if await self._store.save(changed, items, event_id, now):
                 TRANSITIONS_APPLIED.labels(action=action.value).inc()
+                incident_metrics.lifecycle_changed(
+                    incident.service_id,
+                    incident.severity,
+                    action,
+                    incident.lifecycle.status,
+                    outcome.state.status,
+                    outcome.effects,
+                    (now - incident.opened_at).total_seconds(),
+                )
+                self._count_pages(incident, items, now)
                 log.info("incident %s: %s by %s", incident_id, action.value, actor.name)
                 return replace(changed, version=incident.version + 1)
         raise RuntimeError(f"incident {incident_id}: too much contention to {action.value}")
@@ -461,6 +475,19 @@ class Escalation:
         )
         await self._store.record(
             incident.id, [sent_entry_of(timer.notification, self._clock.now())]
+        )
+        self._count_pages(incident, [timer.notification], self._clock.now())
+
+    def _count_pages(
+        self,
+        incident: EscalationIncident,
+        items: Sequence[OutboxItem | SendNotification],
+        now: datetime,
+    ) -> None:
+        service = self.config.services.get(incident.service_id)
+        support_hours = service.urgency.support_hours if service is not None else None
+        incident_metrics.pages_requested(
+            items, incident.policy_id, incident_metrics.after_hours(support_hours, now)
         )
 
 
