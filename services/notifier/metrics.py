@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 DELIVERIES = Counter(
     "tocsin_notifications_total", "Final notification outcomes by channel.", ["channel", "outcome"]
@@ -30,4 +30,14 @@ QUARANTINED = Counter(
     "tocsin_notifier_quarantined_total",
     "Stored notifications set aside because their request or result no longer validates.",
     ["part"],
+)
+PROACTIVE_RATIO = Gauge(
+    "tocsin_incidents_proactive_ratio",
+    "Share of the SEV0/SEV1 incidents of the last 14 days whose first public status page update "
+    "came within 10 minutes of opening (1 when there were none).",
+)
+SUBSCRIBER_NOTICES = Counter(
+    "tocsin_status_notices_total",
+    "Status updates sent to subscribers, by kind (stakeholder, public) and channel.",
+    ["kind", "channel"],
 )
