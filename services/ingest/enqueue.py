@@ -30,9 +30,9 @@ from services.ingest.metrics import (
     BACKPRESSURE,
     EVENTS_IGNORED,
     PAYLOAD_BYTES,
-    REQUEST_SECONDS,
     REQUESTS_REJECTED,
     UNKNOWN,
+    observe_response,
 )
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
@@ -143,9 +143,7 @@ def router(
     async def enqueue(request: Request) -> JSONResponse:
         started = time.perf_counter()
         response = await _enqueue(request)
-        REQUEST_SECONDS.labels(source=SOURCE, status=str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
+        observe_response(SOURCE, response.status_code, time.perf_counter() - started)
         return response
 
     async def _enqueue(request: Request) -> JSONResponse:

@@ -3,6 +3,8 @@ token, a signature or a body."""
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Histogram
 
 ALERTS_ACCEPTED = Counter(
@@ -45,3 +47,31 @@ HEARTBEAT_TRANSITIONS = Counter(
     "Heartbeats that went down (missed) or came back up.",
     ["heartbeat", "status"],
 )
+
+RESPONSES = Counter(
+    "tocsin_ingest_responses_total",
+    "Webhook answers by source and class: 2xx (accepted), 4xx (refused: nothing published), "
+    "503 (cannot accept durably now; the sender retries), 5xx (any other server error).",
+    ["source", "code"],
+)
+
+
+def response_class(status: int) -> str:
+    if status == 503:
+        return "503"
+    return f"{status // 100}xx"
+
+
+def observe_response(source: str, status: int, seconds: float) -> None:
+    """One webhook answered (call once per request)."""
+    REQUEST_SECONDS.labels(source=source, status=str(status)).observe(seconds)
+    RESPONSES.labels(source=source, code=response_class(status)).inc()
+
+
+# The accepted-alerts child per integration, looked up once instead of per request
+# (`labels()` takes a lock and builds a tuple each time).
+
+
+@cache
+def alerts_accepted(integration: str, source: str) -> Counter:
+    return ALERTS_ACCEPTED.labels(integration=integration, source=source)
