@@ -7,10 +7,22 @@ Every incident change is a compare-and-set on `version` that also appends the ou
 carry out; timers are documents with `due_at` and a lease, so a restart or a second replica
 never loses or double-fires a step. Timeline entries are written with `$setOnInsert` under
 their deterministic id, so writing one again changes nothing.
+
+The polled collections hold only pending work, so a poll costs what is pending, not what
+happened (FerretDB filters most queries in its own process, document by document, whatever
+the indexes: a poll over history grows with the history):
+- `escalation_timers` holds pending (and quarantined) timers; a fired or cancelled timer leaves
+  a tombstone in `escalation_timers_done` (written before the timer is deleted) and arming a
+  timer that has one deletes it again, so a replayed outbox never re-arms a finished timer.
+- `escalation_outboxes` names the incidents whose outbox may hold items (`since`: the oldest,
+  `floor`: minus the highest version that added items). It is written before the incident, and
+  clearing the outbox at version V deletes it only if no save above V has marked it since, so a
+  crash never leaves a pending outbox unnamed; the sweeper reads this small collection only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -152,7 +164,11 @@ class EscalationStore(Protocol):
     async def clear_outbox(self, incident_id: str, version: int) -> bool:
         """Empty the outbox if the incident is still at `version` (nothing new was added)."""
 
-    async def with_stale_outbox(self, before: datetime, limit: int) -> list[str]: ...
+    async def with_stale_outbox(self, before: datetime, limit: int) -> list[str]:
+        """Incidents whose outbox has held items since `before` or earlier, oldest first."""
+
+    async def forget_outbox(self, incident_id: str) -> None:
+        """The incident's outbox is found empty: it is no longer named as pending."""
 
     async def record(self, incident_id: str, entries: list[TimelineEntry]) -> None:
         """Write timeline entries; an entry whose id is stored already is left as it is."""
@@ -173,6 +189,13 @@ class EscalationStore(Protocol):
     async def claim_due_timer(
         self, now: datetime, owner: str, lease: timedelta
     ) -> Timer | None: ...
+
+    async def next_timer_due(self) -> datetime | None:
+        """When the next pending timer can be claimed (its due time, or its lease's end)."""
+
+    @property
+    def timer_armed(self) -> asyncio.Event:
+        """Set when this process arms a timer (the loop clears it before looking)."""
 
     async def finish_timer(self, timer_id: str, owner: str) -> None: ...
 
@@ -280,7 +303,12 @@ class MongoEscalationStore:
         self._incidents = database["escalation_incidents"]
         self._timeline = database["escalation_timeline"]
         self._timers = database["escalation_timers"]
+        self._timers_done = database["escalation_timers_done"]
+        self._outboxes = database["escalation_outboxes"]
         self._commands = database["escalation_commands"]
+        # Set whenever this process arms a timer: the timer loop sleeps until the next due time
+        # and wakes at once for new work it armed itself.
+        self.timer_armed = asyncio.Event()
 
     async def ensure_indexes(self) -> None:
         await self._incidents.create_index([("status", 1), ("listing_key", -1)])
@@ -291,6 +319,15 @@ class MongoEscalationStore:
         await self._timers.create_index("incident_id")
         await self._incidents.create_index([("status", 1), ("resolved_at", 1)])
         await self._commands.create_index("at")
+        await self._timers_done.create_index("at")
+        await self._timers_done.create_index("incident_id")
+        await self._outboxes.create_index("since")
+        # Incidents stored before `escalation_outboxes` existed: name their pending outboxes
+        # (one pass at start; an empty outbox is never marked).
+        async for doc in self._incidents.find(
+            {"outbox_since": {"$ne": None}}, projection={"_id": 1, "outbox_since": 1, "version": 1}
+        ):
+            await self._mark_outbox(doc["_id"], int(doc.get("version", 1)), doc["outbox_since"])
 
     async def create(self, incident: EscalationIncident, event_id: uuid.UUID) -> bool:
         doc: Document = {
@@ -309,6 +346,8 @@ class MongoEscalationStore:
             **_stamp_fields("acknowledged", incident.acknowledged),
             **_stamp_fields("resolved", incident.resolved),
         }
+        if incident.outbox:
+            await self._mark_outbox(incident.id, 1, incident.opened_at)
         try:
             await self._incidents.insert_one(doc)
         except DuplicateKeyError:
@@ -320,10 +359,10 @@ class MongoEscalationStore:
         return _incident(doc) if doc else None
 
     async def has_event(self, incident_id: str, event_id: uuid.UUID) -> bool:
-        found = await self._incidents.find_one(
-            {"_id": incident_id, "event_ids": str(event_id)}, projection={"_id": 1}
-        )
-        return found is not None
+        # By `_id` alone, checked here: the only filter FerretDB's SQLite handler answers from
+        # its primary key (anything more reads the whole collection).
+        found = await self._incidents.find_one({"_id": incident_id}, projection={"event_ids": 1})
+        return found is not None and str(event_id) in found.get("event_ids", ())
 
     async def list_incidents(
         self, where: IncidentFilter, before: str | None, limit: int
@@ -364,6 +403,7 @@ class MongoEscalationStore:
                 "outbox": {"$each": [item.model_dump(mode="python") for item in items]}
             }
             update["$set"]["outbox_since"] = at
+            await self._mark_outbox(incident.id, incident.version + 1, at)
         if event_id is not None:
             # The latest MAX_EVENT_IDS only (a redelivery comes soon after the original), so the
             # document stays bounded; the compare-and-set makes this read-modify-write safe.
@@ -384,13 +424,36 @@ class MongoEscalationStore:
             {"_id": incident_id, "version": version},
             {"$set": {"outbox": [], "outbox_since": None}},
         )
-        return result.matched_count == 1
+        if result.matched_count != 1:
+            return False
+        await self._unmark_outbox(incident_id, version)
+        return True
+
+    async def _mark_outbox(self, incident_id: str, version: int, since: datetime) -> None:
+        await self._outboxes.update_one(
+            {"_id": incident_id}, {"$min": {"since": since, "floor": -version}}, upsert=True
+        )
+
+    async def _unmark_outbox(self, incident_id: str, version: int) -> None:
+        # Only if no save above `version` marked it meanwhile (floor >= -version).
+        await self._outboxes.delete_one({"_id": incident_id, "floor": {"$gt": -version - 1}})
 
     async def with_stale_outbox(self, before: datetime, limit: int) -> list[str]:
-        cursor = self._incidents.find(
-            {"outbox_since": {"$ne": None, "$lte": before}}, projection={"_id": 1}
-        ).limit(limit)
+        cursor = (
+            self._outboxes.find({"since": {"$lte": before}}, projection={"_id": 1})
+            .sort("since", 1)
+            .limit(limit)
+        )
         return [doc["_id"] async for doc in cursor]
+
+    async def forget_outbox(self, incident_id: str) -> None:
+        doc = await self._incidents.find_one(
+            {"_id": incident_id}, projection={"outbox": 1, "version": 1}
+        )
+        if doc is None:
+            await self._outboxes.delete_one({"_id": incident_id})
+        elif not doc.get("outbox"):
+            await self._unmark_outbox(incident_id, int(doc["version"]))
 
     async def record(self, incident_id: str, entries: list[TimelineEntry]) -> None:
         for entry in entries:
@@ -458,12 +521,39 @@ class MongoEscalationStore:
             },
             upsert=True,
         )
+        if await self._timers_done.find_one({"_id": timer.timer_id}, projection={"_id": 1}):
+            # Fired or cancelled already (an outbox carried out again): never twice.
+            await self._timers.delete_one({"_id": timer.timer_id, "state": "pending"})
+            return
+        self.timer_armed.set()
+
+    async def _tombstone(self, timer_id: str, incident_id: str, state: str, at: datetime) -> None:
+        await self._timers_done.update_one(
+            {"_id": timer_id},
+            {"$setOnInsert": {"incident_id": incident_id, "state": state, "at": at}},
+            upsert=True,
+        )
 
     async def cancel_timers(self, incident_id: str, through_cycle: int | None) -> None:
         query: Document = {"incident_id": incident_id, "state": "pending"}
         if through_cycle is not None:
             query["cycle"] = {"$lte": through_cycle}
-        await self._timers.update_many(query, {"$set": {"state": "cancelled"}})
+        ids = [doc["_id"] async for doc in self._timers.find(query, projection={"_id": 1})]
+        if not ids:
+            return
+        at = datetime.now(UTC)
+        for timer_id in ids:
+            await self._tombstone(timer_id, incident_id, "cancelled", at)
+        await self._timers.delete_many({"_id": {"$in": ids}, "state": "pending"})
+
+    async def next_timer_due(self, limit: int = 20) -> datetime | None:
+        cursor = (
+            self._timers.find({"state": "pending"}, projection={"due_at": 1, "lease_until": 1})
+            .sort("due_at", 1)
+            .limit(limit)
+        )
+        due = [max(doc["due_at"], doc.get("lease_until", _EPOCH)) async for doc in cursor]
+        return min(due, default=None)
 
     async def claim_due_timer(self, now: datetime, owner: str, lease: timedelta) -> Timer | None:
         doc = await self._timers.find_one_and_update(
@@ -474,6 +564,10 @@ class MongoEscalationStore:
         )
         if doc is None:
             return None
+        if await self._timers_done.find_one({"_id": doc["_id"]}, projection={"_id": 1}):
+            # Cancelled (or fired) by someone who crashed before deleting it: finish that.
+            await self._timers.delete_one({"_id": doc["_id"], "lease_owner": owner})
+            return await self.claim_due_timer(now, owner, lease)
         try:
             return _timer(doc)
         except (KeyError, TypeError, ValueError) as error:
@@ -488,10 +582,15 @@ class MongoEscalationStore:
 
     async def finish_timer(self, timer_id: str, owner: str) -> None:
         # Only the lease holder finishes a timer; a lapsed lease means someone else may retry.
-        await self._timers.update_one(
-            {"_id": timer_id, "lease_owner": owner, "state": "pending"},
-            {"$set": {"state": "done"}},
+        doc = await self._timers.find_one(
+            {"_id": timer_id}, projection={"lease_owner": 1, "incident_id": 1}
         )
+        if doc is None or doc.get("lease_owner") != owner:
+            return
+        # The tombstone first: a crash in between leaves a fired timer that re-arming skips
+        # and the next claim fires once more (a no-op for a step already taken).
+        await self._tombstone(timer_id, doc.get("incident_id", ""), "done", datetime.now(UTC))
+        await self._timers.delete_one({"_id": timer_id, "lease_owner": owner, "state": "pending"})
 
     async def retry_timer(
         self, timer_id: str, owner: str, error: str, retry_at: datetime | None
@@ -524,8 +623,9 @@ def _timer(doc: Document) -> Timer:
 
 
 def retention_rules(policy: RetentionPolicy) -> list[RetentionRule]:
-    """Resolved incidents past retention go with their timeline and timers; finished timers and
-    recorded command outcomes are kept only briefly (they matter while an action is answered)."""
+    """Resolved incidents past retention go with their timeline and timers; finished timers
+    (tombstones, and those stored with a final state before tombstones existed) and recorded
+    command outcomes are kept only briefly (they matter while an action is answered)."""
     return [
         RetentionRule(
             "escalation_incidents",
@@ -535,8 +635,12 @@ def retention_rules(policy: RetentionPolicy) -> list[RetentionRule]:
             cascade=(
                 Cascade("escalation_timeline", "incident_id"),
                 Cascade("escalation_timers", "incident_id"),
+                Cascade("escalation_timers_done", "incident_id"),
+                Cascade("escalation_outboxes", "_id"),
             ),
         ),
+        # Tombstones of fired and cancelled timers (they only guard against re-arming).
+        RetentionRule("escalation_timers_done", "at", policy.internal),
         RetentionRule(
             "escalation_timers",
             "due_at",

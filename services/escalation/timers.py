@@ -6,6 +6,11 @@ double-fires one. The loop never stops on one document: a timer whose firing kee
 retried with jittered backoff a bounded number of times, then quarantined with its reason; an
 outbox that cannot be carried out is skipped until the next sweep. Only the store or the bus
 being unavailable pauses the whole loop (with backoff), since nothing could progress then.
+
+Idle, the loop does not poll: it sleeps until the next pending timer is due (or its lease
+ends), and wakes at once when this process arms one; it looks again at least every
+`IDLE_SECONDS` for timers other replicas armed. Outboxes a crash left behind are swept every
+`_SWEEP_EVERY` from the small collection that names pending outboxes.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from services.escalation.metrics import QUARANTINED, TIMERS_FIRED
@@ -26,6 +31,8 @@ log = logging.getLogger(__name__)
 
 TIMER_ATTEMPTS = 5  # failed firings of one timer before it is quarantined
 _STALE_OUTBOX = timedelta(seconds=10)
+_SWEEP_EVERY = timedelta(seconds=5)
+IDLE_SECONDS = 5.0  # the longest sleep: a timer another replica armed waits at most this
 
 
 class Fires(Protocol):
@@ -55,13 +62,18 @@ class TimerLoop:
     async def run(self) -> None:
         """Claim due timers with a lease and fire them; sweep outboxes a crash left behind."""
         unavailable = 0
+        next_sweep = self._clock.now()
         while True:
             try:
+                self._store.timer_armed.clear()
                 fired = await self.fire_due()
-                for incident_id in await self._store.with_stale_outbox(
-                    self._clock.now() - _STALE_OUTBOX, limit=50
-                ):
-                    await self._flush_left_behind(incident_id)
+                if self._clock.now() >= next_sweep:
+                    for incident_id in await self._store.with_stale_outbox(
+                        self._clock.now() - _STALE_OUTBOX, limit=50
+                    ):
+                        await self._flush_left_behind(incident_id)
+                    next_sweep = self._clock.now() + _SWEEP_EVERY
+                idle = 0.0 if fired else await self._idle_seconds(next_sweep)
             except UNAVAILABLE as error:
                 # Timers and outboxes are durable: a claimed timer is retaken after its lease.
                 log.warning(
@@ -74,12 +86,26 @@ class TimerLoop:
                 )
                 continue
             unavailable = 0
-            if not fired:
-                await asyncio.sleep(self._poll)
+            if idle > 0:
+                try:
+                    await asyncio.wait_for(self._store.timer_armed.wait(), timeout=idle)
+                except TimeoutError:
+                    pass
+
+    async def _idle_seconds(self, next_sweep: datetime) -> float:
+        """How long to sleep: until the next timer is due or the next sweep, within
+        [poll_seconds, IDLE_SECONDS]."""
+        now = self._clock.now()
+        wake = min(next_sweep, now + timedelta(seconds=IDLE_SECONDS))
+        due = await self._store.next_timer_due()
+        if due is not None:
+            wake = min(wake, due)
+        return max((wake - now).total_seconds(), self._poll)
 
     async def _flush_left_behind(self, incident_id: str) -> None:
         try:
             await self._engine.flush(incident_id)
+            await self._store.forget_outbox(incident_id)
         except UNAVAILABLE:
             raise
         except Exception:
