@@ -4,10 +4,19 @@ alerts, silences and maintenance windows APIs."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter
 
-from schemas import ALERTS_RAW, INCIDENTS_LIFECYCLE, AlertReceived, IncidentLifecycleChanged
+from schemas import (
+    ALERTS_RAW,
+    CHANGES_RAW,
+    INCIDENTS_LIFECYCLE,
+    AlertReceived,
+    ChangeReceived,
+    IncidentLifecycleChanged,
+)
+from services.triage import changes
 from services.triage.api import router
 from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage, LifecycleTriage
@@ -40,13 +49,16 @@ def from_parts(parts: Parts, config: TriageConfig | Current[TriageConfig]) -> Se
         parts.require_api_key,
         silence_store=MongoSilenceStore(parts.database),
         maintenance_store=MongoMaintenanceStore(parts.database),
+        change_store=changes.MongoChangeStore(parts.database),
         clock=parts.clock,
     )
     return with_retention(service, parts, _retention)
 
 
 def _retention(policy: RetentionPolicy) -> list[RetentionRule]:
-    return retention_rules(policy) + maintenance_retention(policy)
+    return (
+        retention_rules(policy) + maintenance_retention(policy) + changes.change_retention(policy)
+    )
 
 
 def build(
@@ -57,6 +69,7 @@ def build(
     *,
     silence_store: SilenceStore,
     maintenance_store: MaintenanceStore | None = None,
+    change_store: changes.ChangeStore | None = None,
     clock: Clock | None = None,
 ) -> Service:
     clock = clock if clock is not None else SystemClock()
@@ -77,15 +90,23 @@ def build(
             maintenance_router(maintenance_store, windows, config, clock, require_api_key)
         )
         on_start.append(maintenance_store.ensure_indexes)
+    subscriptions: list[Subscription[Any]] = [
+        Subscription(ALERTS_RAW, CONSUMER_GROUP, AlertReceived, triage.handle),
+        Subscription(
+            INCIDENTS_LIFECYCLE, CONSUMER_GROUP, IncidentLifecycleChanged, lifecycle.handle
+        ),
+    ]
+    if change_store is not None:
+        routes.include_router(changes.router(change_store, clock, require_api_key))
+        on_start.append(change_store.ensure_indexes)
+        recorder = changes.ChangeTriage(change_store)
+        subscriptions.append(
+            Subscription(CHANGES_RAW, CONSUMER_GROUP, ChangeReceived, recorder.handle)
+        )
     return Service(
         name="triage",
         router=routes,
-        subscriptions=[
-            Subscription(ALERTS_RAW, CONSUMER_GROUP, AlertReceived, triage.handle),
-            Subscription(
-                INCIDENTS_LIFECYCLE, CONSUMER_GROUP, IncidentLifecycleChanged, lifecycle.handle
-            ),
-        ],
+        subscriptions=subscriptions,
         loops=[unsilencer.run],
         on_start=on_start,
     )
