@@ -23,6 +23,7 @@ from services.ingest.store import MongoIngestStore
 from services.notifier.contact_store import MongoContactStore
 from services.notifier.message_store import MongoMessageStore
 from services.notifier.store import MongoNotifierStore
+from services.triage.changes import MongoChangeStore
 from services.triage.maintenance_store import MongoMaintenanceStore
 from services.triage.silence_store import MongoSilenceStore
 from services.triage.store import MongoTriageStore
@@ -53,6 +54,7 @@ def index_steps(database: DocumentDatabase) -> list[tuple[str, Callable[[], Awai
         ("triage", MongoTriageStore(database)),
         ("triage silences", MongoSilenceStore(database)),
         ("triage maintenance windows", MongoMaintenanceStore(database)),
+        ("triage changes", MongoChangeStore(database)),
         ("escalation", MongoEscalationStore(database)),
         ("escalation on-call", MongoOncallStore(database)),
         ("notifier", MongoNotifierStore(database)),
