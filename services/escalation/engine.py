@@ -58,6 +58,7 @@ from services.escalation.domain.urgency import (
     Urgency,
     raised,
 )
+from services.escalation.domain.urgency_raise import urgency_raised_items
 from services.escalation.metrics import TRANSITIONS_APPLIED
 from services.escalation.oncall_store import OncallStore
 from services.escalation.pages import message_id, page_request, sent_entry_of
@@ -215,7 +216,45 @@ class Escalation:
             stored.urgency,
             self._planner.urgency(event.service_id, event.severity, self._clock.now()),
         )
+        if urgency is not stored.urgency:
+            await self._page_as_urgent(event)
         await self._store.update_details(event.incident_id, _details(event, stored.alerts, urgency))
+
+    async def _page_as_urgent(self, event: IncidentEvent) -> None:
+        """The urgency rose while the incident is triggered: page the people already paged
+        with the contacts their high-urgency rules add (once per event: the outbox items and
+        the event id are stored in one compare-and-set)."""
+        for _ in range(_CAS_ATTEMPTS):
+            incident = await self._store.get(event.incident_id)
+            if incident is None or incident.lifecycle.status is not Status.TRIGGERED:
+                return
+            if await self._store.has_event(incident.id, event.event_id):
+                return
+            now = self._clock.now()
+            items = urgency_raised_items(
+                incident.id,
+                incident.lifecycle.cycle,
+                incident.lifecycle.responders,
+                self._planner.rules(Urgency.LOW),
+                self._planner.rules(Urgency.HIGH),
+                now,
+            )
+            if not items:
+                return
+            entry = TimelineEntry(
+                id=f"urgency:{incident.id}/{event.event_id}",
+                at=now,
+                action=Entry.URGENCY_RAISED,
+                actor=TRIAGE.name,
+                detail=f"{event.severity.value}: high urgency; paging "
+                + ", ".join(incident.lifecycle.responder_ids)
+                + " as a high-urgency incident",
+            )
+            if await self._store.save(
+                incident, [timeline_item(entry), *items], event.event_id, now
+            ):
+                return
+        raise RuntimeError(f"incident {event.incident_id}: too much contention to raise urgency")
 
     async def _open(self, event: IncidentEvent) -> None:
         now = self._clock.now()

@@ -328,9 +328,11 @@ async def test_a_raised_severity_makes_later_pages_high_urgency(personal: Rig) -
     incident = await personal.store.get("inc-1")
     assert incident is not None
     assert incident.urgency is Urgency.HIGH
+    # Paged at once as a high-urgency incident pages her: the SMS her high rule adds (issue 11).
+    assert contacts(personal) == ["email", "sms"]
     await personal.engine.command("inc-1", Action.RESOLVE, Actor("api:ops"))
     # The resolve notice goes to alice's immediate contacts for high urgency.
-    assert contacts(personal) == ["email", "sms", "email"]
+    assert contacts(personal) == ["email", "sms", "sms", "email"]
 
 
 async def test_outside_support_hours_a_sev1_is_low_urgency(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ class Entry(StrEnum):
     ALERTS_RESOLVED = "alerts_resolved"  # every alert of the incident resolved
     REVIEW = "review"  # the post-incident review was started or changed status
     ACTION_ITEM = "action_item"  # an action item was added or changed status
+    URGENCY_RAISED = "urgency_raised"  # a raised severity made a triggered incident urgent
 
 
 class TimelineEntry(Contract):
