@@ -26,7 +26,7 @@ import logging
 import random
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from schemas import (
     NOTIFICATIONS_REQUESTED,
@@ -77,7 +77,10 @@ class Delivery:
         # One attempt takes at most the webhook timeout (5 s); a lease a few times that lets a
         # restarted process retake what a crashed one had claimed soon enough.
         lease: timedelta = timedelta(seconds=15),
+        # Idle, the loop sleeps until the next notification is due (at least this long, at
+        # most `idle_seconds`: what another replica queued waits at most that) or a wake-up.
         poll_seconds: float = 0.25,
+        idle_seconds: float = 5.0,
         # How often to look for final results a crash or a bus outage left unpublished.
         sweep_every: timedelta = timedelta(seconds=5),
     ) -> None:
@@ -93,6 +96,7 @@ class Delivery:
         self._concurrency = concurrency
         self._lease = lease
         self._poll = poll_seconds
+        self._idle = idle_seconds
         self._sweep_every = sweep_every
         self._wakeup = asyncio.Event()
         self._statuses = StatusReporter(bus, store)
@@ -127,6 +131,7 @@ class Delivery:
                         task = asyncio.create_task(self._attempt(claimed))
                         in_flight.add(task)
                         task.add_done_callback(done)
+                    idle = await self._idle_seconds(next_sweep, busy=bool(in_flight))
                     unavailable_for = 0
                 except UNAVAILABLE as error:
                     unavailable_for += 1
@@ -140,7 +145,7 @@ class Delivery:
                     await asyncio.sleep(delay)
                     continue
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=idle)
                 except TimeoutError:
                     pass
         finally:
@@ -149,6 +154,20 @@ class Delivery:
             for task in list(in_flight):
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def _idle_seconds(self, next_sweep: datetime, *, busy: bool) -> float:
+        """How long to wait for a wake-up: until the next notification is due or the next
+        sweep, within [poll_seconds, idle_seconds]. With attempts in flight, their end wakes
+        the loop."""
+        now = self._clock.now()
+        wake = min(next_sweep, now + timedelta(seconds=self._idle))
+        if not busy:
+            due = await self._store.next_due()
+            if due is not None:
+                wake = min(wake, due)
+        else:
+            wake = min(wake, now + timedelta(seconds=self._poll))
+        return max((wake - now).total_seconds(), self._poll)
 
     async def publish_unreported(self, limit: int = 100) -> int:
         """Publish final results a crash or a bus outage left unpublished; how many."""

@@ -57,6 +57,10 @@ class NotifierStore(Protocol):
         self, now: datetime, owner: str, lease: timedelta
     ) -> ClaimedNotification | None: ...
 
+    async def next_due(self) -> datetime | None:
+        """When the next pending notification can be claimed (its due time, or its lease's
+        end); None when nothing is pending."""
+
     async def delivered(
         self,
         notification_id: str,
@@ -184,6 +188,17 @@ class MongoNotifierStore:
                 return _claimed(doc, now)
             except (ValueError, KeyError, TypeError) as error:  # ValidationError is a ValueError
                 await self._quarantine(doc["_id"], owner, now, "request", error)
+
+    async def next_due(self, limit: int = 20) -> datetime | None:
+        cursor = (
+            self._notifications.find(
+                {"state": "pending"}, projection={"due_at": 1, "lease_until": 1}
+            )
+            .sort("due_at", 1)
+            .limit(limit)
+        )
+        due = [max(doc["due_at"], doc.get("lease_until", _EPOCH)) async for doc in cursor]
+        return min(due, default=None)
 
     async def _quarantine(
         self, notification_id: str, owner: str, at: datetime, part: str, error: Exception
