@@ -1,0 +1,52 @@
+"""Page text for the changes before an incident (services/notifier/domain/change_lines.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas import ChangeSummary
+from services.notifier.domain.change_lines import change_line, changes_text
+
+OPENED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def change(summary: str, before: timedelta, version: str | None = None) -> ChangeSummary:
+    return ChangeSummary(summary=summary, at=OPENED - before, version=version)
+
+
+@pytest.mark.parametrize(
+    ("summary", "version", "before", "line"),
+    [
+        (
+            "deployed checkout",
+            "v2.3.1",
+            timedelta(minutes=4),
+            "deployed checkout v2.3.1 4 min before",
+        ),
+        (
+            "deployed checkout v2.3.1",
+            "v2.3.1",
+            timedelta(minutes=4, seconds=59),
+            "deployed checkout v2.3.1 4 min before",
+        ),
+        ("flag  new-cart\non", None, timedelta(seconds=20), "flag new-cart on just before"),
+        ("config push", None, timedelta(minutes=29), "config push 29 min before"),
+        ("migration", None, timedelta(hours=3), "migration 3 h before"),
+    ],
+)
+def test_change_line(summary: str, version: str | None, before: timedelta, line: str) -> None:
+    assert change_line(change(summary, before, version), OPENED) == line
+
+
+def test_changes_text_shows_the_newest_and_counts_the_rest() -> None:
+    older = change("flag on", timedelta(minutes=12))
+    newest = change("deployed checkout", timedelta(minutes=4), "v2.3.1")
+    assert (
+        changes_text([older, newest], OPENED) == "deployed checkout v2.3.1 4 min before (+1 more)"
+    )
+    assert changes_text([older, newest], OPENED, shown=2) == (
+        "deployed checkout v2.3.1 4 min before; flag on 12 min before"
+    )
+    assert changes_text([], OPENED) is None
