@@ -23,6 +23,8 @@ from services.notifier.message_store import (
     MongoMessageStore,
     message_retention_rules,
 )
+from services.notifier.status import StatusService
+from services.notifier.status_store import StatusStore, status_retention_rules
 from services.notifier.store import MongoNotifierStore, NotifierStore, retention_rules
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
@@ -69,6 +71,7 @@ def from_parts(parts: Parts, config: NotifierConfig | Current[NotifierConfig]) -
         retry=retry_policy(parts.settings),
         messages=MongoMessageStore(parts.database),
         contact_store=MongoContactStore(parts.database),
+        status_store=StatusStore(parts.database),
     )
     return with_retention(
         service,
@@ -77,6 +80,7 @@ def from_parts(parts: Parts, config: NotifierConfig | Current[NotifierConfig]) -
             *retention_rules(policy),
             *message_retention_rules(policy),
             *contact_retention_rules(policy),
+            *status_retention_rules(policy),
         ],
     )
 
@@ -93,6 +97,7 @@ def build(
     retry: RetryPolicy = DEFAULT_RETRY,
     messages: MessageStore,
     contact_store: ContactStore | None = None,  # sms and voice need it
+    status_store: StatusStore | None = None,  # status pages need it
 ) -> Service:
     live = Fixed(config) if isinstance(config, NotifierConfig) else config
     # Providers' clients and the public URL: taken once (a reload reports them as needing a
@@ -108,24 +113,30 @@ def build(
         retry=retry,
         poll_seconds=poll_seconds,
     )
+    router = api.router(
+        bus,
+        started,
+        clock,
+        messages,
+        twilio=(contact_store, store) if contact_store is not None else None,
+    )
+    status = StatusService(status_store, live, clock, client, messages) if status_store else None
+    if status is not None:
+        router.include_router(status.router)
     return Service(
         name="notifier",
         subscriptions=[
             Subscription(
                 NOTIFICATIONS_REQUESTED, CONSUMER_GROUP, NotificationRequested, delivery.handle
-            )
+            ),
+            *(status.subscriptions if status is not None else []),
         ],
-        router=api.router(
-            bus,
-            started,
-            clock,
-            messages,
-            twilio=(contact_store, store) if contact_store is not None else None,
-        ),
+        router=router,
         loops=[delivery.run],
         on_start=[
             store.ensure_indexes,
             messages.ensure_indexes,
             *([contact_store.ensure_indexes] if contact_store is not None else []),
+            *([status_store.ensure_indexes] if status_store is not None else []),
         ],
     )

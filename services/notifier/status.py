@@ -1,0 +1,38 @@
+"""The status pages' part of the notifier, assembled: store, snapshot, subscribers, consumers
+(their own consumer group) and public routes. app.py mounts it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import APIRouter
+
+from services.notifier import status_api
+from services.notifier.config import NotifierConfig
+from services.notifier.message_store import MessageStore
+from services.notifier.status_consumers import StatusConsumers
+from services.notifier.status_notices import StatusNotices
+from services.notifier.status_pages import StatusPages
+from services.notifier.status_store import StatusStore
+from tocsin.runtime.bus import Subscription
+from tocsin.runtime.clock import Clock
+from tocsin.runtime.live_config import Current
+
+
+class StatusService:
+    def __init__(
+        self,
+        store: StatusStore,
+        config: Current[NotifierConfig],
+        clock: Clock,
+        client: httpx.AsyncClient,
+        messages: MessageStore,
+        *,
+        max_age: float = 2.0,
+    ) -> None:
+        self.pages = StatusPages(store, config, clock, max_age=max_age)
+        self.notices = StatusNotices(store, config, client, messages, clock)
+        self.consumers = StatusConsumers(store, config, self.pages, self.notices)
+        self.router: APIRouter = status_api.router(self.pages, self.notices, store, config, clock)
+        self.subscriptions: list[Subscription[Any]] = self.consumers.subscriptions()

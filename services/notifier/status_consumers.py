@@ -1,0 +1,133 @@
+"""The notifier's status page consumers (their own consumer group): `incidents.events` (an
+incident opened or changed severity), `incidents.lifecycle` (resolved, re-triggered) and
+`incidents.updates` (an operator's update). Each changes the notifier's record of the incident
+(compare-and-set, idempotent on the message's id), marks the pages stale, and tells the
+subscribers what became public or was posted (status_notices.py, once per subscriber)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from schemas import (
+    INCIDENTS_EVENTS,
+    INCIDENTS_LIFECYCLE,
+    INCIDENTS_UPDATES,
+    IncidentEvent,
+    IncidentLifecycleChanged,
+    IncidentUpdatePosted,
+    LifecycleStatus,
+    UpdateStatus,
+)
+from services.notifier.config import NotifierConfig
+from services.notifier.status_domain import (
+    StatusIncident,
+    auto_update,
+    on_incident_event,
+    on_lifecycle,
+    on_page,
+    on_update,
+    page_updates,
+    published_at,
+)
+from services.notifier.status_notices import Notice, StatusNotices
+from services.notifier.status_pages import StatusPages
+from services.notifier.status_store import StatusStore
+from tocsin.runtime.bus import Subscription
+from tocsin.runtime.live_config import Current
+
+log = logging.getLogger(__name__)
+
+STATUS_GROUP = "tocsin-notifier-status"
+_MAX_RACES = 20
+
+
+class StatusConsumers:
+    def __init__(
+        self,
+        store: StatusStore,
+        config: Current[NotifierConfig],
+        pages: StatusPages,
+        notices: StatusNotices,
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._pages = pages
+        self._notices = notices
+
+    def subscriptions(self) -> list[Subscription[Any]]:
+        return [
+            Subscription(INCIDENTS_EVENTS, STATUS_GROUP, IncidentEvent, self.on_incident_event),
+            Subscription(
+                INCIDENTS_LIFECYCLE, STATUS_GROUP, IncidentLifecycleChanged, self.on_lifecycle
+            ),
+            Subscription(INCIDENTS_UPDATES, STATUS_GROUP, IncidentUpdatePosted, self.on_update),
+        ]
+
+    async def _change(
+        self,
+        incident_id: str,
+        event_id: str,
+        apply: Callable[[StatusIncident | None], StatusIncident | None],
+    ) -> tuple[StatusIncident | None, StatusIncident | None, bool]:
+        """(before, after, redelivered): apply the change with compare-and-set."""
+        for _ in range(_MAX_RACES):
+            before = await self._store.get(incident_id)
+            if before is not None and before.seen(event_id):
+                return before, before, True
+            after = apply(before)
+            if after is None:
+                return before, None, False
+            if await self._store.save(after):
+                self._pages.changed()
+                return before, after, False
+        raise RuntimeError(f"status record of {incident_id} kept changing under us")
+
+    async def on_incident_event(self, event: IncidentEvent) -> None:
+        before, after, again = await self._change(
+            event.incident_id, str(event.event_id), lambda c: on_incident_event(c, event)
+        )
+        if after is None:
+            return
+        for page in self._config.current.status_pages:
+            update = auto_update(page, after)
+            if update is None or not on_page(page, after):
+                continue
+            if before is not None and auto_update(page, before) is not None and not again:
+                continue  # announced when it was published
+            await self._notices.announce(
+                page,
+                after,
+                Notice(after.id, update.id, update.status.value, update.body, public=True),
+            )
+
+    async def on_lifecycle(self, change: IncidentLifecycleChanged) -> None:
+        _, after, _ = await self._change(
+            change.incident_id, str(change.event_id), lambda c: on_lifecycle(c, change)
+        )
+        if after is None or change.status != LifecycleStatus.RESOLVED:
+            return
+        for page in self._config.current.status_pages:
+            if published_at(page, after) is None:
+                continue
+            last = page_updates(page, after)[-1]
+            if last.status == UpdateStatus.RESOLVED and last.id.endswith("-resolved"):
+                await self._notices.announce(
+                    page,
+                    after,
+                    Notice(after.id, last.id, last.status.value, last.body, public=True),
+                )
+
+    async def on_update(self, posted: IncidentUpdatePosted) -> None:
+        _, after, _ = await self._change(
+            posted.incident_id, str(posted.event_id), lambda c: on_update(c, posted)
+        )
+        if after is None:
+            return
+        notice = Notice(
+            after.id, str(posted.event_id), posted.status.value, posted.message, posted.public
+        )
+        for page in self._config.current.status_pages:
+            if on_page(page, after):
+                await self._notices.announce(page, after, notice)
