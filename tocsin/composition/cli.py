@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from tocsin.composition.config import ConfigError, TocsinConfig, load_config
+from tocsin.runtime import telemetry
 from tocsin.runtime.service import ProcessState
 from tocsin.runtime.settings import Settings
 
@@ -81,6 +82,16 @@ def _version() -> str:
         return "unknown (not installed; run `make setup`)"
 
 
+def _log_format_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=telemetry.LOG_FORMATS,
+        default=telemetry.log_format_from_env(),
+        help="text, or one JSON object per line (with trace_id); default: $TOCSIN_LOG_FORMAT, "
+        "else text",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tocsin", description="Alert triage and on-call paging.")
     parser.add_argument("--version", action="version", version=f"tocsin {_version()}")
@@ -112,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--port", type=int, default=EMBEDDED_PORT, help="port to listen on (default: %(default)s)"
     )
+    _log_format_argument(up)
 
     serve = commands.add_parser(
         "serve",
@@ -133,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ports = ", ".join(f"{name} {port}" for name, port in DEFAULT_PORTS.items())
     serve.add_argument("--port", type=int, help=f"port to listen on (default: {ports})")
+    _log_format_argument(serve)
 
     admin = commands.add_parser("admin", help="deployment tools (Kafka + MongoDB)")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
@@ -242,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         return _check(args.file)
     settings = Settings()
+    telemetry.configure_logging(getattr(args, "log_format", None))
     if args.command == "admin":
         from tocsin.composition.admin import run_init
 
