@@ -46,7 +46,13 @@ from services.notifier.domain.retry import (
     retry_after_error,
     retry_after_failure,
 )
-from services.notifier.metrics import DELIVERIES, DELIVERY_LATENCY, DELIVERY_SECONDS
+from services.notifier.metrics import (
+    DELIVERIES,
+    DELIVERY_LATENCY,
+    DELIVERY_SECONDS,
+    TIME_TO_PAGE,
+    time_to_page,
+)
 from services.notifier.statuses import StatusReporter
 from services.notifier.store import ClaimedNotification, NotifierStore
 from tocsin.runtime.backoff import Random, backoff_delay
@@ -55,9 +61,11 @@ from tocsin.runtime.clock import Clock
 from tocsin.runtime.consumer import UNAVAILABLE
 from tocsin.runtime.live_config import Current, Fixed
 from tocsin.runtime.metrics import DEAD_LETTERED
+from tocsin.runtime.telemetry import context_of, current_traceparent, tracer
 
 log = logging.getLogger(__name__)
 
+_TRACER = tracer(__name__)
 _NAMESPACE = uuid.UUID("3e2a9d4c-51f0-4c8b-a7e6-94b1c0d2f311")
 
 
@@ -102,7 +110,10 @@ class Delivery:
         self._statuses = StatusReporter(bus, store)
 
     async def handle(self, request: NotificationRequested) -> None:
-        """Queue the notification (idempotent on its id) and wake the delivery loop."""
+        """Queue the notification (idempotent on its id) and wake the delivery loop. The
+        queued request keeps this trace's context: the delivery loop continues it."""
+        if request.traceparent is None:
+            request = request.model_copy(update={"traceparent": current_traceparent()})
         await self._store.record(request, self._clock.now())
         self._wakeup.set()
 
@@ -215,7 +226,14 @@ class Delivery:
             await self._finish(claimed, DeliveryOutcome.FAILED, "unknown contact", "unknown")
             return
         try:
-            with DELIVERY_SECONDS.labels(contact.type).time():
+            with (
+                _TRACER.start_as_current_span(
+                    f"deliver {contact.type}", context=context_of(request.traceparent)
+                ) as span,
+                DELIVERY_SECONDS.labels(contact.type).time(),
+            ):
+                span.set_attribute("tocsin.channel", contact.type)
+                span.set_attribute("tocsin.attempt", attempt)
                 await self._channels[contact.type].send(contact, request)
         except Deferred as deferred:
             # Not an attempt: a rate limit holds the page, or a provider's receipt is awaited.
@@ -346,6 +364,9 @@ class Delivery:
         if outcome is DeliveryOutcome.DELIVERED:
             latency = (now - request.occurred_at).total_seconds()
             DELIVERY_LATENCY.labels(channel).observe(max(latency, 0.0))
+            first_page = time_to_page(request, now)
+            if first_page is not None:
+                TIME_TO_PAGE.labels(channel).observe(first_page)
         await self._report(result)
 
     async def _report(self, result: NotificationResult) -> None:

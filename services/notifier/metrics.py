@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from schemas import NotificationEvent, NotificationRequested
 
 DELIVERIES = Counter(
     "tocsin_notifications_total", "Final notification outcomes by channel.", ["channel", "outcome"]
@@ -41,3 +45,23 @@ SUBSCRIBER_NOTICES = Counter(
     "Status updates sent to subscribers, by kind (stakeholder, public) and channel.",
     ["kind", "channel"],
 )
+
+TIME_TO_PAGE = Histogram(
+    "tocsin_time_to_page_seconds",
+    "From the alert's arrival at ingest to the delivery of a first page of its incident (the "
+    "first level's incident.triggered page), by channel.",
+    ["channel"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
+)
+
+
+def time_to_page(request: NotificationRequested, delivered_at: datetime) -> float | None:
+    """Seconds from the arrival at ingest of the incident's earliest alert on the page to this
+    page's delivery, for a first page (the first level's `incident.triggered`); None for any
+    other page, or when the page carries no arrival time (sent before triage recorded it)."""
+    if request.event is not NotificationEvent.TRIGGERED or request.escalation_level != 0:
+        return None
+    arrivals = [alert.received_at for alert in request.incident.alerts if alert.received_at]
+    if not arrivals:
+        return None
+    return max((delivered_at - min(arrivals)).total_seconds(), 0.0)
