@@ -7,6 +7,9 @@
   `incidents.lifecycle` (escalation's own events), under its own consumer group.
 - An open action item arms `action-item:{id}` for the first moment it is overdue; its owner is
   reminded then and once a day while it stays open and overdue.
+- An incident triage links as a recurrence (`IncidentEvent.recurrence_of`) keeps the link
+  (`escalation_recurrences`), and the incident's API shows the previous incident, its
+  review's root causes and its open action items.
 - Gauges: SEV0/1 (the required severities) incidents, those with a published review, and the
   share.
 """
@@ -16,7 +19,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from schemas import IncidentLifecycleChanged, LifecycleStatus
+from pydantic import BaseModel, Field
+
+from schemas import IncidentEvent, IncidentLifecycleChanged, LifecycleStatus
 from services.escalation.config import EscalationConfig
 from services.escalation.domain.action_items import (
     REMIND_EVERY,
@@ -31,7 +36,7 @@ from services.escalation.metrics import (
     REVIEWS_REQUIRED,
 )
 from services.escalation.reminders import Firing, Reminder, Reminders
-from services.escalation.review_store import ReviewStore
+from services.escalation.review_store import ActionItemFilter, ReviewStore
 from services.escalation.store import EscalationIncident, EscalationStore
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.live_config import Current
@@ -50,6 +55,42 @@ def review_reminder_id(incident_id: str) -> str:
 
 def action_item_reminder_id(item_id: str) -> str:
     return f"action-item:{item_id}"
+
+
+class OpenActionItem(BaseModel):
+    id: str
+    title: str
+    owner: str
+    due: str
+    status: str
+
+
+class RecurrenceView(BaseModel):
+    """What the last incident of the same group left behind."""
+
+    previous_incident: str
+    previous_title: str | None
+    previous_resolved_at: datetime | None
+    recurrence_count: int = Field(description="Incidents of this group in the 30 days before.")
+    review_status: str | None = Field(description="The previous incident's review, if any.")
+    root_causes: list[str]
+    open_action_items: list[OpenActionItem]
+    summary: str = Field(
+        description='e.g. "recurred: last time root cause was X; 2 action items still open"'
+    )
+
+
+def recurrence_summary(
+    root_causes: list[str], review_status: str | None, open_items: int, previous: str
+) -> str:
+    if root_causes:
+        said = f"recurred: last time root cause was {'; '.join(root_causes)}"
+    elif review_status is not None:
+        said = f"recurred: the review of {previous} names no root cause yet"
+    else:
+        said = f"recurred: {previous} has no post-incident review"
+    items = "1 action item" if open_items == 1 else f"{open_items} action items"
+    return f"{said}; {items} still open"
 
 
 def review_owner(incident: EscalationIncident, users: set[str]) -> str | None:
@@ -88,6 +129,45 @@ class AfterIncident:
 
     def now(self) -> datetime:
         return self._clock.now()
+
+    # -- incidents.events (after escalation handled them) ---------------------------------
+
+    async def on_incident_event(self, event: IncidentEvent) -> None:
+        if event.recurrence_of is not None and event.recurrence_of != event.incident_id:
+            await self.reviews.record_recurrence(
+                event.incident_id, event.recurrence_of, max(event.recurrence_count, 1)
+            )
+
+    async def recurrence(self, incident_id: str) -> RecurrenceView | None:
+        link = await self.reviews.recurrence(incident_id)
+        if link is None:
+            return None
+        previous_id, count = link
+        previous = await self.incidents.get(previous_id)
+        review = await self.reviews.review(previous_id)
+        items = await self.reviews.items(ActionItemFilter(incident_id=previous_id), 200)
+        still_open = [item for item in items if not item.status.closed]
+        root_causes = list(review.content.root_causes) if review else []
+        status = review.status.value if review else None
+        return RecurrenceView(
+            previous_incident=previous_id,
+            previous_title=previous.title if previous else None,
+            previous_resolved_at=previous.resolved.at if previous and previous.resolved else None,
+            recurrence_count=count,
+            review_status=status,
+            root_causes=root_causes,
+            open_action_items=[
+                OpenActionItem(
+                    id=item.id,
+                    title=item.title,
+                    owner=item.owner,
+                    due=item.due.isoformat(),
+                    status=item.status.value,
+                )
+                for item in still_open
+            ],
+            summary=recurrence_summary(root_causes, status, len(still_open), previous_id),
+        )
 
     # -- incidents.lifecycle ---------------------------------------------------------------
 

@@ -18,7 +18,7 @@ once even while incidents keep opening and changing.
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas import CommandKind, IncidentCommand, Severity
+from services.escalation.after_incident import RecurrenceView
 from services.escalation.consumers import action_of
 from services.escalation.domain.lifecycle import Assignment, Refused, Status
 from services.escalation.domain.timeline import TimelineEntry
@@ -161,12 +162,24 @@ class IncidentView(IncidentSummary):
     timeline: list[TimelineView] = Field(
         description=f"Oldest first; the latest {MAX_TIMELINE} entries."
     )
+    recurrence: RecurrenceView | None = Field(
+        default=None,
+        description="Set when triage linked the incident to the last one of its group: that "
+        "incident, its review's root causes and its open action items.",
+    )
 
     @classmethod
     def with_timeline(
-        cls, incident: EscalationIncident, timeline: list[TimelineEntry]
+        cls,
+        incident: EscalationIncident,
+        timeline: list[TimelineEntry],
+        recurrence: RecurrenceView | None = None,
     ) -> "IncidentView":
-        return cls(**cls.fields_of(incident), timeline=[TimelineView.of(e) for e in timeline])
+        return cls(
+            **cls.fields_of(incident),
+            timeline=[TimelineView.of(e) for e in timeline],
+            recurrence=recurrence,
+        )
 
 
 class AcknowledgeRequest(BaseModel):
@@ -254,7 +267,9 @@ def router(
     require_api_key: Callable[..., str],
     *,
     command_wait_seconds: float = 5.0,
+    recurrence: Callable[[str], Awaitable[RecurrenceView | None]] | None = None,
 ) -> APIRouter:
+    """`recurrence`: what an incident's recurrence link shows (see after_incident.py)."""
     api = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
     ApiKey = Annotated[str, Depends(require_api_key)]
 
@@ -279,7 +294,8 @@ def router(
 
     async def _view(incident: EscalationIncident) -> IncidentView:
         timeline = await store.timeline(incident.id, MAX_TIMELINE)
-        return IncidentView.with_timeline(incident, timeline)
+        recurred = await recurrence(incident.id) if recurrence is not None else None
+        return IncidentView.with_timeline(incident, timeline, recurred)
 
     @api.get("/{incident_id}", response_model=IncidentView, responses={404: {}})
     async def get_incident(incident_id: str, _: ApiKey) -> IncidentView:

@@ -95,11 +95,8 @@ def build(
     commands = CommandHandler(engine, store, clock)
     results = DeliveryResults(bus, store, live, clock, public_url=public_url)
     api = APIRouter()
-    api.include_router(router(engine, store, require_api_key))
-    api.include_router(oncall_api.router(engine, oncall, require_api_key, public_url=public_url))
-    subscriptions: list[Subscription[Any]] = []
-    loops: list[Callable[[], Coroutine[Any, Any, None]]] = [engine.run_timers]
-    on_start: list[Callable[[], Awaitable[None]]] = [store.ensure_indexes, oncall.ensure_indexes]
+    after: AfterIncident | None = None
+    on_incident_event: Callable[[IncidentEvent], Awaitable[None]] = engine.on_incident_event
     if database is not None:
         reminders = Reminders(
             ReminderStore(database),
@@ -112,6 +109,15 @@ def build(
             public_url=public_url,
         )
         after = AfterIncident(store, ReviewStore(database), reminders, live, clock, database)
+        on_incident_event = _then(engine.on_incident_event, after.on_incident_event)
+    api.include_router(
+        router(engine, store, require_api_key, recurrence=after.recurrence if after else None)
+    )
+    api.include_router(oncall_api.router(engine, oncall, require_api_key, public_url=public_url))
+    subscriptions: list[Subscription[Any]] = []
+    loops: list[Callable[[], Coroutine[Any, Any, None]]] = [engine.run_timers]
+    on_start: list[Callable[[], Awaitable[None]]] = [store.ensure_indexes, oncall.ensure_indexes]
+    if after is not None:
         api.include_router(after_incident_api.router(after, require_api_key))
         subscriptions.append(
             Subscription(
@@ -121,14 +127,14 @@ def build(
                 after.on_lifecycle,
             )
         )
-        loops.append(reminders.run)
-        on_start += [reminders.store.ensure_indexes, after.reviews.ensure_indexes]
+        loops.append(after.reminders.run)
+        on_start += [after.reminders.store.ensure_indexes, after.reviews.ensure_indexes]
     return Service(
         name="escalation",
         router=api,
         subscriptions=[
             *subscriptions,
-            Subscription(INCIDENTS_EVENTS, CONSUMER_GROUP, IncidentEvent, engine.on_incident_event),
+            Subscription(INCIDENTS_EVENTS, CONSUMER_GROUP, IncidentEvent, on_incident_event),
             Subscription(INCIDENTS_COMMANDS, CONSUMER_GROUP, IncidentCommand, commands.handle),
             Subscription(
                 NOTIFICATIONS_RESULTS,
@@ -140,3 +146,16 @@ def build(
         loops=loops,
         on_start=on_start,
     )
+
+
+def _then(
+    first: Callable[[IncidentEvent], Awaitable[None]],
+    then: Callable[[IncidentEvent], Awaitable[None]],
+) -> Callable[[IncidentEvent], Awaitable[None]]:
+    """One handler of incident events doing `first`, then `then` (both idempotent)."""
+
+    async def handle(event: IncidentEvent) -> None:
+        await first(event)
+        await then(event)
+
+    return handle

@@ -87,6 +87,7 @@ class ReviewStore:
     def __init__(self, database: DocumentDatabase) -> None:
         self._reviews = database["escalation_reviews"]
         self._items = database["escalation_action_items"]
+        self._recurrences = database["escalation_recurrences"]
 
     async def ensure_indexes(self) -> None:
         await self._reviews.create_index([("severity", 1), ("status", 1)])
@@ -119,6 +120,21 @@ class ReviewStore:
         return await self._reviews.count_documents(
             {"severity": {"$in": [s.value for s in severities]}, "status": status.value}
         )
+
+    # -- recurrences (triage's link from an incident to the last one of its group) --------
+
+    async def record_recurrence(self, incident_id: str, previous: str, count: int) -> None:
+        await self._recurrences.update_one(
+            {"_id": incident_id},
+            {"$set": {"recurrence_of": previous, "recurrence_count": count}},
+            upsert=True,
+        )
+
+    async def recurrence(self, incident_id: str) -> tuple[str, int] | None:
+        doc = await self._recurrences.find_one({"_id": incident_id})
+        if doc is None:
+            return None
+        return str(doc["recurrence_of"]), int(doc.get("recurrence_count", 1))
 
     # -- action items ---------------------------------------------------------------------
 

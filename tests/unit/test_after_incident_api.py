@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from schemas import (
+    INCIDENTS_EVENTS,
     NOTIFICATIONS_REQUESTED,
     IncidentEventKind,
     NotificationEvent,
@@ -448,3 +449,42 @@ async def test_the_timeline_holds_every_step_in_order_with_actors(api: Api) -> N
     assert details["alerts_resolved"] == "all 2 alerts resolved"
     times = [e["at"] for e in body["timeline"]]
     assert times == sorted(times)
+
+
+# -- recurrence ----------------------------------------------------------------------------
+
+
+async def test_a_recurrence_shows_the_previous_review_and_its_open_action_items(api: Api) -> None:
+    r = api.rig
+    await r.engine.on_incident_event(incident_event(incident_id="inc-0"))
+    assert (await api.post("/api/v1/incidents/inc-0/resolve")).status_code == 200
+    review = {"root_causes": ["the DB pool was too small"]}
+    assert (await api.post("/api/v1/incidents/inc-0/review", review)).status_code == 201
+    for title in ("Pool size from config", "Alert on pool saturation", "Load test"):
+        created = await api.post("/api/v1/incidents/inc-0/action-items", item(title=title))
+        assert created.status_code == 201
+    done = created.json()["id"]
+    assert (await api.patch(f"/api/v1/action-items/{done}", {"status": "done"})).status_code == 200
+
+    r.clock.advance(DAY)
+    recurred = incident_event(incident_id="inc-1", at=r.clock.now()).model_copy(
+        update={"recurrence_of": "inc-0", "recurrence_count": 1}
+    )
+    await r.bus.publish(INCIDENTS_EVENTS, "inc-1", recurred)  # through the service's consumer
+
+    async def shown() -> bool:
+        response = await api.get("/api/v1/incidents/inc-1")
+        return response.status_code == 200 and response.json()["recurrence"] is not None
+
+    await eventually(shown)
+    body = (await api.get("/api/v1/incidents/inc-1")).json()["recurrence"]
+    assert body["previous_incident"] == "inc-0"
+    assert body["root_causes"] == ["the DB pool was too small"]
+    assert sorted(i["title"] for i in body["open_action_items"]) == [
+        "Alert on pool saturation",
+        "Pool size from config",
+    ]
+    assert body["summary"] == (
+        "recurred: last time root cause was the DB pool was too small; 2 action items still open"
+    )
+    assert (await api.get("/api/v1/incidents/inc-0")).json()["recurrence"] is None
