@@ -22,17 +22,21 @@ from schemas import (
     IncidentLifecycleChanged,
     NotificationResult,
 )
-from services.escalation import after_incident_api, oncall_api
+from services.escalation import after_incident_api, analytics_api, oncall_api
 from services.escalation.after_incident import AfterIncident
 from services.escalation.api import router
 from services.escalation.config import EscalationConfig
 from services.escalation.consumers import CommandHandler
 from services.escalation.deliveries import DeliveryResults
+from services.escalation.domain.cadence import UpdatesConfig
 from services.escalation.engine import Escalation
 from services.escalation.oncall_store import MongoOncallStore, OncallStore
 from services.escalation.reminders import Reminders, ReminderStore
 from services.escalation.review_store import ReviewStore
+from services.escalation.status_updates import StatusUpdates
 from services.escalation.store import EscalationStore, MongoEscalationStore, retention_rules
+from services.escalation.updates_api import router as updates_router
+from services.escalation.updates_store import UpdatesStore, updates_retention_rules
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.live_config import Current, Fixed
@@ -45,7 +49,12 @@ CONSUMER_GROUP = "tocsin-escalation"
 AFTER_INCIDENT_GROUP = "tocsin-escalation-after-incident"
 
 
-def from_parts(parts: Parts, config: EscalationConfig | Current[EscalationConfig]) -> Service:
+def from_parts(
+    parts: Parts,
+    config: EscalationConfig | Current[EscalationConfig],
+    updates_config: Current[UpdatesConfig] | None = None,
+) -> Service:
+    """`updates_config`: the status update cadence and components (from `status_pages:`)."""
     settings = parts.settings
     service = build(
         parts.bus,
@@ -59,8 +68,11 @@ def from_parts(parts: Parts, config: EscalationConfig | Current[EscalationConfig
         poll_seconds=settings.timer_poll_seconds,
         public_url=settings.public_url,
         database=parts.database,
+        updates_config=updates_config,
     )
-    return with_retention(service, parts, retention_rules)
+    return with_retention(
+        service, parts, lambda policy: [*retention_rules(policy), *updates_retention_rules(policy)]
+    )
 
 
 def build(
@@ -76,6 +88,7 @@ def build(
     poll_seconds: float = 0.25,
     public_url: str | None = None,
     database: DocumentDatabase | None = None,
+    updates_config: Current[UpdatesConfig] | None = None,
 ) -> Service:
     """`public_url`: where the operator API is reached (pages link to the incident there).
     `config`: the section itself (fixed) or a holder of the current one (reloadable).
@@ -109,11 +122,23 @@ def build(
             public_url=public_url,
         )
         after = AfterIncident(store, ReviewStore(database), reminders, live, clock, database)
+        status_updates = StatusUpdates(
+            UpdatesStore(database),
+            store,
+            reminders,
+            bus,
+            updates_config or Fixed(UpdatesConfig()),
+            live,
+            clock,
+        )
         on_incident_event = _then(engine.on_incident_event, after.on_incident_event)
     api.include_router(
         router(engine, store, require_api_key, recurrence=after.recurrence if after else None)
     )
     api.include_router(oncall_api.router(engine, oncall, require_api_key, public_url=public_url))
+    if database is not None:
+        reader = analytics_api.AnalyticsReader(database)
+        api.include_router(analytics_api.router(reader, clock, require_api_key))
     subscriptions: list[Subscription[Any]] = []
     loops: list[Callable[[], Coroutine[Any, Any, None]]] = [engine.run_timers]
     on_start: list[Callable[[], Awaitable[None]]] = [store.ensure_indexes, oncall.ensure_indexes]
@@ -129,6 +154,10 @@ def build(
         )
         loops.append(after.reminders.run)
         on_start += [after.reminders.store.ensure_indexes, after.reviews.ensure_indexes]
+        api.include_router(updates_router(status_updates, store, require_api_key))
+        subscriptions += status_updates.subscriptions()
+        loops.append(status_updates.run_outbox)
+        on_start.append(status_updates.store.ensure_indexes)
     return Service(
         name="escalation",
         router=api,
