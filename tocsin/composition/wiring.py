@@ -28,7 +28,9 @@ BUILDERS: Mapping[ServiceName, Callable[[Parts, LiveConfig[TocsinConfig]], Servi
     "ingest": lambda parts, live: ingest.from_parts(parts, live.view(TocsinConfig.ingest)),
     "triage": lambda parts, live: triage.from_parts(parts, live.view(TocsinConfig.triage)),
     "escalation": lambda parts, live: escalation.from_parts(
-        _with_public_url(parts, live.current), live.view(TocsinConfig.escalation)
+        _with_public_url(parts, live.current),
+        live.view(TocsinConfig.escalation),
+        live.view(TocsinConfig.status_updates),
     ),
     "notifier": lambda parts, live: notifier.from_parts(
         parts,
