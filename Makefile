@@ -42,6 +42,7 @@ run-distributed: setup infra-up
 test: setup
 	scripts/alertmanager.sh
 	scripts/image-tools.sh
+	scripts/browser.sh
 	TOCSIN_INFRA_FRESH=1 scripts/infra.sh up
 	source .cache/infra.env && $(BIN)/pytest; status=$$?; scripts/infra.sh down; exit $$status
 
