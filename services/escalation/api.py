@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas import CommandKind, IncidentCommand, Severity
+from schemas import ChangeSummary, CommandKind, IncidentCommand, Severity
 from services.escalation.after_incident import RecurrenceView
 from services.escalation.consumers import action_of
 from services.escalation.domain.lifecycle import Assignment, Refused, Status
@@ -167,6 +167,11 @@ class IncidentView(IncidentSummary):
         description="Set when triage linked the incident to the last one of its group: that "
         "incident, its review's root causes and its open action items.",
     )
+    changes: list[ChangeSummary] = Field(
+        default_factory=list,
+        description="Changes (deploys, config) on its service in the 30 minutes before it "
+        "opened, newest first (from triage).",
+    )
 
     @classmethod
     def with_timeline(
@@ -179,6 +184,7 @@ class IncidentView(IncidentSummary):
             **cls.fields_of(incident),
             timeline=[TimelineView.of(e) for e in timeline],
             recurrence=recurrence,
+            changes=list(incident.changes),
         )
 
 

@@ -284,6 +284,7 @@ class Escalation:
             outbox=(timeline_item(triggered), *entries, *items),
             alerts=latest_alerts((), event.alert),
             urgency=urgency,
+            changes=event.changes,
         )
         if await self._store.create(incident, event.event_id):
             TRANSITIONS_APPLIED.labels(action="trigger").inc()

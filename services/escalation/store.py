@@ -33,7 +33,7 @@ from pydantic import TypeAdapter
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from schemas import AlertDetails, Severity
+from schemas import AlertDetails, ChangeSummary, Severity
 from services.escalation.domain.lifecycle import Assignment, Lifecycle, Responder, Status
 from services.escalation.domain.outbox import ArmTimer, OutboxItem, SendNotification
 from services.escalation.domain.timeline import TimelineEntry
@@ -111,6 +111,7 @@ class EscalationIncident:
     alerts: tuple[AlertDetails, ...] = ()
     event_ids: tuple[str, ...] = ()  # the latest ones that changed it (see MAX_EVENT_IDS)
     urgency: Urgency = Urgency.HIGH
+    changes: tuple[ChangeSummary, ...] = ()  # on its service before it opened (from triage)
 
     @property
     def details(self) -> Details:
@@ -295,6 +296,7 @@ def _incident(doc: Document) -> EscalationIncident:
         event_ids=tuple(doc.get("event_ids", ())),
         # Incidents stored before urgency existed paged as high urgency does.
         urgency=Urgency(doc.get("urgency", Urgency.HIGH.value)),
+        changes=tuple(ChangeSummary.model_validate(c) for c in doc.get("changes", ())),
     )
 
 
@@ -345,6 +347,7 @@ class MongoEscalationStore:
             "outbox_since": incident.opened_at if incident.outbox else None,
             **_stamp_fields("acknowledged", incident.acknowledged),
             **_stamp_fields("resolved", incident.resolved),
+            "changes": [change.model_dump(mode="python") for change in incident.changes],
         }
         if incident.outbox:
             await self._mark_outbox(incident.id, 1, incident.opened_at)
