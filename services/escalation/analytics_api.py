@@ -35,7 +35,6 @@ from tocsin.runtime.store import DocumentDatabase
 DEFAULT_RANGE = timedelta(days=30)
 
 _FIELDS = {
-    "_id": 0,
     "service_id": 1,
     "severity": 1,
     "opened_at": 1,
