@@ -6,8 +6,9 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from schemas.envelope import Contract, Envelope
-from schemas.incidents import AlertDetails, Severity
+from schemas.changes import ChangeSummary
+from schemas.envelope import Contract, Envelope, UtcDatetime
+from schemas.incidents import MAX_INCIDENT_CHANGES, AlertDetails, Severity
 
 MAX_SNAPSHOT_ALERTS = 10
 """Alerts a page carries; the incident's API URL leads to all of them."""
@@ -39,6 +40,12 @@ class IncidentSnapshot(Contract):
     alerts: tuple[AlertDetails, ...] = Field(default=(), max_length=MAX_SNAPSHOT_ALERTS)
     commander: str | None = Field(
         default=None, max_length=200, description="The incident commander's user id."
+    )
+    opened_at: UtcDatetime | None = Field(default=None, description="When it opened.")
+    changes: tuple[ChangeSummary, ...] = Field(
+        default=(),
+        max_length=MAX_INCIDENT_CHANGES,
+        description="Changes on its service in the 30 minutes before it opened, newest first.",
     )
 
 
