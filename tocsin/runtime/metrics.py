@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 CONSUMED = Counter(
     "tocsin_messages_consumed_total",
@@ -19,4 +19,10 @@ HTTP_REQUESTS = Histogram(
     "tocsin_http_request_duration_seconds",
     "HTTP request latency by route template and status.",
     ["method", "route", "status"],
+)
+CONSUMER_LAG = Gauge(
+    "tocsin_consumer_lag_messages",
+    "Messages on the topic not yet handled by this consumer group, over the partitions this "
+    "process holds (the sum over processes is the group's lag).",
+    ["topic", "group"],
 )
