@@ -41,11 +41,13 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 from opentelemetry import trace
+from prometheus_client import Gauge
 
 from schemas import TOPICS, Envelope, dlq_topic
 from tocsin.runtime import telemetry
 from tocsin.runtime.bus import M, PublishError, Subscription
 from tocsin.runtime.consumer import Record, RecordProcessor
+from tocsin.runtime.metrics import CONSUMER_LAG
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +241,7 @@ class KafkaBus:
             **self._options,
         )
         await consumer.start()
+        lag = CONSUMER_LAG.labels(topic=subscription.topic, group=subscription.group)
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=timing.max_records)
@@ -247,6 +250,7 @@ class KafkaBus:
                     await self._consume_partition(
                         consumer, subscription, partition, records, deadline
                     )
+                await _record_lag(consumer, lag)
         finally:
             await consumer.stop()
 
@@ -286,6 +290,18 @@ class KafkaBus:
             # The group moved on: another member owns the partition now and redoes the
             # uncommitted records (handlers are idempotent). Nothing is lost; go on.
             log.info("commit of %s at %d dropped after a rebalance: %s", partition, done, error)
+
+
+async def _record_lag(consumer: AIOKafkaConsumer, lag: Gauge) -> None:
+    """Set the group's lag over the partitions this consumer holds now (a partition another
+    member took over is counted there): the high watermark minus this consumer's position."""
+    behind = 0
+    for partition in consumer.assignment():
+        highwater = consumer.highwater(partition)
+        if highwater is None:
+            continue  # nothing fetched from it yet
+        behind += max(highwater - await consumer.position(partition), 0)
+    lag.set(behind)
 
 
 __all__ = [
