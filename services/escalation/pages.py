@@ -39,6 +39,8 @@ def page_request(
             url=incident_url(public_url, incident.id),
             alerts=incident.alerts,
             commander=incident.lifecycle.commander,
+            opened_at=incident.opened_at,
+            changes=incident.changes,
         ),
         recipient=Recipient(user_id=send.user_id, contact_id=send.contact_id),
         escalation_level=send.escalation_level,

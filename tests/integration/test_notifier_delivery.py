@@ -392,6 +392,7 @@ async def test_the_webhook_body_carries_the_alerts_and_the_incident_url(
                 },
             ],
             "commander": None,
+            "changes": [],
         },
         "recipient": {"user_id": "alice", "contact_id": "hook"},
         "escalation_level": 0,

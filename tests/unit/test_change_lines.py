@@ -6,7 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schemas import ChangeSummary
+from schemas import (
+    ChangeLink,
+    ChangeSummary,
+    IncidentSnapshot,
+    NotificationEvent,
+    NotificationRequested,
+    Recipient,
+    Severity,
+)
+from services.notifier.channels.webhook import webhook_body
 from services.notifier.domain.change_lines import change_line, changes_text
 
 OPENED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -50,3 +59,40 @@ def test_changes_text_shows_the_newest_and_counts_the_rest() -> None:
         "deployed checkout v2.3.1 4 min before; flag on 12 min before"
     )
     assert changes_text([], OPENED) is None
+
+
+def test_the_webhook_page_carries_the_changes_with_their_line() -> None:
+    deploy = ChangeSummary(
+        summary="deployed checkout",
+        at=OPENED - timedelta(minutes=4),
+        version="v2.3.1",
+        links=(ChangeLink(href="https://ci.example/runs/42"),),
+    )
+    request = NotificationRequested(
+        occurred_at=OPENED,
+        correlation_id="inc-1",
+        notification_id="inc-1/c0/s0/alice/hook",
+        event=NotificationEvent.TRIGGERED,
+        incident=IncidentSnapshot(
+            id="inc-1",
+            title="slow",
+            severity=Severity.SEV1,
+            status="triggered",
+            service="checkout",
+            alert_count=1,
+            opened_at=OPENED,
+            changes=(deploy,),
+        ),
+        recipient=Recipient(user_id="alice", contact_id="hook"),
+        escalation_level=0,
+    )
+    assert webhook_body(request)["incident"]["changes"] == [
+        {
+            "summary": "deployed checkout",
+            "at": "2026-03-02T08:56:00+00:00",
+            "source": None,
+            "version": "v2.3.1",
+            "links": [{"href": "https://ci.example/runs/42", "text": None}],
+            "text": "deployed checkout v2.3.1 4 min before",
+        }
+    ]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-from schemas import AlertDetails, NotificationRequested
+from schemas import AlertDetails, ChangeSummary, NotificationRequested
 from services.notifier.channels.base import DeliveryFailed
 from services.notifier.config import ContactConfig
+from services.notifier.domain.change_lines import change_line
 
 
 def webhook_body(request: NotificationRequested) -> dict[str, Any]:
@@ -28,6 +30,9 @@ def webhook_body(request: NotificationRequested) -> dict[str, Any]:
             "url": incident.url,
             "alerts": [_alert_body(alert) for alert in incident.alerts],
             "commander": incident.commander,
+            "changes": [
+                _change_body(change, incident.opened_at or change.at) for change in incident.changes
+            ],
         },
         "recipient": request.recipient.model_dump(mode="json"),
         "escalation_level": request.escalation_level,
@@ -44,6 +49,17 @@ def _alert_body(alert: AlertDetails) -> dict[str, Any]:
         "annotations": {annotation.name: annotation.value for annotation in alert.annotations},
         "generatorURL": alert.generator_url,
         "runbookURL": alert.runbook_url,
+    }
+
+
+def _change_body(change: ChangeSummary, opened_at: datetime) -> dict[str, Any]:
+    return {
+        "summary": change.summary,
+        "at": change.at.isoformat(),
+        "source": change.source,
+        "version": change.version,
+        "links": [{"href": link.href, "text": link.text} for link in change.links],
+        "text": change_line(change, opened_at),  # "deployed checkout v2.3.1 4 min before"
     }
 
 
