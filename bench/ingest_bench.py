@@ -1,20 +1,28 @@
-"""Ingest benchmark (not a test): accepted alerts/s and latency of one ingest process with
-durable acceptance (real Kafka, `acks=all`, idempotent producer), for Alertmanager bodies of 1
-and of 100 alerts.
+"""Ingest benchmark (not a test): accepted alerts/s, latency and alerts per CPU-second of one
+Tocsin ingest process with durable acceptance, side by side with Prometheus Alertmanager in the
+same run, for bodies of 1 and of 100 alerts.
 
-This process is the load generator; `tocsin serve ingest` runs as a second process on loopback.
-The load is a fixed number of keep-alive connections, each sending its next request as soon as
-the previous answer arrived (closed loop), for a bounded duration after a warm-up. The default
-client is a minimal HTTP/1.1 client on asyncio streams, so that the load generator costs as
-little CPU as possible on a small machine; `--client httpx` uses httpx instead.
+Systems, each its own process on loopback, measured in turn within each round:
+- `alertmanager`: Alertmanager v0.31.1 (`scripts/alertmanager.sh`), `POST /api/v2/alerts`,
+  alerts in memory only;
+- `ingest`: `tocsin serve ingest` on Kafka (`acks=all`, idempotent producer; 202 only after
+  Kafka acknowledged every alert of the body);
+- `up`: `tocsin up` (everything in one process; 202 only once the alerts are in the SQLite
+  file), which also triages what it accepts.
 
-    make bench                      # infra up, then this with the defaults below
-    .venv/bin/python bench/ingest_bench.py --duration 20 --runs 3
-    .venv/bin/python bench/ingest_bench.py --profile /tmp/ingest.prof   # cProfile the server
+This process is the load generator: a fixed number of keep-alive connections, each sending its
+next request as soon as the previous answer arrived (closed loop), for a bounded duration after
+a warm-up; a minimal HTTP/1.1 client on asyncio streams (uvloop), so that it costs as little CPU
+as possible. CPU is each server's own process tree (psutil), so "alerts per CPU-second" is what
+the server spent, whatever else runs on the machine.
 
-Needs TOCSIN_KAFKA_BOOTSTRAP and TOCSIN_MONGO_URL (`source .cache/infra.env`). Each run uses its
-own topic namespace and database, and checks at the end that Kafka holds at least as many
-messages as alerts were accepted.
+    make bench                                       # infra up, then this with the defaults
+    .venv/bin/python bench/ingest_bench.py --runs 2 --duration 15
+    .venv/bin/python bench/ingest_bench.py --systems ingest --only 100 --profile /tmp/ingest.prof
+
+Needs TOCSIN_KAFKA_BOOTSTRAP and TOCSIN_MONGO_URL (`source .cache/infra.env`) for `ingest`. Each
+ingest run uses its own topic namespace and database and checks at the end that Kafka holds at
+least as many messages as alerts were accepted.
 """
 
 from __future__ import annotations
@@ -25,7 +33,6 @@ import itertools
 import json
 import os
 import platform
-import resource
 import signal
 import socket
 import statistics
@@ -34,10 +41,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil  # type: ignore[import-untyped]
+import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +69,17 @@ escalation_policies:
     levels:
       - targets: [{{user: alice}}]
 """
+# Alertmanager routes everything to a receiver that notifies nobody, after a long group wait:
+# what is measured is its API taking alerts, as ingest's is.
+ALERTMANAGER_CONFIG = """route:
+  receiver: nobody
+  group_wait: 10m
+  group_interval: 10m
+  repeat_interval: 10h
+receivers:
+  - name: nobody
+"""
+SYSTEMS = ("alertmanager", "ingest", "up")
 
 
 def free_port() -> int:
@@ -67,32 +88,38 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _labels(seed: int, n: int) -> dict[str, str]:
+    return {
+        "alertname": "CheckoutLatency",
+        "service": "checkout",
+        "severity": "critical",
+        "job": "checkout",
+        "instance": f"checkout-{seed}-{n}:9100",
+        "app.kubernetes.io/name": "checkout",
+    }
+
+
+_ANNOTATIONS = {
+    "summary": "Checkout p99 latency above 2s",
+    "runbook_url": "https://runbooks.example/checkout-latency",
+}
+_GENERATOR_URL = "http://prometheus.example/graph?g0.expr=latency"
+
+
 def alertmanager_body(alerts: int, seed: int) -> bytes:
     """An Alertmanager v4 webhook body with `alerts` distinct alerts of one group."""
-    items = []
-    for n in range(alerts):
-        instance = f"checkout-{seed}-{n}:9100"
-        items.append(
-            {
-                "status": "firing",
-                "labels": {
-                    "alertname": "CheckoutLatency",
-                    "service": "checkout",
-                    "severity": "critical",
-                    "job": "checkout",
-                    "instance": instance,
-                    "app.kubernetes.io/name": "checkout",
-                },
-                "annotations": {
-                    "summary": "Checkout p99 latency above 2s",
-                    "runbook_url": "https://runbooks.example/checkout-latency",
-                },
-                "startsAt": "2026-11-25T10:00:00Z",
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://prometheus.example/graph?g0.expr=latency",
-                "fingerprint": f"{(seed * 1000 + n) & 0xFFFFFFFFFFFFFFFF:016x}",
-            }
-        )
+    items = [
+        {
+            "status": "firing",
+            "labels": _labels(seed, n),
+            "annotations": _ANNOTATIONS,
+            "startsAt": "2026-11-25T10:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": _GENERATOR_URL,
+            "fingerprint": f"{(seed * 1000 + n) & 0xFFFFFFFFFFFFFFFF:016x}",
+        }
+        for n in range(alerts)
+    ]
     body = {
         "version": "4",
         "groupKey": '{}:{alertname="CheckoutLatency"}',
@@ -108,6 +135,20 @@ def alertmanager_body(alerts: int, seed: int) -> bytes:
     return json.dumps(body).encode()
 
 
+def postable_alerts_body(alerts: int, seed: int) -> bytes:
+    """The same alerts as Prometheus posts them to Alertmanager's `/api/v2/alerts`."""
+    items = [
+        {
+            "labels": _labels(seed, n),
+            "annotations": _ANNOTATIONS,
+            "startsAt": "2026-11-25T10:00:00Z",
+            "generatorURL": _GENERATOR_URL,
+        }
+        for n in range(alerts)
+    ]
+    return json.dumps(items).encode()
+
+
 @dataclass
 class Result:
     latencies: list[float] = field(default_factory=list)  # seconds, of accepted requests
@@ -116,8 +157,12 @@ class Result:
 
     def add(self, status: int, latency: float) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
-        if status == 202:
+        if 200 <= status < 300:
             self.latencies.append(latency)
+
+    @property
+    def accepted(self) -> int:
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -166,17 +211,16 @@ def raw_request(port: int, path: str, body: bytes) -> bytes:
 
 
 async def run_load(
-    port: int, bodies: list[bytes], concurrency: int, warmup: float, duration: float, client: str
-) -> tuple[Result, float]:
-    path = f"/v1/ingest/{TOKEN}"
+    port: int, path: str, bodies: list[bytes], concurrency: int, warmup: float, duration: float
+) -> Result:
     result = Result()
     started = time.perf_counter()
     measure_from = started + warmup
     stop_at = measure_from + duration
+    requests = [raw_request(port, path, b) for b in bodies]
 
-    async def raw_worker(offset: int) -> None:
+    async def worker(offset: int) -> None:
         connection = RawClient(port)
-        requests = [raw_request(port, path, b) for b in bodies]
         cycle = itertools.islice(itertools.cycle(requests), offset, None)
         try:
             while (now := time.perf_counter()) < stop_at:
@@ -192,33 +236,25 @@ async def run_load(
         finally:
             await connection.close()
 
-    async def httpx_worker(offset: int, http: httpx.AsyncClient) -> None:
-        cycle = itertools.islice(itertools.cycle(bodies), offset, None)
-        headers = {"Content-Type": "application/json"}
-        while (now := time.perf_counter()) < stop_at:
-            try:
-                response = await http.post(path, content=next(cycle), headers=headers)
-            except httpx.HTTPError:
-                result.errors += 1
-                continue
-            if now >= measure_from:
-                result.add(response.status_code, time.perf_counter() - now)
-
-    if client == "raw":
-        await asyncio.gather(*(raw_worker(i) for i in range(concurrency)))
-    else:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
-        ) as http:
-            await asyncio.gather(*(httpx_worker(i, http) for i in range(concurrency)))
-    return result, duration
+    await asyncio.gather(*(worker(i * 7) for i in range(concurrency)))
+    return result
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live children (granian's workers)."""
+    try:
+        process = psutil.Process(pid)
+        processes = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for each in processes:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def machine_busy_seconds() -> float:
@@ -236,57 +272,129 @@ def kafka_pid() -> int | None:
         return None
 
 
-def machine() -> str:
-    model = "unknown CPU"
+def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def machine() -> str:
     mem_kib = 0
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             mem_kib = int(line.split()[1])
     return (
-        f"{os.cpu_count()} CPUs ({model}), {mem_kib / 1024 / 1024:.1f} GiB RAM, "
+        f"{os.cpu_count()} CPUs ({cpu_model()}), {mem_kib / 1024 / 1024:.1f} GiB RAM, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
     )
 
 
-def start_ingest(
-    workdir: Path, namespace: str, database: str, profile: Path | None
-) -> tuple[subprocess.Popen[bytes], int, Path]:
-    config = workdir / "tocsin.yaml"
-    config.write_text(CONFIG)
-    port = free_port()
-    env = {
-        **os.environ,
-        "TOCSIN_KAFKA_NAMESPACE": namespace,
-        "TOCSIN_MONGO_DATABASE": database,
-    }
-    tocsin = [str(ROOT / ".venv" / "bin" / "tocsin")]
-    if profile is not None:
-        tocsin = [sys.executable, "-m", "cProfile", "-o", str(profile), *tocsin]
-    log_path = workdir / "ingest.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 (our own command line)
-            [*tocsin, "serve", "ingest", "--config", str(config), "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
             cwd=ROOT,
-        )
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    path: str
+    body: Callable[[int, int], bytes]
+    log_path: Path
+    namespace: str | None = None  # ingest: the Kafka topic prefix of this run
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"ingest exited:\n{log_path.read_text()[-3000:]}")
+            raise SystemExit(f"{url}: server exited:\n{log_path.read_text()[-3000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return process, port, log_path
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     process.kill()
-    raise SystemExit(f"ingest not ready:\n{log_path.read_text()[-3000:]}")
+    raise SystemExit(f"{url}: not ready:\n{log_path.read_text()[-3000:]}")
+
+
+def _popen(command: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(  # noqa: S603 (our own command lines)
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+
+def start_server(name: str, workdir: Path, profile: Path | None) -> Server:
+    port = free_port()
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
+    log_path = run_dir / f"{name}.log"
+    if name == "alertmanager":
+        binary = subprocess.run(  # noqa: S603 (our own build script)
+            [str(ROOT / "scripts" / "alertmanager.sh")],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        config = run_dir / "alertmanager.yml"
+        config.write_text(ALERTMANAGER_CONFIG)
+        command = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={run_dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",  # no gossip: one private instance
+        ]
+        process = _popen(command, log_path, dict(os.environ))
+        _wait_ready(process, f"http://127.0.0.1:{port}/-/ready", log_path)
+        return Server(name, process, port, "/api/v2/alerts", postable_alerts_body, log_path)
+    config = run_dir / "tocsin.yaml"
+    config.write_text(CONFIG)
+    tocsin = [str(ROOT / ".venv" / "bin" / "tocsin")]
+    if profile is not None:
+        tocsin = [sys.executable, "-m", "cProfile", "-o", str(profile), *tocsin]
+    env = dict(os.environ)
+    namespace = None
+    if name == "ingest":
+        namespace = f"bench-{uuid.uuid4().hex[:10]}."
+        env["TOCSIN_KAFKA_NAMESPACE"] = namespace
+        env["TOCSIN_MONGO_DATABASE"] = f"bench_{uuid.uuid4().hex[:10]}"
+        command = [*tocsin, "serve", "ingest", "--config", str(config), "--port", str(port)]
+    else:
+        command = [
+            *tocsin,
+            "up",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(run_dir / "data"),
+            "--port",
+            str(port),
+        ]
+    process = _popen(command, log_path, env)
+    _wait_ready(process, f"http://127.0.0.1:{port}/readyz", log_path)
+    return Server(
+        name, process, port, f"/v1/ingest/{TOKEN}", alertmanager_body, log_path, namespace
+    )
 
 
 async def messages_on_topic(bootstrap: str, topic: str) -> int:
@@ -305,141 +413,140 @@ async def messages_on_topic(bootstrap: str, topic: str) -> int:
 
 
 @dataclass(frozen=True)
-class Case:
-    alerts_per_body: int
-    concurrency: int
-
-
-@dataclass(frozen=True)
 class Measured:
-    requests_per_s: float
     alerts_per_s: float
     p50_ms: float
     p99_ms: float
     rejected: int
     errors: int
-    server_cpu: float  # cores used by the ingest process
+    server_cpu: float  # cores used by the server's process tree
     kafka_cpu: float
     client_cpu: float
-    other_cpu: float  # everything else on the machine: other load makes the numbers low
+    machine_cpu: float  # every process on the machine: other load makes the numbers low
+
+    @property
+    def alerts_per_cpu_second(self) -> float:
+        return self.alerts_per_s / self.server_cpu if self.server_cpu else float("nan")
 
 
-def measure_case(
-    case: Case, args: argparse.Namespace, workdir: Path, bootstrap: str, run: int
+def measure(
+    name: str, alerts_per_body: int, args: argparse.Namespace, workdir: Path, run: int
 ) -> Measured:
-    namespace = f"bench-{uuid.uuid4().hex[:10]}."
-    database = f"bench_{uuid.uuid4().hex[:10]}"
     profile = None
-    if args.profile is not None:
-        profile = args.profile.with_suffix(f".{case.alerts_per_body}.{run}.prof")
-    process, port, log_path = start_ingest(workdir, namespace, database, profile)
-    bodies = [alertmanager_body(case.alerts_per_body, seed) for seed in range(args.bodies)]
-    kafka = kafka_pid()
+    if args.profile is not None and name != "alertmanager":
+        profile = args.profile.with_suffix(f".{name}.{alerts_per_body}.{run}.prof")
+    server = start_server(name, workdir, profile)
+    bodies = [server.body(alerts_per_body, seed) for seed in range(args.bodies)]
+    kafka = kafka_pid() if name == "ingest" else None
+    me = psutil.Process()
     try:
-        server_before = cpu_seconds(process.pid)
-        kafka_before = cpu_seconds(kafka) if kafka else 0.0
-        client_before = resource.getrusage(resource.RUSAGE_SELF)
+        server_before = tree_cpu_seconds(server.process.pid)
+        kafka_before = tree_cpu_seconds(kafka) if kafka else 0.0
+        client_before = me.cpu_times()
         machine_before = machine_busy_seconds()
         wall_before = time.perf_counter()
-        result, duration = asyncio.run(
-            run_load(port, bodies, case.concurrency, args.warmup, args.duration, args.client)
+        result = uvloop.run(
+            run_load(server.port, server.path, bodies, args.connections, args.warmup, args.duration)
         )
         wall = time.perf_counter() - wall_before
+        # Warm-up included on both sides of these ratios: cores busy over the whole run.
         machine_cpu = (machine_busy_seconds() - machine_before) / wall
-        client_after = resource.getrusage(resource.RUSAGE_SELF)
-        server_cpu = (cpu_seconds(process.pid) - server_before) / wall
-        kafka_cpu = ((cpu_seconds(kafka) - kafka_before) / wall) if kafka else float("nan")
+        client_after = me.cpu_times()
+        server_cpu = (tree_cpu_seconds(server.process.pid) - server_before) / wall
+        kafka_cpu = ((tree_cpu_seconds(kafka) - kafka_before) / wall) if kafka else 0.0
         client_cpu = (
-            client_after.ru_utime
-            + client_after.ru_stime
-            - client_before.ru_utime
-            - client_before.ru_stime
+            client_after.user + client_after.system - client_before.user - client_before.system
         ) / wall
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    accepted_requests = result.statuses.get(202, 0)
-    # A 202 means durable: the topic holds at least every alert accepted in the measured window
-    # (and those of the warm-up).
-    on_topic = asyncio.run(messages_on_topic(bootstrap, f"{namespace}alerts.raw"))
-    if on_topic < accepted_requests * case.alerts_per_body:
-        raise SystemExit(
-            f"only {on_topic} messages on the topic for {accepted_requests} accepted "
-            f"requests of {case.alerts_per_body} alerts; see {log_path}"
-        )
+        server.stop()
+    if server.namespace is not None:
+        # A 202 means durable: the topic holds at least every alert accepted in the measured
+        # window (and those of the warm-up).
+        bootstrap = os.environ["TOCSIN_KAFKA_BOOTSTRAP"]
+        topic = f"{server.namespace}alerts.raw"
+        on_topic = asyncio.run(messages_on_topic(bootstrap, topic))
+        if on_topic < result.accepted * alerts_per_body:
+            raise SystemExit(
+                f"only {on_topic} messages on the topic for {result.accepted} accepted "
+                f"requests of {alerts_per_body} alerts; see {server.log_path}"
+            )
     latencies = sorted(result.latencies)
     return Measured(
-        requests_per_s=accepted_requests / duration,
-        alerts_per_s=accepted_requests * case.alerts_per_body / duration,
+        alerts_per_s=result.accepted * alerts_per_body / args.duration,
         p50_ms=percentile(latencies, 0.50) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
-        rejected=sum(n for status, n in result.statuses.items() if status != 202),
+        rejected=sum(n for status, n in result.statuses.items() if not 200 <= status < 300),
         errors=result.errors,
         server_cpu=server_cpu,
         kafka_cpu=kafka_cpu,
         client_cpu=client_cpu,
-        other_cpu=machine_cpu - server_cpu - (kafka_cpu if kafka else 0.0) - client_cpu,
+        machine_cpu=machine_cpu,
     )
+
+
+def spread(values: list[float]) -> float:
+    """(max - min) / median: two runs 'agree within 10%' when this is at most 0.10."""
+    middle = statistics.median(values)
+    return (max(values) - min(values)) / middle if middle else float("nan")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per run")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
-    parser.add_argument("--runs", type=int, default=3, help="runs per case (median reported)")
+    parser.add_argument("--runs", type=int, default=2, help="rounds (median reported)")
     parser.add_argument("--bodies", type=int, default=200, help="distinct bodies cycled through")
-    parser.add_argument("--concurrency-1", type=int, default=64, dest="concurrency_1")
-    parser.add_argument("--concurrency-100", type=int, default=16, dest="concurrency_100")
-    parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
-    parser.add_argument("--only", type=int, choices=(1, 100), help="run one case only")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument("--only", type=int, choices=(1, 100), help="one body size only")
     parser.add_argument(
-        "--profile", type=Path, help="run ingest under cProfile, writing PATH.<alerts>.<run>.prof"
+        "--profile",
+        type=Path,
+        help="run Tocsin under cProfile, writing PATH.<system>.<alerts>.<run>.prof",
     )
     args = parser.parse_args()
-    bootstrap = os.environ.get("TOCSIN_KAFKA_BOOTSTRAP")
-    if not bootstrap or not os.environ.get("TOCSIN_MONGO_URL"):
+    if "ingest" in args.systems and not os.environ.get("TOCSIN_KAFKA_BOOTSTRAP"):
         print("source .cache/infra.env first (scripts/infra.sh up)", file=sys.stderr)
         return 2
-    cases = [Case(1, args.concurrency_1), Case(100, args.concurrency_100)]
-    if args.only:
-        cases = [c for c in cases if c.alerts_per_body == args.only]
-    print(f"machine: {machine()}")
+    sizes = [args.only] if args.only else [1, 100]
+    print(f"machine: {machine()}; commit {commit()}")
     print(
-        f"client: {args.client}, {args.duration:.0f} s per run after {args.warmup:.0f} s "
-        f"warm-up, {args.runs} runs per case; Kafka {bootstrap} (acks=all)"
+        f"{args.connections} connections, closed loop, {args.duration:.0f} s per run after "
+        f"{args.warmup:.0f} s warm-up, {args.runs} rounds; Kafka "
+        f"{os.environ.get('TOCSIN_KAFKA_BOOTSTRAP', '-')} (acks=all)",
+        flush=True,
     )
+    results: dict[tuple[str, int], list[Measured]] = {}
     with tempfile.TemporaryDirectory(prefix="tocsin-bench-") as tmp:
-        for case in cases:
-            runs = []
-            for run in range(args.runs):
-                measured = measure_case(case, args, Path(tmp), bootstrap, run)
-                runs.append(measured)
-                print(
-                    f"  {case.alerts_per_body:>3} alert(s)/body, {case.concurrency} conns, "
-                    f"run {run + 1}: {measured.requests_per_s:8.0f} req/s "
-                    f"{measured.alerts_per_s:8.0f} alerts/s  p50 {measured.p50_ms:6.1f} ms  "
-                    f"p99 {measured.p99_ms:6.1f} ms  non-202 {measured.rejected}  "
-                    f"errors {measured.errors}  CPU cores: ingest {measured.server_cpu:.2f} "
-                    f"kafka {measured.kafka_cpu:.2f} client {measured.client_cpu:.2f} "
-                    f"other {measured.other_cpu:.2f}",
-                    flush=True,
-                )
-
-            def median(values: list[float]) -> float:
-                return statistics.median(values)
-
+        for run in range(args.runs):
+            for size in sizes:
+                for name in args.systems:
+                    m = measure(name, size, args, Path(tmp), run)
+                    results.setdefault((name, size), []).append(m)
+                    print(
+                        f"  round {run + 1} {name:>12} {size:>3} alert(s)/body: "
+                        f"{m.alerts_per_s:8.0f} alerts/s  p50 {m.p50_ms:6.1f} ms  "
+                        f"p99 {m.p99_ms:6.1f} ms  non-2xx {m.rejected}  errors {m.errors}  "
+                        f"cores: server {m.server_cpu:.2f} kafka {m.kafka_cpu:.2f} "
+                        f"client {m.client_cpu:.2f} machine {m.machine_cpu:.2f}  "
+                        f"alerts/CPU-s {m.alerts_per_cpu_second:6.0f}",
+                        flush=True,
+                    )
+    print("\nmedians (spread = (max - min) / median of the rounds' alerts/s)")
+    for size in sizes:
+        base = results.get(("alertmanager", size))
+        base_rate = statistics.median([m.alerts_per_s for m in base]) if base else None
+        for name in args.systems:
+            runs = results[(name, size)]
+            rate = statistics.median([m.alerts_per_s for m in runs])
+            ratio = f"{rate / base_rate:5.2f}x Alertmanager" if base_rate else ""
             print(
-                f"median {case.alerts_per_body:>3} alert(s)/body: "
-                f"{median([r.requests_per_s for r in runs]):.0f} req/s, "
-                f"{median([r.alerts_per_s for r in runs]):.0f} alerts/s, "
-                f"p50 {median([r.p50_ms for r in runs]):.1f} ms, "
-                f"p99 {median([r.p99_ms for r in runs]):.1f} ms; per CPU-second of the "
-                f"ingest process {median([r.requests_per_s / r.server_cpu for r in runs]):.0f} "
-                f"req, {median([r.alerts_per_s / r.server_cpu for r in runs]):.0f} alerts; "
-                f"other load {median([r.other_cpu for r in runs]):.2f} cores",
+                f"{name:>12} {size:>3} alert(s)/body: {rate:8.0f} alerts/s {ratio}  "
+                f"p50 {statistics.median([m.p50_ms for m in runs]):6.1f} ms  "
+                f"p99 {statistics.median([m.p99_ms for m in runs]):6.1f} ms  "
+                f"alerts/CPU-s {statistics.median([m.alerts_per_cpu_second for m in runs]):6.0f}"
+                f"  server cores {statistics.median([m.server_cpu for m in runs]):.2f}  "
+                f"spread {spread([m.alerts_per_s for m in runs]):.0%}",
                 flush=True,
             )
     return 0

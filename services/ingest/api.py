@@ -9,14 +9,18 @@ or 503 with Retry-After: senders such as Alertmanager and Datadog retry 5xx and 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from services.ingest.domain import limits, signatures
-from services.ingest.domain.formats import FORMATS, ParseContext
+from services.ingest.domain.formats import FORMATS, ParseContext, alertmanager_fast
 from services.ingest.domain.ratelimit import RateLimiter
 from services.ingest.enqueue import answer_pagerduty
 from services.ingest.heartbeat_monitor import HeartbeatMonitor
@@ -24,14 +28,16 @@ from services.ingest.intake import (
     BadJson,
     BodyTooLarge,
     Caller,
+    SerializedPublisher,
     decode_json,
     publish,
+    publish_serialized,
     read_body,
     refuse,
     schema_errors,
     unavailable,
 )
-from services.ingest.metrics import PAYLOAD_BYTES, REQUEST_SECONDS, UNKNOWN
+from services.ingest.metrics import PAYLOAD_BYTES, UNKNOWN, observe_response
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.http import TokenDirectory
@@ -59,6 +65,38 @@ def _signature_problem(caller: Caller, raw: bytes, request: Request, clock: Cloc
     return signatures.verify_tocsin(secret, raw, request.headers)
 
 
+@dataclass(frozen=True)
+class RouteTemplate:
+    """What the access log and the HTTP metrics print for the lean route: its template."""
+
+    path: str
+
+
+WEBHOOK_PATH = "/v1/ingest/{token}"
+_WEBHOOK_TEMPLATE = RouteTemplate(WEBHOOK_PATH)
+
+
+class LeanWebhook:
+    """`POST /v1/ingest/{token}` as a plain ASGI endpoint: no dependency injection, no
+    per-request model of the route. It runs `before_request` (apply a reloaded section) itself,
+    then `handle`; the documented FastAPI route behind it has the same handler."""
+
+    def __init__(
+        self,
+        before_request: Callable[[], Awaitable[JSONResponse | None]],
+        handle: Callable[[str, Request], Awaitable[JSONResponse]],
+    ) -> None:
+        self._before_request = before_request
+        self._handle = handle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = _WEBHOOK_TEMPLATE
+        response = await self._before_request()
+        if response is None:
+            response = await self._handle(scope["path_params"]["token"], Request(scope, receive))
+        await response(scope, receive, send)
+
+
 def router(
     bus: Bus,
     integrations: TokenDirectory[Caller],
@@ -66,11 +104,30 @@ def router(
     monitor: HeartbeatMonitor,
     clock: Clock,
     limiter: RateLimiter,
+    before_request: Callable[[], Awaitable[JSONResponse | None]],
 ) -> APIRouter:
     api = APIRouter(tags=["ingest"])
 
+    async def ingest(token: str, request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        caller = integrations.find(token)
+        source = caller.format.name if caller else UNKNOWN
+        response = await _ingest(caller, request)
+        observe_response(source, response.status_code, time.perf_counter() - started)
+        return response
+
+    # Served first (see LeanWebhook); the route below documents it in the OpenAPI schema.
+    api.routes.append(
+        Route(
+            WEBHOOK_PATH,
+            LeanWebhook(before_request, ingest),
+            methods=["POST"],
+            include_in_schema=False,
+        )
+    )
+
     @api.post(
-        "/v1/ingest/{token}",
+        WEBHOOK_PATH,
         status_code=202,
         summary="Receive alerts in the integration's format (alertmanager, grafana, datadog, "
         "pagerduty, generic)",
@@ -78,15 +135,8 @@ def router(
         # The body is read by hand, after the token check and within the size limit.
         openapi_extra={"requestBody": _documented_body()},
     )
-    async def ingest(token: str, request: Request) -> JSONResponse:
-        started = time.perf_counter()
-        caller = integrations.find(token)
-        source = caller.format.name if caller else UNKNOWN
-        response = await _ingest(caller, request)
-        REQUEST_SECONDS.labels(source=source, status=str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+    async def documented_ingest(token: str, request: Request) -> JSONResponse:
+        return await ingest(token, request)
 
     async def _ingest(caller: Caller | None, request: Request) -> JSONResponse:
         if caller is None:
@@ -114,6 +164,12 @@ def router(
         except BadJson as error:
             return refuse(400, str(error), **who, reason="invalid_json")
         context = ParseContext(caller.integration.id, caller.integration.service_id, clock.now())
+        if caller.format.name == "alertmanager" and isinstance(bus, SerializedPublisher):
+            serialized = alertmanager_fast.parse(document, context, caller.limits)
+            if serialized is not None:  # else the reference path below answers
+                if not await publish_serialized(bus, serialized, caller.integration):
+                    return _unavailable(caller)
+                return _accepted(len(serialized))
         try:
             messages = caller.format.parse(document, context)
         except ValidationError as error:
@@ -128,12 +184,8 @@ def router(
                 reason="limit",
             )
         if not await publish(bus, messages, caller.integration):
-            return unavailable(
-                caller.integration.id,
-                caller.format.name,
-                {"detail": "cannot accept alerts durably right now; retry later"},
-            )
-        return JSONResponse({"status": "accepted", "alerts": len(messages)}, status_code=202)
+            return _unavailable(caller)
+        return _accepted(len(messages))
 
     @api.post(
         "/v1/heartbeats/{token}",
@@ -168,3 +220,15 @@ def router(
         return JSONResponse({"status": "ok", "heartbeat": heartbeat_id}, status_code=202)
 
     return api
+
+
+def _accepted(alerts: int) -> JSONResponse:
+    return JSONResponse({"status": "accepted", "alerts": alerts}, status_code=202)
+
+
+def _unavailable(caller: Caller) -> JSONResponse:
+    return unavailable(
+        caller.integration.id,
+        caller.format.name,
+        {"detail": "cannot accept alerts durably right now; retry later"},
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import JSONResponse
 
 from schemas import ALERTS_RAW
 from services.ingest import changes, enqueue
@@ -124,19 +125,33 @@ def build(
                 return
             await apply(current)
 
+    reload_refused = "cannot apply the reloaded configuration right now"
+
     async def apply_before_request() -> None:
         try:
             await apply_reloaded()
         except StoreUnavailable:
             # Not applied yet (the next request tries again): senders retry 5xx.
             raise HTTPException(
-                503,
-                "cannot apply the reloaded configuration right now",
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
+                503, reload_refused, headers={"Retry-After": RETRY_AFTER_SECONDS}
             ) from None
 
+    async def reloaded_or_refused() -> JSONResponse | None:
+        """`apply_before_request` for the lean webhook route: the same 503, as an answer."""
+        try:
+            await apply_reloaded()
+        except StoreUnavailable:
+            return JSONResponse(
+                {"detail": reload_refused},
+                status_code=503,
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        return None
+
     api = APIRouter(dependencies=[Depends(apply_before_request)])
-    api.include_router(router(bus, integrations, heartbeats, monitor, clock, limiter))
+    api.include_router(
+        router(bus, integrations, heartbeats, monitor, clock, limiter, reloaded_or_refused)
+    )
     api.include_router(enqueue.router(bus, integrations, clock, limiter))
     api.include_router(changes.router(bus, integrations, clock, limiter))
 

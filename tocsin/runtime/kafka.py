@@ -1,6 +1,8 @@
 """The Kafka adapter of the bus port (aiokafka).
 
 Producer: idempotent, `acks=all`; `publish` returns only after the broker acknowledged.
+`publish_serialized` takes messages already serialized (ingest's hot path builds the JSON
+without a model per alert); a batch is appended whole, then its acknowledgements are awaited.
 Consumer loop: fetches batches, hands each record to the shared `RecordProcessor` in partition
 order (validation, bounded retries, dead-lettering), and commits offsets only after every
 record of the batch was handled or dead-lettered.
@@ -204,6 +206,14 @@ class KafkaBus:
         await self.publish_many(topic, [(key, message)])
 
     async def publish_many(self, topic: str, messages: Sequence[tuple[str, Envelope]]) -> None:
+        await self.publish_serialized(
+            topic, [(key, message.model_dump_json().encode()) for key, message in messages]
+        )
+
+    async def publish_serialized(self, topic: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Publish (key, JSON of a contract message) pairs as one batch: every record is
+        appended to the producer's buffers first, then all acknowledgements are awaited at once
+        (one produce request per partition carries them, with other requests' records)."""
         producer = self._producer
         if producer is None:
             raise PublishError("the producer is not started")
@@ -213,15 +223,11 @@ class KafkaBus:
             span.set_attribute("messaging.destination.name", topic)
             span.set_attribute("messaging.batch.message_count", len(messages))
             headers = telemetry.inject_headers()
+            name = self._name(topic)
             try:
                 futures = [
-                    await producer.send(
-                        self._name(topic),
-                        value=message.model_dump_json().encode(),
-                        key=key.encode(),
-                        headers=headers,
-                    )
-                    for key, message in messages
+                    await producer.send(name, value=value, key=key.encode(), headers=headers)
+                    for key, value in messages
                 ]
                 await asyncio.wait_for(asyncio.gather(*futures), timeout=self._publish_timeout)
             except (KafkaError, TimeoutError, OSError) as error:

@@ -73,6 +73,12 @@ class EmbeddedBus:
         await self.publish_many(topic, [(key, message)])
 
     async def publish_many(self, topic: str, messages: Sequence[tuple[str, Envelope]]) -> None:
+        await self.publish_serialized(
+            topic, [(key, message.model_dump_json().encode()) for key, message in messages]
+        )
+
+    async def publish_serialized(self, topic: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Publish (key, JSON of a contract message) pairs in one write and one commit."""
         if not self._started:
             raise PublishError("the embedded bus is not started")
         with self._tracer.start_as_current_span(
@@ -81,7 +87,7 @@ class EmbeddedBus:
             span.set_attribute("messaging.destination.name", topic)
             span.set_attribute("messaging.batch.message_count", len(messages))
             headers = json.dumps([[n, v.decode("latin-1")] for n, v in telemetry.inject_headers()])
-            rows = [(topic, key, m.model_dump_json().encode(), headers) for key, m in messages]
+            rows = [(topic, key, value, headers) for key, value in messages]
             try:
                 self._file.write_many(
                     "INSERT INTO messages (topic, key, value, headers) VALUES (?, ?, ?, ?)", rows
