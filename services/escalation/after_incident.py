@@ -135,7 +135,10 @@ class AfterIncident:
     async def on_incident_event(self, event: IncidentEvent) -> None:
         if event.recurrence_of is not None and event.recurrence_of != event.incident_id:
             await self.reviews.record_recurrence(
-                event.incident_id, event.recurrence_of, max(event.recurrence_count, 1)
+                event.incident_id,
+                event.recurrence_of,
+                max(event.recurrence_count, 1),
+                event.occurred_at,
             )
 
     async def recurrence(self, incident_id: str) -> RecurrenceView | None:

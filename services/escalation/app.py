@@ -33,6 +33,7 @@ from services.escalation.engine import Escalation
 from services.escalation.oncall_store import MongoOncallStore, OncallStore
 from services.escalation.reminders import Reminders, ReminderStore
 from services.escalation.review_store import ReviewStore
+from services.escalation.review_store import retention_rules as after_retention
 from services.escalation.status_updates import StatusUpdates
 from services.escalation.store import EscalationStore, MongoEscalationStore, retention_rules
 from services.escalation.updates_api import router as updates_router
@@ -71,7 +72,13 @@ def from_parts(
         updates_config=updates_config,
     )
     return with_retention(
-        service, parts, lambda policy: [*retention_rules(policy), *updates_retention_rules(policy)]
+        service,
+        parts,
+        lambda policy: [
+            *retention_rules(policy),
+            *updates_retention_rules(policy),
+            *after_retention(policy),
+        ],
     )
 
 

@@ -15,6 +15,7 @@ from schemas import Severity
 from services.escalation.domain.action_items import ActionItem, ActionItemStatus
 from services.escalation.domain.review import ReviewContent, ReviewStatus
 from tocsin.runtime.mongo import Document
+from tocsin.runtime.retention import RetentionPolicy, RetentionRule
 from tocsin.runtime.store import DocumentDatabase
 
 
@@ -123,10 +124,15 @@ class ReviewStore:
 
     # -- recurrences (triage's link from an incident to the last one of its group) --------
 
-    async def record_recurrence(self, incident_id: str, previous: str, count: int) -> None:
+    async def record_recurrence(
+        self, incident_id: str, previous: str, count: int, at: datetime
+    ) -> None:
         await self._recurrences.update_one(
             {"_id": incident_id},
-            {"$set": {"recurrence_of": previous, "recurrence_count": count}},
+            {
+                "$set": {"recurrence_of": previous, "recurrence_count": count},
+                "$setOnInsert": {"at": at},
+            },
             upsert=True,
         )
 
@@ -165,3 +171,18 @@ class ReviewStore:
                 query["status"] = {"$in": [s.value for s in ActionItemStatus if not s.closed]}
         cursor = self._items.find(query).sort([("due", 1), ("_id", 1)]).limit(limit)
         return [_item(doc) async for doc in cursor]
+
+
+def retention_rules(policy: RetentionPolicy) -> list[RetentionRule]:
+    """Reviews, closed action items and recurrence links go when resolved incidents do (the
+    review is the incident's history); a quarantined reminder is kept briefly, for its
+    reason."""
+    closed = [s.value for s in ActionItemStatus if s.closed]
+    return [
+        RetentionRule("escalation_reviews", "updated_at", policy.resolved),
+        RetentionRule(
+            "escalation_action_items", "updated_at", policy.resolved, {"status": {"$in": closed}}
+        ),
+        RetentionRule("escalation_recurrences", "at", policy.resolved),
+        RetentionRule("escalation_reminders", "due_at", policy.internal, {"state": "quarantined"}),
+    ]

@@ -18,6 +18,8 @@ from typing import Protocol
 from aiokafka.errors import KafkaError
 
 from services.escalation.oncall_store import MongoOncallStore
+from services.escalation.reminders import ReminderStore
+from services.escalation.review_store import ReviewStore
 from services.escalation.store import MongoEscalationStore
 from services.ingest.store import MongoIngestStore
 from services.notifier.contact_store import MongoContactStore
@@ -57,6 +59,8 @@ def index_steps(database: DocumentDatabase) -> list[tuple[str, Callable[[], Awai
         ("triage changes", MongoChangeStore(database)),
         ("escalation", MongoEscalationStore(database)),
         ("escalation on-call", MongoOncallStore(database)),
+        ("escalation reminders", ReminderStore(database)),
+        ("escalation reviews", ReviewStore(database)),
         ("notifier", MongoNotifierStore(database)),
         ("notifier messages", MongoMessageStore(database)),
         ("notifier contacts", MongoContactStore(database)),
