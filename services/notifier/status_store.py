@@ -88,7 +88,7 @@ class StatusStore:
     async def shown(self, since: datetime) -> list[StatusIncident]:
         """Open incidents and those resolved since `since`: all a page can show."""
         open_ = self._incidents.find({"open": True})
-        closed = self._incidents.find({"open": False, "resolved_at": {"$gte": since}})
+        closed = self._incidents.find({"open": False, "resolved_at": {"$gt": since}})
         return [_incident(doc) async for doc in open_] + [_incident(doc) async for doc in closed]
 
     async def first_send(self, key: str, at: datetime) -> bool:
