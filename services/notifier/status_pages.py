@@ -165,10 +165,12 @@ class StatusPages:
 
 
 def _days(view: PageView, zone: ZoneInfo) -> list[tuple[str, list[IncidentView]]]:
-    """The last 14 days, newest first, each with the incidents published that day."""
+    """The last 14 days, newest first, each with the resolved incidents published that day."""
     today = view.generated_at.astimezone(zone).date()
     by_day: dict[str, list[IncidentView]] = {}
     for incident in view.history:
+        if incident.resolved_at is None:
+            continue  # shown above, under active incidents
         day = incident.created_at.astimezone(zone).date()
         by_day.setdefault(day.isoformat(), []).append(incident)
     days = []
