@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 
-.PHONY: setup run run-distributed test test-unit lint deploy-check format bench infra-up infra-down schemas clean
+.PHONY: setup run run-distributed test test-unit lint deploy-check format bench chaos infra-up infra-down schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ test-unit: setup
 bench: setup infra-up
 	source .cache/infra.env && $(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/embedded_bench.py
+	source .cache/infra.env && $(BIN)/python bench/pipeline_bench.py
+
+## chaos: the long fault tests (two replicas of every service, 20 kill -9s one every 2 s, a
+## webhook down for 60 s); CI runs the short version of the same tests
+chaos: setup infra-up
+	source .cache/infra.env && TOCSIN_CHAOS_LONG=1 $(BIN)/pytest -s tests/e2e/test_replicas_and_faults.py
 
 lint: setup
 	$(BIN)/ruff check .
