@@ -33,7 +33,7 @@ from services.triage.store import MongoTriageStore, NewIncident
 from tocsin.runtime.embedded.docstore import EmbeddedDatabase
 from tocsin.runtime.embedded.sqlite import SqliteFile
 from tocsin.runtime.mongo import MongoDatabase, open_client
-from tocsin.runtime.store import DocumentDatabase
+from tocsin.runtime.store import DocumentDatabase, InsertRequest, UpdateRequest
 
 pytestmark = pytest.mark.mongo
 
@@ -88,6 +88,32 @@ def new_incident(candidate: str) -> NewIncident:
         severity_reasons=("r",),
         opened_at=T0,
     )
+
+
+# -- the port's bulk operations -----------------------------------------------------------
+
+
+async def test_bulk_write_runs_every_request_and_lists_duplicates_by_index(
+    db: DocumentDatabase, tmp_path: Path
+) -> None:
+    docs = db["bulk"]
+    await docs.insert_one({"_id": "a", "n": 1})
+    # More requests than one chunk of the MongoDB adapter (tocsin.runtime.mongo.BULK_CHUNK).
+    requests: list[InsertRequest | UpdateRequest] = [
+        UpdateRequest({"_id": "a"}, {"$inc": {"n": 1}}),
+        InsertRequest({"_id": "a", "n": 99}),  # a duplicate: skipped, the rest still runs
+        UpdateRequest({"_id": "b"}, {"$set": {"n": 5}}),  # no match, no upsert
+        UpdateRequest({"_id": "c"}, {"$setOnInsert": {"n": 7}}, upsert=True),
+        *(InsertRequest({"_id": f"m{i:02d}", "n": i}) for i in range(40)),
+        InsertRequest({"_id": "m00", "n": 0}),
+    ]
+    outcome = await docs.bulk_write(requests)
+    assert outcome.duplicates == (1, len(requests) - 1)
+    assert (outcome.matched_count, outcome.modified_count) == (1, 1)
+    assert (outcome.upserted_count, outcome.inserted_count) == (1, 40)
+    again = reopen(db, tmp_path)["bulk"]
+    found = {d["_id"]: d["n"] async for d in again.find({"_id": {"$in": ["a", "b", "c", "m39"]}})}
+    assert found == {"a": 2, "c": 7, "m39": 39}
 
 
 # -- triage ------------------------------------------------------------------------------

@@ -27,6 +27,11 @@ class Subscription(Generic[M]):
     group: str
     model: type[M]
     handler: Callable[[M], Awaitable[None]]
+    # Set, the adapter hands it each fetched batch of valid messages in log order (per key,
+    # the order they were published) instead of calling `handler` once per message; a batch
+    # that keeps failing is retried one message at a time, so only a message at fault is
+    # dead-lettered. Same contract as `handler`: idempotent, effects durable on return.
+    batch_handler: Callable[[Sequence[M]], Awaitable[None]] | None = None
 
 
 class Bus(Protocol):

@@ -4,7 +4,8 @@ that fails because infrastructure is unavailable (`UNAVAILABLE`) is retried unti
 the message is not at fault, and dead-lettering it would lose it.
 
 The adapter commits its position only after `RecordProcessor.process` returned, so a record
-whose handler never finished (the process died) is delivered again.
+whose handler never finished (the process died) is delivered again. A subscription with a batch
+handler gets each fetched batch through `process_batch` (one call, one commit after it).
 """
 
 from __future__ import annotations
@@ -58,63 +59,128 @@ class RecordProcessor:
             f"{topic} process", context=context, kind=trace.SpanKind.CONSUMER
         ) as span:
             span.set_attribute("messaging.destination.name", topic)
-            try:
-                message = subscription.model.model_validate_json(record.value)
-            except ValidationError as error:
-                await self._dead_letter(topic, record, f"invalid message: {error}", attempts=0)
-                CONSUMED.labels(topic=topic, outcome="invalid").inc()
+            message = await self._validated(subscription, record)
+            if message is None:
                 return
             span.set_attribute("tocsin.event_id", str(message.event_id))
-            attempt = 1
-            unavailable_for = 0
-            while True:
-                try:
-                    await subscription.handler(message)
-                except asyncio.CancelledError:
-                    raise
-                except UNAVAILABLE as error:
-                    # The message is fine; what it needs is down (a MongoDB failover, Kafka
-                    # restarting). Dead-lettering it would lose a page: wait and retry, without
-                    # moving on, for as long as it takes (backpressure, like Kafka's own).
-                    unavailable_for += 1
-                    delay = backoff_delay(
-                        unavailable_for, base=self._backoff, cap=10.0, random=random.random
-                    )
-                    HANDLER_RETRIES.labels(topic=topic).inc()
-                    log.warning(
-                        "handler for %s: %s unavailable (%s); retrying in %.1fs",
-                        topic,
-                        type(error).__name__,
-                        error,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                except Exception as error:
-                    if attempt >= self._attempts:
-                        log.exception(
-                            "handler for %s failed %d times; dead-lettering", topic, attempt
-                        )
-                        await self._dead_letter(
-                            topic, record, f"{type(error).__name__}: {error}", attempt
-                        )
-                        CONSUMED.labels(topic=topic, outcome="dead_lettered").inc()
-                        return
-                    HANDLER_RETRIES.labels(topic=topic).inc()
-                    delay = backoff_delay(
-                        attempt, base=self._backoff, cap=10.0, random=random.random
-                    )
-                    log.warning(
-                        "handler for %s failed (attempt %d): %s; retrying in %.1fs",
-                        topic,
-                        attempt,
-                        error,
-                        delay,
-                    )
-                    attempt += 1
-                    await asyncio.sleep(delay)
-                else:
-                    CONSUMED.labels(topic=topic, outcome="handled").inc()
-                    return
+            await self._handle_one(subscription, record, message)
+
+    async def process_batch(self, subscription: Subscription[M], records: Sequence[Record]) -> None:
+        """Hand the valid records to the subscription's batch handler at once (invalid ones are
+        dead-lettered first). If the batch still fails after the retries, each message is
+        handled alone, so that only a message at fault is dead-lettered."""
+        batch_handler = subscription.batch_handler
+        if batch_handler is None:
+            for record in records:
+                await self.process(subscription, record)
+            return
+        topic = subscription.topic
+        valid: list[tuple[Record, M]] = []
+        for record in records:
+            message = await self._validated(subscription, record)
+            if message is not None:
+                valid.append((record, message))
+        if not valid:
+            return
+        # One span for the batch, in the trace of its first message.
+        context = telemetry.extract_context(valid[0][0].headers)
+        with self._tracer.start_as_current_span(
+            f"{topic} process", context=context, kind=trace.SpanKind.CONSUMER
+        ) as span:
+            span.set_attribute("messaging.destination.name", topic)
+            span.set_attribute("messaging.batch.message_count", len(valid))
+            messages = [message for _, message in valid]
+            error = await self._retrying(topic, lambda: batch_handler(messages))
+            if error is None:
+                CONSUMED.labels(topic=topic, outcome="handled").inc(len(valid))
+                return
+            log.warning(
+                "batch of %d on %s failed (%s); handling its messages one at a time",
+                len(valid),
+                topic,
+                error,
+            )
+            for record, message in valid:
+                await self._handle_one(subscription, record, message, batch_handler)
+
+    async def _validated(self, subscription: Subscription[M], record: Record) -> M | None:
+        try:
+            return subscription.model.model_validate_json(record.value)
+        except ValidationError as error:
+            await self._dead_letter(
+                subscription.topic, record, f"invalid message: {error}", attempts=0
+            )
+            CONSUMED.labels(topic=subscription.topic, outcome="invalid").inc()
+            return None
+
+    async def _handle_one(
+        self,
+        subscription: Subscription[M],
+        record: Record,
+        message: M,
+        batch_handler: Callable[[Sequence[M]], Awaitable[None]] | None = None,
+    ) -> None:
+        topic = subscription.topic
+        if batch_handler is not None:
+            error = await self._retrying(topic, lambda: batch_handler([message]))
+        else:
+            error = await self._retrying(topic, lambda: subscription.handler(message))
+        if error is None:
+            CONSUMED.labels(topic=topic, outcome="handled").inc()
+            return
+        log.error(
+            "handler for %s failed %d times; dead-lettering",
+            topic,
+            self._attempts,
+            exc_info=error,
+        )
+        await self._dead_letter(topic, record, f"{type(error).__name__}: {error}", self._attempts)
+        CONSUMED.labels(topic=topic, outcome="dead_lettered").inc()
+
+    async def _retrying(
+        self, topic: str, handle: Callable[[], Awaitable[None]]
+    ) -> Exception | None:
+        """Run `handle` until it passes (None), or return its error after the last attempt."""
+        attempt = 1
+        unavailable_for = 0
+        while True:
+            try:
+                await handle()
+            except asyncio.CancelledError:
+                raise
+            except UNAVAILABLE as error:
+                # The message is fine; what it needs is down (a MongoDB failover, Kafka
+                # restarting). Dead-lettering it would lose a page: wait and retry, without
+                # moving on, for as long as it takes (backpressure, like Kafka's own).
+                unavailable_for += 1
+                delay = backoff_delay(
+                    unavailable_for, base=self._backoff, cap=10.0, random=random.random
+                )
+                HANDLER_RETRIES.labels(topic=topic).inc()
+                log.warning(
+                    "handler for %s: %s unavailable (%s); retrying in %.1fs",
+                    topic,
+                    type(error).__name__,
+                    error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            except Exception as error:
+                if attempt >= self._attempts:
+                    return error
+                HANDLER_RETRIES.labels(topic=topic).inc()
+                delay = backoff_delay(attempt, base=self._backoff, cap=10.0, random=random.random)
+                log.warning(
+                    "handler for %s failed (attempt %d): %s; retrying in %.1fs",
+                    topic,
+                    attempt,
+                    error,
+                    delay,
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
+            else:
+                return None
 
     async def _dead_letter(self, topic: str, record: Record, error: str, attempts: int) -> None:
         key = record.key.decode(errors="replace") if record.key else None

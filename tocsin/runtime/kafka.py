@@ -251,14 +251,52 @@ class KafkaBus:
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=timing.max_records)
-                deadline = time.monotonic() + timing.batch_budget_seconds
-                for partition, records in batches.items():
-                    await self._consume_partition(
-                        consumer, subscription, partition, records, deadline
-                    )
+                if subscription.batch_handler is not None:
+                    await self._consume_batch(consumer, subscription, batches)
+                else:
+                    deadline = time.monotonic() + timing.batch_budget_seconds
+                    for partition, records in batches.items():
+                        await self._consume_partition(
+                            consumer, subscription, partition, records, deadline
+                        )
                 await _record_lag(consumer, lag)
         finally:
             await consumer.stop()
+
+    async def _consume_batch(
+        self,
+        consumer: AIOKafkaConsumer,
+        subscription: Subscription[M],
+        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        """Every partition's records in one call of the batch handler (the records of one key
+        stay in order: a key lives in one partition), then one commit of every partition."""
+        batches = {p: records for p, records in batches.items() if records}
+        if not batches:
+            return
+        await self._processor.process_batch(
+            subscription,
+            [
+                Record(
+                    key=record.key,
+                    value=record.value or b"",
+                    headers=record.headers,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+                for records in batches.values()
+                for record in records
+            ],
+        )
+        assigned = consumer.assignment()
+        done = {p: records[-1].offset + 1 for p, records in batches.items() if p in assigned}
+        if not done:
+            return
+        try:
+            await consumer.commit(done)
+        except (CommitFailedError, IllegalStateError) as error:
+            # As in _consume_partition: the new owners redo the batch (handlers are idempotent).
+            log.info("commit of a batch dropped after a rebalance: %s", error)
 
     async def _consume_partition(
         self,

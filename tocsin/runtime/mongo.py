@@ -12,25 +12,35 @@ passes every call through and turns pymongo's connection failures into the runti
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 
 from tocsin.runtime.store import (
+    BulkOutcome,
     DeleteOutcome,
     InsertOutcome,
+    InsertRequest,
     SortFields,
     StoreUnavailable,
     UpdateOutcome,
+    WriteRequest,
 )
 
 Document = dict[str, Any]
 T = TypeVar("T")
+
+# Requests per bulk command. FerretDB 1.24 on SQLite runs each update in its own transaction
+# (milliseconds each), and tools/ferretdb serializes commands: one long command starves the
+# driver's heartbeats until it gives up the connection. Short commands keep that from happening;
+# on MongoDB, a few more round trips per batch cost nothing that matters.
+BULK_CHUNK = 32
+_DUPLICATE_KEY = 11000
 
 
 async def _guarded(call: Awaitable[T]) -> T:
@@ -122,6 +132,32 @@ class MongoCollection:
 
     async def delete_one(self, filter: Mapping[str, Any], /) -> DeleteOutcome:
         return await _guarded(self._collection.delete_one(filter))
+
+    async def bulk_write(self, requests: Sequence[WriteRequest], /) -> BulkOutcome:
+        matched = modified = upserted = inserted = 0
+        duplicates: list[int] = []
+        for start in range(0, len(requests), BULK_CHUNK):
+            chunk = requests[start : start + BULK_CHUNK]
+            operations: list[InsertOne[Document] | UpdateOne] = [
+                InsertOne(r.document)
+                if isinstance(r, InsertRequest)
+                else UpdateOne(r.filter, r.update, upsert=r.upsert)
+                for r in chunk
+            ]
+            try:
+                result = await _guarded(self._collection.bulk_write(operations, ordered=False))
+                details: Mapping[str, Any] = result.bulk_api_result
+            except BulkWriteError as error:
+                details = error.details
+                others = [e for e in details["writeErrors"] if e["code"] != _DUPLICATE_KEY]
+                if others:
+                    raise
+                duplicates.extend(start + e["index"] for e in details["writeErrors"])
+            matched += details.get("nMatched", 0)
+            modified += details.get("nModified", 0)
+            upserted += details.get("nUpserted", 0)
+            inserted += details.get("nInserted", 0)
+        return BulkOutcome(matched, modified, upserted, inserted, tuple(sorted(duplicates)))
 
     async def delete_many(self, filter: Mapping[str, Any], /) -> DeleteOutcome:
         return await _guarded(self._collection.delete_many(filter))

@@ -1,10 +1,10 @@
 """The document store port: exactly the part of a MongoDB collection the services' stores use.
 
-Two adapters satisfy it: pymongo's `AsyncDatabase`/`AsyncCollection` (MongoDB, FerretDB) and the
-embedded store (`tocsin.runtime.embedded.docstore`), so every `Mongo*Store` runs unchanged on
-either. Nothing here imports a driver. A store that needs a method this port lacks adds it here,
-to the embedded store, and to the differential test (tests/integration/test_store_differential.py)
-in the same change.
+Two adapters satisfy it: `tocsin.runtime.mongo.MongoDatabase` over pymongo (MongoDB, FerretDB)
+and the embedded store (`tocsin.runtime.embedded.docstore`), so every `Mongo*Store` runs
+unchanged on either. Nothing here imports a driver. A store that needs a method this port lacks
+adds it here, to the embedded store, and to the differential test
+(tests/integration/test_store_differential.py) in the same change.
 
 Positional-only and keyword-only markers mirror how the stores call each method: the port names
 only what is used, and pymongo's much wider signatures stay compatible with it.
@@ -13,6 +13,7 @@ only what is used, and pymongo's much wider signatures stay compatible with it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
 
 Document = dict[str, Any]
@@ -45,6 +46,38 @@ class InsertOutcome(Protocol):
 class DeleteOutcome(Protocol):
     @property
     def deleted_count(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    """One `update_one` of a bulk write."""
+
+    filter: Mapping[str, Any]
+    update: Mapping[str, Any]
+    upsert: bool = False
+
+
+@dataclass(frozen=True)
+class InsertRequest:
+    """One `insert_one` of a bulk write."""
+
+    document: Document
+
+
+WriteRequest = UpdateRequest | InsertRequest
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """What an unordered bulk write did. A request that hit a duplicate key (an insert of an
+    existing `_id`, an upsert racing another) did nothing and is listed in `duplicates` by its
+    index; any other failure raises."""
+
+    matched_count: int = 0
+    modified_count: int = 0
+    upserted_count: int = 0
+    inserted_count: int = 0
+    duplicates: tuple[int, ...] = field(default=())
 
 
 class DocumentCursor(Protocol):
@@ -90,6 +123,10 @@ class DocumentCollection(Protocol):
     ) -> Document | None: ...
 
     async def delete_one(self, filter: Mapping[str, Any], /) -> DeleteOutcome: ...
+
+    async def bulk_write(self, requests: Sequence[WriteRequest], /) -> BulkOutcome:
+        """Every request, unordered (each one atomic by itself, as its single-document
+        operation; not the whole: no transaction), in as few round trips as the server takes."""
 
     async def delete_many(self, filter: Mapping[str, Any], /) -> DeleteOutcome: ...
 

@@ -128,21 +128,26 @@ class EmbeddedBus:
                     except TimeoutError:
                         pass
                     continue
-                for seq, key, value, headers in rows:
-                    await self._processor.process(
-                        subscription,
-                        Record(
-                            key=key.encode(),
-                            value=bytes(value),
-                            headers=[(n, v.encode("latin-1")) for n, v in json.loads(headers)],
-                            partition=0,
-                            offset=seq,
-                        ),
+                records = [
+                    Record(
+                        key=key.encode(),
+                        value=bytes(value),
+                        headers=[(n, v.encode("latin-1")) for n, v in json.loads(headers)],
+                        partition=0,
+                        offset=seq,
                     )
-                    position = seq + 1
-                    # Embedded calls rarely suspend: yield after each record so that HTTP
-                    # requests and the other consumers are not starved by a long batch.
+                    for seq, key, value, headers in rows
+                ]
+                if subscription.batch_handler is not None:
+                    await self._processor.process_batch(subscription, records)
                     await asyncio.sleep(0)
+                else:
+                    for record in records:
+                        await self._processor.process(subscription, record)
+                        # Embedded calls rarely suspend: yield after each record so that HTTP
+                        # requests and the other consumers are not starved by a long batch.
+                        await asyncio.sleep(0)
+                position = rows[-1][0] + 1
                 # The batch's effects and its position become durable in one commit.
                 self._file.write(
                     "INSERT INTO positions (grp, topic, next_seq) VALUES (?, ?, ?)"

@@ -10,7 +10,7 @@ indexes are enforced; other indexes are accepted and ignored (everything is in m
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +36,12 @@ from tocsin.runtime.embedded.matching import (
     touched_fields,
 )
 from tocsin.runtime.embedded.sqlite import SqliteFile
-from tocsin.runtime.store import SortFields
+from tocsin.runtime.store import (
+    BulkOutcome,
+    InsertRequest,
+    SortFields,
+    WriteRequest,
+)
 
 IndexKey = tuple[tuple[str, ...], tuple[Any, ...]]  # (fields, values)
 
@@ -186,9 +191,15 @@ class EmbeddedCollection:
         return best
 
     def _matching(self, query: Mapping[str, Any]) -> list[Document]:
-        if type(query.get("_id")) is str:  # every stored _id is a string (see _store)
-            doc = self._docs.get(query["_id"])
+        by_id = query.get("_id")
+        if type(by_id) is str:  # every stored _id is a string (see _store)
+            doc = self._docs.get(by_id)
             return [doc] if doc is not None and matches(doc, query) else []
+        if type(by_id) is dict and len(by_id) == 1 and type(by_id.get("$in")) is list:
+            # A bulk read by ids (`{_id: {$in: [...]}}`): look each one up, as MongoDB's _id
+            # index does; ids that are not strings match no stored document.
+            looked_up = [self._docs.get(i) for i in dict.fromkeys(by_id["$in"]) if type(i) is str]
+            return [doc for doc in looked_up if doc is not None and matches(doc, query)]
         chosen = self._index_for(query)
         if chosen is None:
             return [doc for doc in self._docs.values() if matches(doc, query)]
@@ -378,6 +389,26 @@ class EmbeddedCollection:
             return clone_document(inserted) if return_document else None
         updated = self._update(doc, update)
         return clone_document(updated if return_document else doc)
+
+    async def bulk_write(self, requests: Sequence[WriteRequest]) -> BulkOutcome:
+        matched = modified = upserted = inserted = 0
+        duplicates: list[int] = []
+        for n, request in enumerate(requests):
+            try:
+                if isinstance(request, InsertRequest):
+                    await self.insert_one(request.document)
+                    inserted += 1
+                    continue
+                result = await self.update_one(
+                    request.filter, request.update, upsert=request.upsert
+                )
+            except DuplicateKeyError:
+                duplicates.append(n)  # unordered: the others still run, as in MongoDB
+                continue
+            matched += result.matched_count
+            modified += result.modified_count
+            upserted += int(result.upserted_id is not None)
+        return BulkOutcome(matched, modified, upserted, inserted, tuple(duplicates))
 
     async def delete_one(self, filter: Mapping[str, Any]) -> DeleteResult:
         doc = self._first(_normalized(dict(filter)), None)
