@@ -17,6 +17,7 @@ from schemas import (
 )
 from services.notifier.channels.webhook import webhook_body
 from services.notifier.domain.change_lines import change_line, changes_text
+from services.notifier.domain.email_text import page_email
 
 OPENED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -96,3 +97,34 @@ def test_the_webhook_page_carries_the_changes_with_their_line() -> None:
             "text": "deployed checkout v2.3.1 4 min before",
         }
     ]
+
+
+def test_the_page_email_lists_the_changes() -> None:
+    deploy = ChangeSummary(
+        summary="deployed checkout", at=OPENED - timedelta(minutes=4), version="v2.3.1"
+    )
+    request = NotificationRequested(
+        occurred_at=OPENED + timedelta(seconds=3),
+        correlation_id="inc-1",
+        notification_id="inc-1/c0/s0/alice/mail",
+        event=NotificationEvent.TRIGGERED,
+        incident=IncidentSnapshot(
+            id="inc-1",
+            title="slow",
+            severity=Severity.SEV1,
+            status="triggered",
+            service="checkout",
+            alert_count=1,
+            opened_at=OPENED,
+            changes=(deploy,),
+        ),
+        recipient=Recipient(user_id="alice", contact_id="mail"),
+        escalation_level=0,
+    )
+    email = page_email(request, ack=None)
+    assert "Changes: deployed checkout v2.3.1 4 min before\n" in email.plain
+    assert "<td>deployed checkout v2.3.1 4 min before</td>" in email.html
+    without = request.model_copy(
+        update={"incident": request.incident.model_copy(update={"changes": ()})}
+    )
+    assert "Changes" not in page_email(without, ack=None).plain

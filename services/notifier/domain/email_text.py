@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas import AlertDetails, NotificationEvent, NotificationRequested
+from services.notifier.domain.change_lines import changes_text
 from services.notifier.domain.sms_text import short_incident_id
 
 MAX_SUBJECT = 200
@@ -75,6 +76,9 @@ def page_email(request: NotificationRequested, *, ack: AckLink | None) -> EmailT
         ("Alerts", str(incident.alert_count)),
         ("Incident", f"#{short} ({incident.id})"),
     ]
+    changed = changes_text(incident.changes, incident.opened_at or request.occurred_at, shown=3)
+    if changed is not None:
+        facts.append(("Changes", changed))  # "deployed checkout v2.3.1 4 min before"
     expires = f"{ack.expires_at:%Y-%m-%d %H:%M} UTC" if ack else ""
 
     plain = [headline, title, ""]
