@@ -119,7 +119,7 @@ def test_prometheus_scrapes_every_service_on_its_port() -> None:
 
 
 def test_compose_and_the_chart_ship_the_same_dashboards() -> None:
-    compose_dir = ROOT / "deploy/compose/grafana/dashboards"
+    compose_dir = ROOT / "deploy/grafana/dashboards"
     chart_dir = ROOT / "deploy/helm/tocsin/files/dashboards"
     names = sorted(p.name for p in compose_dir.glob("*.json"))
     assert names
