@@ -13,7 +13,7 @@ Bad input answers 404 (unknown incident or item) or 422 whose `detail` starts wi
 # No `from __future__ import annotations`: FastAPI must see the local `ApiKey` alias.
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -156,8 +156,12 @@ def facts_of(incident: EscalationIncident, timeline: list[TimelineEntry]) -> Inc
         opened_at=incident.opened_at,
         resolved_at=incident.resolved.at if incident.resolved else None,
         first_alert=first_alert,
-        timeline=[review_item(entry) for entry in timeline],
+        timeline=[review_item(entry) for entry in timeline if entry.action not in _PROGRESS],
     )
+
+
+_PROGRESS = frozenset({"queued", "sent"})
+"""A provider's progress before the outcome: not worth a row of the review's timeline."""
 
 
 def review_item(entry: TimelineEntry) -> ReviewTimelineItem:
@@ -439,10 +443,12 @@ def router(after: AfterIncident, require_api_key: Callable[..., str]) -> APIRout
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     ) -> ActionItemList:
         now = after.now()
+        if overdue and status is not None and status.closed:
+            return ActionItemList(action_items=[])  # a closed item is never overdue
         where = ActionItemFilter(
             owner=owner,
             status=status,
-            overdue_on=now.date() if overdue else None,
+            overdue_on=now.astimezone(UTC).date() if overdue else None,
             incident_id=incident,
         )
         found = await reviews.items(where, limit)

@@ -160,7 +160,11 @@ def build(
             )
         )
         loops.append(after.reminders.run)
-        on_start += [after.reminders.store.ensure_indexes, after.reviews.ensure_indexes]
+        on_start += [
+            after.reminders.store.ensure_indexes,
+            after.reviews.ensure_indexes,
+            after.refresh_gauges,
+        ]
         api.include_router(updates_router(status_updates, store, require_api_key))
         subscriptions += status_updates.subscriptions()
         loops.append(status_updates.run_outbox)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from schemas import (
     INCIDENTS_EVENTS,
@@ -181,6 +182,10 @@ async def test_a_review_is_prefilled_edited_published_and_exported(api: Api) -> 
     )
     assert published.status_code == 200, published.text
 
+    # The one SEV1 incident has a published review.
+    assert REGISTRY.get_sample_value("tocsin_escalation_reviews_published_ratio") == 1.0
+    assert REGISTRY.get_sample_value("tocsin_escalation_review_required_incidents") == 1.0
+
     md = await api.get("/api/v1/incidents/inc-1/review.md")
     assert md.status_code == 200
     assert md.headers["content-type"].startswith("text/markdown")
@@ -345,6 +350,8 @@ async def test_action_items_list_filter_and_patch(api: Api) -> None:
     assert done.status_code == 200, done.text
     assert done.json()["overdue"] is False
     assert (await api.get("/api/v1/action-items", overdue="true")).json()["action_items"] == []
+    closed = await api.get("/api/v1/action-items", overdue="true", status="done")
+    assert closed.json()["action_items"] == []
     listed = (await api.get("/api/v1/action-items", status="done")).json()["action_items"]
     assert [i["id"] for i in listed] == [second["id"]]
     stale = await api.patch(f"/api/v1/action-items/{first['id']}", {"version": 7, "title": "x"})
