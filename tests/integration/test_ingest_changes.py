@@ -19,7 +19,7 @@ from tests.integration.test_kafka_bus import bus, read_topic
 from tocsin.composition.config import parse_config
 from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.kafka import KafkaBus
-from tocsin.runtime.mongo import Document
+from tocsin.runtime.mongo import Document, MongoDatabase
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 
@@ -61,7 +61,9 @@ async def kafka(kafka_bootstrap: str, namespace: str) -> AsyncIterator[KafkaBus]
 async def client(
     kafka: KafkaBus, database: AsyncDatabase[Document]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    service = ingest.build(kafka, MongoIngestStore(database), CONFIG.ingest(), SystemClock())
+    service = ingest.build(
+        kafka, MongoIngestStore(MongoDatabase(database)), CONFIG.ingest(), SystemClock()
+    )
     for step in service.on_start:
         await step()
     app = FastAPI()

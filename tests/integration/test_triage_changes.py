@@ -14,7 +14,6 @@ from typing import Any, cast
 import httpx
 import pytest
 from fastapi import FastAPI
-from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import CHANGES_RAW, ChangeLink, ChangeReceived
 from services.triage import app as triage
@@ -32,8 +31,9 @@ from tests.integration.triage_pipeline import open_database
 from tocsin.runtime.embedded.bus import EmbeddedBus
 from tocsin.runtime.embedded.docstore import EmbeddedDatabase
 from tocsin.runtime.embedded.sqlite import SqliteFile
-from tocsin.runtime.mongo import Document
+from tocsin.runtime.mongo import MongoDatabase
 from tocsin.runtime.retention import RetentionPolicy, RetentionSweeper
+from tocsin.runtime.store import DocumentDatabase
 
 pytestmark = pytest.mark.mongo
 
@@ -58,13 +58,17 @@ def change(
 @pytest.fixture(params=["mongo", "embedded"])
 async def database(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[AsyncDatabase[Document]]:
+) -> AsyncIterator[DocumentDatabase]:
     async for database in open_database(request.param, tmp_path):
-        yield database
+        yield (
+            MongoDatabase(database)
+            if request.param == "mongo"
+            else cast(DocumentDatabase, database)
+        )
 
 
 async def test_an_incident_gets_the_changes_of_its_service_in_the_30_minutes_before(
-    database: AsyncDatabase[Document],
+    database: DocumentDatabase,
 ) -> None:
     store = MongoChangeStore(database)
     await store.ensure_indexes()
@@ -98,7 +102,7 @@ async def test_an_incident_gets_the_changes_of_its_service_in_the_30_minutes_bef
     assert await changes_before(None, "checkout", OPENED) == ()
 
 
-async def test_at_most_ten_changes_newest_first(database: AsyncDatabase[Document]) -> None:
+async def test_at_most_ten_changes_newest_first(database: DocumentDatabase) -> None:
     store = MongoChangeStore(database)
     for n in range(15):
         await store.record(change(f"deploy {n}", n))
@@ -106,7 +110,7 @@ async def test_at_most_ten_changes_newest_first(database: AsyncDatabase[Document
     assert [c.summary for c in found] == [f"deploy {n}" for n in range(10)]
 
 
-async def test_retention_keeps_changes_30_days(database: AsyncDatabase[Document]) -> None:
+async def test_retention_keeps_changes_30_days(database: DocumentDatabase) -> None:
     store = MongoChangeStore(database)
     await store.record(change("old", 60 * 24 * 31))
     await store.record(change("recent", 60 * 24 * 29))
@@ -121,7 +125,7 @@ async def test_the_triage_service_consumes_changes_and_lists_them(tmp_path: Path
     file = SqliteFile(tmp_path / "tocsin.sqlite")
     bus = EmbeddedBus(file, handler_attempts=1)
     await bus.start()
-    database = cast(AsyncDatabase[Document], EmbeddedDatabase(file))
+    database = EmbeddedDatabase(file)
     service = triage.build(
         bus,
         MongoTriageStore(database),

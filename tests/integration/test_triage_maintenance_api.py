@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from pymongo.asynchronous.database import AsyncDatabase
 
 from services.triage.config import MaintenanceWindowConfig, TriageConfig
 from services.triage.maintenance_api import router
@@ -23,8 +23,9 @@ from services.triage.maintenance_store import (
 )
 from tests.integration.test_triage_rules import FakeClock
 from tests.integration.triage_pipeline import open_database
-from tocsin.runtime.mongo import Document
+from tocsin.runtime.mongo import MongoDatabase
 from tocsin.runtime.retention import RetentionPolicy, RetentionSweeper
+from tocsin.runtime.store import DocumentDatabase
 
 pytestmark = pytest.mark.mongo
 
@@ -50,9 +51,13 @@ CONFIG = TriageConfig(
 @pytest.fixture(params=["mongo", "embedded"])
 async def database(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[AsyncDatabase[Document]]:
+) -> AsyncIterator[DocumentDatabase]:
     async for database in open_database(request.param, tmp_path):
-        yield database
+        yield (
+            MongoDatabase(database)
+            if request.param == "mongo"
+            else cast(DocumentDatabase, database)
+        )
 
 
 @pytest.fixture
@@ -61,9 +66,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def http(
-    database: AsyncDatabase[Document], clock: FakeClock
-) -> AsyncIterator[httpx.AsyncClient]:
+async def http(database: DocumentDatabase, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
     store = MongoMaintenanceStore(database)
     await store.ensure_indexes()
     windows = windows_in_force(store, CONFIG, clock)
@@ -191,7 +194,7 @@ async def test_bad_windows_are_refused_and_change_nothing(
 
 
 async def test_retention_deletes_windows_ended_long_ago_and_keeps_endless_ones(
-    database: AsyncDatabase[Document], http: httpx.AsyncClient, clock: FakeClock
+    database: DocumentDatabase, http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     assert (await http.post("/api/v1/maintenance-windows", json=BODY)).status_code == 201
     endless = {**BODY, "id": "endless", "rrule": "FREQ=DAILY"}
