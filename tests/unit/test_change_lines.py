@@ -16,6 +16,7 @@ from schemas import (
     Severity,
 )
 from services.notifier.channels.webhook import webhook_body
+from services.notifier.domain.cards import slack_blocks
 from services.notifier.domain.change_lines import change_line, changes_text
 from services.notifier.domain.email_text import page_email
 
@@ -128,3 +129,28 @@ def test_the_page_email_lists_the_changes() -> None:
         update={"incident": request.incident.model_copy(update={"changes": ()})}
     )
     assert "Changes" not in page_email(without, ack=None).plain
+
+
+def test_the_slack_page_lists_the_changes() -> None:
+    deploy = ChangeSummary(
+        summary="deployed <checkout>", at=OPENED - timedelta(minutes=4), version="v2.3.1"
+    )
+    incident = IncidentSnapshot(
+        id="inc-1",
+        title="slow",
+        severity=Severity.SEV1,
+        status="triggered",
+        service="checkout",
+        alert_count=1,
+        opened_at=OPENED,
+        changes=(deploy,),
+    )
+    texts = [
+        block["text"]["text"]
+        for block in slack_blocks(NotificationEvent.TRIGGERED, incident)
+        if block["type"] == "section" and "text" in block
+    ]
+    assert texts == ["*Changes before it opened*\n• deployed &lt;checkout&gt; v2.3.1 4 min before"]
+    plain = incident.model_copy(update={"changes": ()})
+    blocks = slack_blocks(NotificationEvent.TRIGGERED, plain)
+    assert not any("Changes" in str(block) for block in blocks)

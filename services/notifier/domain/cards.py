@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from schemas import CommandKind, IncidentSnapshot, NotificationEvent, NotificationRequested
+from services.notifier.domain.change_lines import change_line
 from services.notifier.domain.email_text import one_line
 from services.notifier.domain.sms_text import short_incident_id
 
@@ -97,6 +98,10 @@ def slack_blocks(event: NotificationEvent, incident: IncidentSnapshot) -> list[d
     summaries = [one_line(a.summary) for a in incident.alerts if one_line(a.summary)]
     if summaries:
         text = "\n".join(f"• {slack_escape(s)}" for s in summaries)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, 3000)}})
+    if incident.changes and incident.opened_at is not None:
+        lines = [change_line(change, incident.opened_at) for change in incident.changes[:3]]
+        text = "*Changes before it opened*\n" + "\n".join(f"• {slack_escape(x)}" for x in lines)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, 3000)}})
     blocks.append(
         {
