@@ -47,3 +47,32 @@ def test_every_panel_queries_a_tocsin_metric() -> None:
         "Tocsin / On-call health",
         "Tocsin / Pipeline",
     }
+
+
+def renderer() -> ModuleType:
+    path = ROOT / "deploy/grafana/render_svg.py"
+    spec = importlib.util.spec_from_file_location("render_svg", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["render_svg"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_svg_draws_each_panels_series_and_says_when_there_is_none() -> None:
+    svg = renderer().dashboard_svg(
+        "Tocsin / Pipeline",
+        {
+            "Consumer lag": [
+                {"metric": {"topic": "alerts.raw"}, "values": [[1, "0"], [2, "3"], [3, "NaN"]]}
+            ],
+            "Dead-lettered messages": [],
+        },
+    )
+    assert svg.startswith("<svg")
+    assert "Consumer lag" in svg
+    assert "topic=alerts.raw" in svg
+    assert svg.count("<polyline") == 1
+    assert "No data" in svg
+    assert renderer().slug("Tocsin / On-call health") == "on-call-health"
