@@ -472,7 +472,7 @@ async def main() -> None:
         args.seconds, args.drain = 15.0, 30.0
     sink = Sink()
     sink.start()
-    about = machine()
+    about = machine() | {"code_root": args.code_root or str(ROOT)}
     print(f"pipeline bench: {about}", flush=True)
     results = {
         "machine": about,
