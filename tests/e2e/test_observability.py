@@ -482,6 +482,7 @@ def test_one_alerts_trace_runs_from_ingest_to_the_delivered_page(run: Run) -> No
         chain.append(parent)
     path = [(s.service, s.name) for s in reversed(chain)]
     assert path == [
+        ("tocsin-ingest", "POST /v1/ingest/{token}"),
         ("tocsin-ingest", "alerts.raw publish"),
         ("tocsin-triage", "alerts.raw process"),
         ("tocsin-triage", "incidents.events publish"),
