@@ -36,11 +36,13 @@ run-distributed: setup infra-up
 		scripts/run-distributed.sh examples/tocsin.yaml
 
 ## test: setup, infra-up, every test (unit, integration, end-to-end), infra-down
-## (scripts/alertmanager.sh builds the real Alertmanager of the e2e tests once into .cache/bin)
+## (scripts/alertmanager.sh builds the real Alertmanager of the e2e tests once into .cache/bin,
+## scripts/prometheus.sh the real Prometheus of the dashboard test)
 ## (fresh Kafka and FerretDB data each run: tests need no old topics, and a broker with
 ## gigabytes of old benchmark logs takes 20 s to start instead of 3)
 test: setup
 	scripts/alertmanager.sh
+	scripts/prometheus.sh
 	scripts/image-tools.sh
 	scripts/browser.sh
 	TOCSIN_INFRA_FRESH=1 scripts/infra.sh up
