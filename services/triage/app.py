@@ -91,7 +91,13 @@ def build(
         )
         on_start.append(maintenance_store.ensure_indexes)
     subscriptions: list[Subscription[Any]] = [
-        Subscription(ALERTS_RAW, CONSUMER_GROUP, AlertReceived, triage.handle),
+        Subscription(
+            ALERTS_RAW,
+            CONSUMER_GROUP,
+            AlertReceived,
+            triage.handle,
+            batch_handler=triage.handle_batch,
+        ),
         Subscription(
             INCIDENTS_LIFECYCLE, CONSUMER_GROUP, IncidentLifecycleChanged, lifecycle.handle
         ),

@@ -1,14 +1,25 @@
 """Triage's handlers: `alerts.raw` (dedup, open or join an incident, resolve it when quiet)
 and `incidents.lifecycle` (release an incident escalation resolved, see domain/lifecycle.py).
 
-Re-entrant: a redelivered message (same `event_id`) finishes whatever an earlier delivery left
-half done, and publishes the same incident event id again, which escalation dedupes.
+`alerts.raw` is handled a consumer batch at a time (`AlertTriage.handle_batch`): the alerts'
+states are read in one bulk read, the silences and inhibition sources in force once, and the
+batch goes in rounds: a round takes each fingerprint's next step (one occurrence, or a run of
+repeats recorded as one write), opens or joins the incidents it needs (one atomic upsert per
+group, so several replicas agree), records its alerts in one bulk write, then publishes its
+incident events in one `publish_many`. Per fingerprint the order is kept; a storm of repeats
+and adds takes one round.
+
+Re-entrant: a redelivered batch (or a part of one) skips the occurrences an alert already
+recorded (its stored `last_event_id` is one of them), finishes what the last recorded one left
+undone (its publish), and publishes the same incident event ids again, which escalation dedupes.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from schemas import (
@@ -22,6 +33,7 @@ from schemas import (
 )
 from services.triage.config import TriageConfig
 from services.triage.domain import (
+    AlertContent,
     AlertState,
     LifecycleEffect,
     Occurrence,
@@ -37,14 +49,21 @@ from services.triage.domain import (
     raised_severity,
     severity_event_id,
 )
-from services.triage.domain.grouping import GroupingRule
+from services.triage.domain.grouping import GroupingRule, group_takes
 from services.triage.domain.ids import RETRIAGE, retriage_event_id
 from services.triage.domain.inhibition import SourceAlert, inhibited_by, is_source
-from services.triage.domain.silences import silenced_by
+from services.triage.domain.silences import Silence, silenced_by
 from services.triage.metrics import ALERTS_BY_SERVICE, ALERTS_TRIAGED, INCIDENTS_RELEASED
 from services.triage.refreshed import Refreshed
 from services.triage.silence_store import SilencesInForce, no_silences
-from services.triage.store import IncidentRecord, NewIncident, TriageStore
+from services.triage.store import (
+    AlertRecord,
+    AlertWrite,
+    GroupJoin,
+    IncidentRecord,
+    NewIncident,
+    TriageStore,
+)
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock, SystemClock
 from tocsin.runtime.live_config import Current, Fixed
@@ -57,6 +76,77 @@ _CAS_ATTEMPTS = 5
 
 def _opened_or_added(opened: bool) -> IncidentEventKind:
     return IncidentEventKind.OPENED if opened else IncidentEventKind.ALERT_ADDED
+
+
+def _content_of(alert: AlertReceived) -> AlertContent:
+    return AlertContent(
+        alertname=alert.alertname,
+        summary=alert.summary,
+        severity=alert.severity,
+        labels=alert.labels,
+        annotations=alert.annotations,
+        generator_url=alert.generator_url,
+    )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    position: int  # in the batch
+    alert: AlertReceived
+    # The alert's last recorded occurrence, delivered again: only its publish may be missing.
+    recorded: bool = False
+
+
+def _unrecorded(record: AlertRecord | None, pending: list[_Pending]) -> list[_Pending]:
+    """An alert's occurrences in a batch without those it recorded already: its stored last
+    event id names the last one recorded (per fingerprint the order is the log's)."""
+    if record is None or record.last_event_id is None:
+        return pending
+    for n, item in enumerate(pending):
+        if item.alert.event_id == record.last_event_id:
+            return [replace(item, recorded=True), *pending[n + 1 :]]
+    return pending
+
+
+@dataclass
+class _Working:
+    """One fingerprint's state while its batch is triaged (as stored, then as each step left
+    it), and its occurrences not triaged yet, in order."""
+
+    record: AlertRecord | None
+    content: AlertContent | None
+    pending: list[_Pending]
+
+
+@dataclass
+class _Step:
+    """One fingerprint's part of a round: `alerts` (one occurrence, or a run of repeats), how
+    triage classified it, and what it decided."""
+
+    position: int
+    alerts: list[AlertReceived]
+    previous: AlertRecord | None
+    occurrence: Occurrence
+    key: str
+    labels: dict[str, str]
+    routed: str
+    source: bool
+    incident_id: str | None = None
+    decision: str | None = None
+    held_by: str | None = None
+    opened: bool = False
+    rule: GroupingRule | None = None
+
+    @property
+    def last(self) -> AlertReceived:
+        return self.alerts[-1]
+
+
+@dataclass
+class _Round:
+    steps: list[_Step] = field(default_factory=list)
+    # Work that finishes what an earlier delivery recorded but may not have published.
+    reannounce: list[tuple[AlertReceived, AlertRecord]] = field(default_factory=list)
 
 
 class AlertTriage:
@@ -74,7 +164,6 @@ class AlertTriage:
         self._live = Fixed(config) if isinstance(config, TriageConfig) else config
         self._silences = silences if silences is not None else no_silences()
         self._sources = Refreshed(self._firing_sources, clock or SystemClock())
-        self._source_seen = False
 
     @property
     def _config(self) -> TriageConfig:
@@ -86,20 +175,81 @@ class AlertTriage:
         return await self._store.firing_sources()
 
     async def handle(self, alert: AlertReceived) -> None:
+        await self.handle_batch([alert])
+
+    async def handle_batch(self, alerts: Sequence[AlertReceived]) -> None:
+        if not alerts:
+            return
+        by_fingerprint: dict[str, list[_Pending]] = {}
+        for n, alert in enumerate(alerts):
+            by_fingerprint.setdefault(alert.fingerprint, []).append(_Pending(n, alert))
+        stored = await self._store.get_alerts(list(by_fingerprint))
+        working: dict[str, _Working] = {}
+        for fingerprint, pending in by_fingerprint.items():
+            state = stored.get(fingerprint)
+            record = state.record if state is not None else None
+            working[fingerprint] = _Working(
+                record, state.content if state is not None else None, _unrecorded(record, pending)
+            )
+        silences = await self._silences.current()
+        sources = {s.fingerprint: s for s in await self._sources.current()}
+        source_seen = False
         try:
-            await self._handle(alert)
+            while True:
+                round_ = self._next_round(working)
+                if not round_.steps and not round_.reannounce:
+                    return
+                for alert, record in round_.reannounce:
+                    await self._finish_recorded(alert, record)
+                if round_.steps:
+                    source_seen |= await self._triage_round(round_.steps, silences, sources)
+                    for step in round_.steps:
+                        self._advance(working[step.last.fingerprint], step)
         finally:
-            if self._source_seen:
+            if source_seen:
                 # Recorded (or maybe recorded): this process's next alerts see it at once.
                 self._sources.invalidate()
-                self._source_seen = False
 
-    async def _handle(self, alert: AlertReceived) -> None:
-        previous = await self._store.get_alert(alert.fingerprint)
-        if previous is not None and alert.status is AlertStatus.RESOLVED:
-            stored = await self._store.get_content(alert.fingerprint)
-            if stored is not None:
-                alert = keep_trigger_content(stored, alert)
+    # -- planning a round ----------------------------------------------------------------
+
+    def _next_round(self, working: dict[str, _Working]) -> _Round:
+        round_ = _Round()
+        for state in working.values():
+            while state.pending:
+                item = state.pending.pop(0)
+                if item.recorded:
+                    if state.record is not None:
+                        round_.reannounce.append((item.alert, state.record))
+                    continue
+                step = self._plan(state, item)
+                if step is None:
+                    continue  # a retriage the alert's later changes made moot
+                if step.occurrence in (Occurrence.REPEAT, Occurrence.RESOLVED_REPEAT):
+                    # A run of repeats changes nothing but the count and the last fields.
+                    status = step.last.status
+                    while (
+                        state.pending
+                        and state.pending[0].alert.status is status
+                        and not state.pending[0].alert.correlation_id.startswith(RETRIAGE)
+                    ):
+                        step.alerts.append(self._completed(state, state.pending.pop(0).alert))
+                round_.steps.append(step)
+                break
+        # Batch order across fingerprints too (as one at a time would have seen them).
+        round_.steps.sort(key=lambda step: step.position)
+        return round_
+
+    @staticmethod
+    def _completed(state: _Working, alert: AlertReceived) -> AlertReceived:
+        """A resolve completed with what the stored alert says (content.py)."""
+        stored = state.content if state.record is not None else None
+        if stored is not None and alert.status is AlertStatus.RESOLVED:
+            return keep_trigger_content(stored, alert)
+        return alert
+
+    def _plan(self, state: _Working, item: _Pending) -> _Step | None:
+        previous = state.record
+        alert = self._completed(state, item.alert)
         labels = {label.name: label.value for label in alert.labels}
         alert, routed = self._route(alert, labels)
         rule = self._config.grouping_rule(alert.service_id)
@@ -107,80 +257,203 @@ class AlertTriage:
         if previous is not None and alert.status is AlertStatus.RESOLVED:
             # A resolve updates only what it carries, and never moves the alert to a group.
             key = previous.group_key
-        if previous is not None and previous.last_event_id == alert.event_id:
-            # Redelivery: the alert was recorded (after its incident was opened or joined);
-            # only the publish that followed may be missing. Do it again with the same id.
-            if previous.occurrence_event_id == alert.event_id and previous.incident_id:
-                opened = previous.incident_id == candidate_incident_id(alert.event_id)
-                await self._announce(alert, previous.incident_id, _opened_or_added(opened))
-            elif alert.status is AlertStatus.RESOLVED and previous.incident_id:
-                await self._resolve_if_quiet(alert, previous.incident_id, previous.group_key)
-            return
         if alert.correlation_id.startswith(RETRIAGE) and (
             previous is None
             or alert.event_id != retriage_event_id(alert.fingerprint, previous.last_event_id)
         ):
-            return  # the alert changed (resolved, fired again) after the sweep read it
-        state = AlertState(previous.status, previous.incident_id) if previous else None
-        occurrence = classify(state, alert)
+            return None  # the alert changed (resolved, fired again) after the sweep read it
+        occurrence = classify(
+            AlertState(previous.status, previous.incident_id) if previous else None, alert
+        )
+        source = is_source(self._config.inhibitions, labels)
+        return _Step(
+            item.position, [alert], previous, occurrence, key, labels, routed, source, rule=rule
+        )
+
+    def _advance(self, state: _Working, step: _Step) -> None:
+        last = step.last
+        before = state.record
+        new = step.occurrence is Occurrence.NEW
+        state.record = AlertRecord(
+            fingerprint=last.fingerprint,
+            status=last.status,
+            incident_id=step.incident_id if new else (before.incident_id if before else None),
+            group_key=step.key,
+            last_event_id=last.event_id,
+            occurrence_event_id=last.event_id
+            if new
+            else (before.occurrence_event_id if before else None),
+            count=(before.count if before else 0) + len(step.alerts),
+        )
+        state.content = _content_of(last)  # a resolve's was completed with the stored one
+
+    # -- a round -------------------------------------------------------------------------
+
+    async def _triage_round(
+        self, steps: list[_Step], silences: Sequence[Silence], sources: dict[str, SourceAlert]
+    ) -> bool:
         rules = self._config.inhibitions
-        source = is_source(rules, labels)
-        self._source_seen = source
-        if occurrence is Occurrence.NEW:
-            silence = silenced_by(await self._silences.current(), labels, alert.occurred_at)
+        source_seen = False
+        joining: dict[str, list[_Step]] = {}  # group key -> NEW steps that open or join it
+        for step in steps:
+            alert = step.last
+            source_seen |= step.source
+            if step.source and alert.status is AlertStatus.FIRING:
+                # Seen by the alerts after it in this batch, as one at a time would see it.
+                sources[alert.fingerprint] = SourceAlert(alert.fingerprint, step.labels)
+            elif alert.status is AlertStatus.RESOLVED:
+                sources.pop(alert.fingerprint, None)
+            if step.occurrence is not Occurrence.NEW:
+                self._count(alert, step.occurrence.value, len(step.alerts))
+                continue
+            silence = silenced_by(silences, step.labels, alert.occurred_at)
             if silence is not None:
                 # Recorded, attached to nothing: the alert is triaged once the silence ended
                 # (see unsilence.py).
                 self._count(alert, "silenced")
-                await self._store.record_alert(
-                    alert,
-                    occurrence,
-                    key,
-                    None,
-                    f"silenced by {silence.id}" + routed,
-                    held_by=f"silence:{silence.id}",
-                    inhibit_source=source,
-                )
-                return
+                step.decision = f"silenced by {silence.id}" + step.routed
+                step.held_by = f"silence:{silence.id}"
+                continue
             inhibition = (
-                inhibited_by(rules, alert.fingerprint, labels, await self._sources.current())
+                inhibited_by(rules, alert.fingerprint, step.labels, list(sources.values()))
                 if rules
                 else None
             )
             if inhibition is not None:
                 inhibitor, n = inhibition
                 self._count(alert, "inhibited")
-                await self._store.record_alert(
-                    alert,
-                    occurrence,
-                    key,
-                    None,
-                    f"inhibited by alert {inhibitor.fingerprint} (inhibit_rules[{n}])" + routed,
-                    held_by=f"alert:{inhibitor.fingerprint}",
-                    inhibit_source=source,
+                step.decision = (
+                    f"inhibited by alert {inhibitor.fingerprint} (inhibit_rules[{n}])" + step.routed
                 )
-                return
-            self._count(alert, occurrence.value)
-            # Open or join (and raise the severity) first, then record the alert with its
-            # incident in one write: a crash in between leaves the alert unrecorded, and the
-            # redelivery joins the same incident again (the ids are derived from the message).
-            severity, reasons = self._assess(alert, labels)
-            incident_id, opened = await self._open_or_join(alert, key, severity, reasons, rule)
-            await self._raise_severity(incident_id, severity, reasons, alert.event_id)
-            limit = self._config.blast_radius.get(alert.service_id)
-            if limit is not None:
-                await self._raise_for_blast_radius(incident_id, limit, alert.event_id)
-            how = "opened it" if opened else f"grouped by {rule.describe()}"
-            decision = f"grouped into incident {incident_id} ({how})" + routed
-            await self._store.record_alert(
-                alert, occurrence, key, incident_id, decision, inhibit_source=source
+                step.held_by = f"alert:{inhibitor.fingerprint}"
+                continue
+            self._count(alert, step.occurrence.value)
+            joining.setdefault(step.key, []).append(step)
+        # Open or join first, then record the alerts with their incidents in one write: a
+        # crash in between leaves them unrecorded, and the redelivery joins the same
+        # incidents again (the ids are derived from the messages).
+        for group in joining.values():
+            await self._join(group)
+        members = [(s.incident_id, s.last.fingerprint) for g in joining.values() for s in g]
+        if members:
+            await self._store.add_members([(i, f) for i, f in members if i is not None])
+        by_incident: dict[str, list[_Step]] = {}
+        for group in joining.values():
+            for step in group:
+                if step.incident_id is not None:
+                    by_incident.setdefault(step.incident_id, []).append(step)
+        before: dict[str, IncidentRecord] = {}
+        for incident_id, joined in by_incident.items():
+            before[incident_id] = await self._raise_for(incident_id, joined)
+        await self._store.record_alerts([self._write(step) for step in steps])
+        events: list[tuple[str, IncidentEvent]] = []
+        for incident_id, joined in by_incident.items():
+            events += await self._events(
+                incident_id,
+                [
+                    (
+                        s.last,
+                        IncidentEventKind.OPENED if s.opened else IncidentEventKind.ALERT_ADDED,
+                    )
+                    for s in joined
+                ],
+                before.get(incident_id),
             )
-            await self._announce(alert, incident_id, _opened_or_added(opened))
-            return
-        self._count(alert, occurrence.value)
-        await self._store.record_alert(alert, occurrence, key, None, inhibit_source=source)
-        if occurrence is Occurrence.RESOLVED and previous is not None and previous.incident_id:
-            await self._resolve_if_quiet(alert, previous.incident_id, previous.group_key)
+        resolving: dict[str, _Step] = {}
+        for step in steps:
+            previous = step.previous
+            if step.occurrence is Occurrence.RESOLVED and previous and previous.incident_id:
+                resolving[previous.incident_id] = step  # the last resolve of each incident
+        for incident_id, step in resolving.items():
+            assert step.previous is not None
+            events += await self._resolved_if_quiet(step.last, incident_id, step.previous.group_key)
+        if events:
+            await self._bus.publish_many(INCIDENTS_EVENTS, events)
+        return source_seen
+
+    async def _join(self, group: list[_Step]) -> None:
+        """Open or join the group's incident for each of its new alerts, in order: one upsert
+        for the group, again only for an alert past the window of the incident it would join,
+        or for each alert when the group limits its alerts (a place is taken atomically)."""
+        current: GroupJoin | None = None
+        for step in group:
+            alert, rule = step.last, step.rule
+            assert rule is not None
+            if (
+                current is not None
+                and rule.max_alerts is None
+                and group_takes(rule, current.opened_at, alert.occurred_at)
+            ):
+                joined = GroupJoin(current.incident_id, False, current.opened_at)
+            else:
+                severity, reasons = self._assess(alert, step.labels)
+                joined = await self._store.join_group(
+                    NewIncident(
+                        candidate_id=candidate_incident_id(alert.event_id),
+                        group_key=step.key,
+                        service_id=alert.service_id,
+                        title=alert.summary,
+                        severity=severity,
+                        severity_reasons=reasons,
+                        opened_at=alert.occurred_at,
+                    ),
+                    rule,
+                )
+                current = joined
+            step.incident_id, step.opened = joined.incident_id, joined.opened
+            how = "opened it" if joined.opened else f"grouped by {rule.describe()}"
+            step.decision = f"grouped into incident {joined.incident_id} ({how})" + step.routed
+
+    async def _raise_for(self, incident_id: str, joined: list[_Step]) -> IncidentRecord:
+        """Make the incident as severe as its most severe new alert (the first of those), and
+        one level more for its blast radius once it holds more alerts than the service's
+        limit: as one alert at a time would have, but with one read of the incident. Returns
+        the incident as it was before."""
+        previous = await self._incident(incident_id, with_count=False)
+        assessed = [(step, *self._assess(step.last, step.labels)) for step in joined]
+        # SEV0 first: the most severe, the first of those if several.
+        step, severity, reasons = min(assessed, key=lambda a: list(Severity).index(a[1]))
+        await self._raise_severity(incident_id, severity, reasons, step.last.event_id)
+        limit = self._config.blast_radius.get(joined[0].last.service_id)
+        if limit is not None:
+            # The cause is the alert that took the incident past the limit.
+            count = (await self._incident(incident_id)).alert_count
+            crossing = min(max(limit - (count - len(joined)), 0), len(joined) - 1)
+            cause = joined[crossing].last.event_id
+            at_cause = count - len(joined) + crossing + 1  # the alerts once the cause joined
+            await self._raise_for_blast_radius(incident_id, limit, cause, at_cause)
+        return previous
+
+    @staticmethod
+    def _write(step: _Step) -> AlertWrite:
+        return AlertWrite(
+            alert=step.last,
+            occurrence=step.occurrence,
+            group_key=step.key,
+            incident_id=step.incident_id,
+            decision=step.decision,
+            held_by=step.held_by,
+            inhibit_source=step.source,
+            count=len(step.alerts),
+            first_seen_at=step.alerts[0].occurred_at,
+        )
+
+    # -- redelivery ----------------------------------------------------------------------
+
+    async def _finish_recorded(self, alert: AlertReceived, previous: AlertRecord) -> None:
+        """The alert's last recorded occurrence came again: only the publish that followed its
+        write may be missing. Do it again, with the same ids."""
+        events: list[tuple[str, IncidentEvent]] = []
+        if previous.occurrence_event_id == alert.event_id and previous.incident_id:
+            opened = previous.incident_id == candidate_incident_id(alert.event_id)
+            kind = IncidentEventKind.OPENED if opened else IncidentEventKind.ALERT_ADDED
+            events = await self._events(previous.incident_id, [(alert, kind)])
+        elif alert.status is AlertStatus.RESOLVED and previous.incident_id:
+            events = await self._resolved_if_quiet(alert, previous.incident_id, previous.group_key)
+        if events:
+            await self._bus.publish_many(INCIDENTS_EVENTS, events)
+
+    # -- shared --------------------------------------------------------------------------
 
     def _route(self, alert: AlertReceived, labels: dict[str, str]) -> tuple[AlertReceived, str]:
         """The alert sent to the service its integration's routes pick, and why (for the
@@ -197,37 +470,15 @@ class AlertTriage:
         return alert.model_copy(update={"service_id": service_id}), why
 
     @staticmethod
-    def _count(alert: AlertReceived, outcome: str) -> None:
-        ALERTS_TRIAGED.labels(outcome=outcome).inc()
-        ALERTS_BY_SERVICE.labels(service=alert.service_id, outcome=outcome).inc()
+    def _count(alert: AlertReceived, outcome: str, n: int = 1) -> None:
+        ALERTS_TRIAGED.labels(outcome=outcome).inc(n)
+        ALERTS_BY_SERVICE.labels(service=alert.service_id, outcome=outcome).inc(n)
 
     def _assess(
         self, alert: AlertReceived, labels: dict[str, str]
     ) -> tuple[Severity, tuple[str, ...]]:
         return assess_severity(
             alert.severity, self._config.tier(alert.service_id), self._config.severity_rule(labels)
-        )
-
-    async def _open_or_join(
-        self,
-        alert: AlertReceived,
-        key: str,
-        severity: Severity,
-        reasons: tuple[str, ...],
-        rule: GroupingRule,
-    ) -> tuple[str, bool]:
-        return await self._store.open_or_join(
-            NewIncident(
-                candidate_id=candidate_incident_id(alert.event_id),
-                group_key=key,
-                service_id=alert.service_id,
-                title=alert.summary,
-                severity=severity,
-                severity_reasons=reasons,
-                opened_at=alert.occurred_at,
-            ),
-            alert.fingerprint,
-            rule,
         )
 
     async def _raise_severity(
@@ -240,7 +491,7 @@ class AlertTriage:
         """Make the incident as severe as this alert, if it is more severe (the opener too:
         a racing alert may have created the incident with its own, lower, severity)."""
         for _ in range(_CAS_ATTEMPTS):
-            incident = await self._incident(incident_id)
+            incident = await self._incident(incident_id, with_count=False)
             if incident.severity_event_id == cause_event_id or incident.status != "open":
                 return  # raised by an earlier delivery of this message, or closed meanwhile
             raised = raised_severity(incident.severity, severity, reasons)
@@ -254,16 +505,16 @@ class AlertTriage:
         raise RuntimeError(f"incident {incident_id}: severity kept changing under us")
 
     async def _raise_for_blast_radius(
-        self, incident_id: str, limit: int, cause_event_id: uuid.UUID
+        self, incident_id: str, limit: int, cause_event_id: uuid.UUID, alert_count: int
     ) -> None:
         """One level more severe once the incident holds more than `limit` alerts (once: the
         reason it leaves makes a redelivery, or the next alert, change nothing)."""
         for _ in range(_CAS_ATTEMPTS):
-            incident = await self._incident(incident_id)
+            incident = await self._incident(incident_id, with_count=False)
             if incident.status != "open":
                 return
             raised = blast_radius_raise(
-                incident.severity, incident.severity_reasons, incident.alert_count, limit
+                incident.severity, incident.severity_reasons, alert_count, limit
             )
             if raised is None:
                 return
@@ -274,41 +525,74 @@ class AlertTriage:
                 return
         raise RuntimeError(f"incident {incident_id}: severity kept changing under us")
 
-    async def _resolve_if_quiet(self, alert: AlertReceived, incident_id: str, key: str) -> None:
+    async def _resolved_if_quiet(
+        self, alert: AlertReceived, incident_id: str, key: str
+    ) -> list[tuple[str, IncidentEvent]]:
         if await self._store.firing_count(incident_id) > 0:
-            return
+            return []
         await self._store.close(incident_id, key, alert.occurred_at)
-        await self._announce(alert, incident_id, IncidentEventKind.ALERTS_RESOLVED)
+        return await self._events(incident_id, [(alert, IncidentEventKind.ALERTS_RESOLVED)])
 
-    async def _incident(self, incident_id: str) -> IncidentRecord:
-        incident = await self._store.get_incident(incident_id)
+    async def _incident(self, incident_id: str, *, with_count: bool = True) -> IncidentRecord:
+        incident = await self._store.get_incident(incident_id, with_count=with_count)
         if incident is None:
             raise RuntimeError(f"incident {incident_id} vanished while triaging")
         return incident
 
-    async def _announce(
-        self, alert: AlertReceived, incident_id: str, kind: IncidentEventKind
-    ) -> None:
-        """Publish what this occurrence did to the incident; if it raised the severity (as
-        recorded on the incident, so a redelivery says it again), that too, right after."""
-        incident = await self._incident(incident_id)
-        firing_count = await self._store.firing_count(incident_id)
-        events = [(kind, incident_event_id(alert.event_id))]
-        if kind is not IncidentEventKind.ALERTS_RESOLVED and (
-            incident.severity_event_id == alert.event_id
-        ):
-            events.append((IncidentEventKind.SEVERITY_CHANGED, severity_event_id(alert.event_id)))
-        await self._bus.publish_many(
-            INCIDENTS_EVENTS,
-            [
-                (incident.id, self._event(alert, incident, firing_count, kind, event_id))
-                for kind, event_id in events
-            ],
+    async def _events(
+        self,
+        incident_id: str,
+        caused: Sequence[tuple[AlertReceived, IncidentEventKind]],
+        before: IncidentRecord | None = None,
+    ) -> list[tuple[str, IncidentEvent]]:
+        """What these occurrences did to the incident, in order (the incident read once for
+        all of them); after an occurrence that raised the severity (as recorded on the
+        incident, so a redelivery says it again), that too. Each event says the incident as
+        that occurrence left it: the severity `before` until the raise, and the counts less
+        the alerts added after it."""
+        final = await self._incident(incident_id)
+        firing_final = await self._store.firing_count(incident_id)
+        raised_at = next(
+            (n for n, (a, _) in enumerate(caused) if a.event_id == final.severity_event_id),
+            None,
         )
-        for kind, _ in events:
+        events: list[tuple[str, IncidentEvent]] = []
+        for n, (alert, kind) in enumerate(caused):
+            incident = final
+            later = len(caused) - 1 - n if kind is not IncidentEventKind.ALERTS_RESOLVED else 0
+            if before is not None and (raised_at is None or n < raised_at):
+                incident = replace(
+                    incident, severity=before.severity, severity_reasons=before.severity_reasons
+                )
+            incident = replace(incident, alert_count=max(incident.alert_count - later, 0))
+            firing_count = max(firing_final - later, 0)
+            events.append(
+                (
+                    incident.id,
+                    self._event(
+                        alert, incident, firing_count, kind, incident_event_id(alert.event_id)
+                    ),
+                )
+            )
+            if kind is not IncidentEventKind.ALERTS_RESOLVED and (
+                incident.severity_event_id == alert.event_id
+            ):
+                events.append(
+                    (
+                        incident.id,
+                        self._event(
+                            alert,
+                            incident,
+                            firing_count,
+                            IncidentEventKind.SEVERITY_CHANGED,
+                            severity_event_id(alert.event_id),
+                        ),
+                    )
+                )
             # An alert storm adds thousands of alerts to one incident: log those at debug only.
             level = logging.DEBUG if kind is IncidentEventKind.ALERT_ADDED else logging.INFO
             log.log(level, "incident %s: %s (%s)", incident.id, kind.value, incident.severity.value)
+        return events
 
     @staticmethod
     def _event(

@@ -11,6 +11,7 @@ and no crash between two writes can leave the count behind.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -22,9 +23,9 @@ from schemas import AlertReceived, AlertStatus, Label, Severity
 from services.triage.domain import AlertContent, Occurrence
 from services.triage.domain.grouping import DEFAULT_GROUPING, GroupingRule, group_takes
 from services.triage.domain.inhibition import SourceAlert
-from tocsin.runtime.mongo import Document
+from tocsin.runtime.mongo import Document, bulk_write
 from tocsin.runtime.retention import Cascade, RetentionPolicy, RetentionRule
-from tocsin.runtime.store import DocumentDatabase
+from tocsin.runtime.store import DocumentDatabase, InsertRequest, UpdateRequest
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,38 @@ class HeldAlert:
 
 
 @dataclass(frozen=True)
+class StoredState:
+    """An alert's state and what it says, read in bulk for a batch of its occurrences."""
+
+    record: AlertRecord
+    content: AlertContent
+
+
+@dataclass(frozen=True)
+class AlertWrite:
+    """One alert's occurrences of a batch step, recorded in one write: `alert` is the last of
+    them (its fields are kept), `count` how many there were, `first_seen_at` the first's time
+    (kept only if the alert is new)."""
+
+    alert: AlertReceived
+    occurrence: Occurrence
+    group_key: str
+    incident_id: str | None
+    decision: str | None = None
+    held_by: str | None = None
+    inhibit_source: bool = False
+    count: int = 1
+    first_seen_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class GroupJoin:
+    incident_id: str
+    opened: bool  # by this call (or an earlier delivery of the same occurrence)
+    opened_at: datetime | None  # when the group's incident opened (its window starts)
+
+
+@dataclass(frozen=True)
 class NewIncident:
     candidate_id: str
     group_key: str
@@ -129,6 +162,20 @@ class TriageStore(Protocol):
         or the silence that holds it (incident None), and `decision`, what triage did with it
         and why."""
 
+    async def get_alerts(self, fingerprints: Sequence[str]) -> dict[str, StoredState]:
+        """The stored alerts among `fingerprints` (one bulk read), by fingerprint."""
+
+    async def record_alerts(self, writes: Sequence[AlertWrite]) -> None:
+        """Record each step (one bulk write). Unguarded: the caller read the alerts' last event
+        ids (get_alerts) and writes only what they did not record yet."""
+
+    async def add_members(self, members: Sequence[tuple[str, str]]) -> None:
+        """(incident id, fingerprint) memberships, each inserted once (one bulk write)."""
+
+    async def join_group(self, incident: NewIncident, rule: GroupingRule) -> GroupJoin:
+        """open_or_join without the membership: the group's incident that takes an alert
+        (or the next one, opened with `incident.candidate_id`), and when it opened."""
+
     async def firing_sources(self) -> list[SourceAlert]:
         """Firing alerts that match the source matchers of an inhibition rule."""
 
@@ -160,7 +207,10 @@ class TriageStore(Protocol):
         """Resolve the incident for triage after escalation resolved it: it takes no more
         alerts, and its firing alerts are detached. False if triage does not know it."""
 
-    async def get_incident(self, incident_id: str) -> IncidentRecord | None: ...
+    async def get_incident(
+        self, incident_id: str, *, with_count: bool = True
+    ) -> IncidentRecord | None:
+        """The incident; its `alert_count` is 0 unless `with_count` (counting costs a query)."""
 
     async def list_alerts(
         self, where: AlertFilter, after: str | None, limit: int
@@ -212,21 +262,18 @@ class MongoTriageStore:
 
     async def get_alert(self, fingerprint: str) -> AlertRecord | None:
         doc = await self._alerts.find_one({"_id": fingerprint}, projection=_ALERT_STATE)
-        if doc is None:
-            return None
-        return AlertRecord(
-            fingerprint=doc["_id"],
-            status=AlertStatus(doc["status"]),
-            incident_id=doc.get("incident_id"),
-            group_key=doc["group_key"],
-            last_event_id=_uuid(doc.get("last_event_id")),
-            occurrence_event_id=_uuid(doc.get("occurrence_event_id")),
-            count=doc.get("count", 0),
-        )
+        return _record(doc) if doc is not None else None
 
     async def get_content(self, fingerprint: str) -> AlertContent | None:
         doc = await self._alerts.find_one({"_id": fingerprint}, projection=_ALERT_CONTENT)
         return _content(doc) if doc is not None else None
+
+    async def get_alerts(self, fingerprints: Sequence[str]) -> dict[str, StoredState]:
+        found = self._alerts.find(
+            {"_id": {"$in": list(dict.fromkeys(fingerprints))}},
+            projection={**_ALERT_STATE, **_ALERT_CONTENT},
+        )
+        return {doc["_id"]: StoredState(_record(doc), _content(doc)) async for doc in found}
 
     async def record_alert(
         self,
@@ -238,44 +285,39 @@ class MongoTriageStore:
         held_by: str | None = None,
         inhibit_source: bool = False,
     ) -> None:
-        event_id = str(alert.event_id)
-        fields: Document = {
-            "status": alert.status.value,
-            "last_event_id": event_id,
-            "last_seen": alert.occurred_at,
-            "group_key": group_key,
-            "service_id": alert.service_id,
-            "integration_id": alert.integration_id,
-            "source": alert.source,
-            "alertname": alert.alertname,
-            "summary": alert.summary,
-            "severity": alert.severity,
-            "labels": [label.model_dump() for label in alert.labels],
-            "annotations": [label.model_dump() for label in alert.annotations],
-            "generator_url": alert.generator_url,
-            "inhibit_source": inhibit_source,
-        }
-        if occurrence is Occurrence.NEW:
-            fields["occurrence_event_id"] = event_id
-            fields["incident_id"] = incident_id
-            fields["held_by"] = held_by
-        if decision is not None:
-            fields["decision"] = decision
-        if alert.status is AlertStatus.RESOLVED:
-            fields["resolved_at"] = alert.ends_at or alert.occurred_at
+        update = _alert_update(
+            AlertWrite(alert, occurrence, group_key, incident_id, decision, held_by, inhibit_source)
+        )
         try:
             await self._alerts.update_one(
                 # The guard makes a redelivered message a no-op instead of a second count.
-                {"_id": alert.fingerprint, "last_event_id": {"$ne": event_id}},
-                {
-                    "$set": fields,
-                    "$inc": {"count": 1},
-                    "$setOnInsert": {"first_seen": alert.occurred_at},
-                },
+                {"_id": alert.fingerprint, "last_event_id": {"$ne": str(alert.event_id)}},
+                update,
                 upsert=True,
             )
         except DuplicateKeyError:
             pass  # already recorded by an earlier delivery of this very message
+
+    async def record_alerts(self, writes: Sequence[AlertWrite]) -> None:
+        # Filtered on `_id` alone: FerretDB looks only such a filter up by index (any other
+        # filter scans the collection), and the caller already skipped what was recorded.
+        await bulk_write(
+            self._alerts,
+            [
+                UpdateRequest({"_id": w.alert.fingerprint}, _alert_update(w), upsert=True)
+                for w in writes
+            ],
+        )
+
+    async def add_members(self, members: Sequence[tuple[str, str]]) -> None:
+        # A duplicate is an alert that joined this incident before (it flapped, a redelivery).
+        await bulk_write(
+            self._members,
+            [
+                InsertRequest({"_id": f"{incident_id}/{fingerprint}", "incident_id": incident_id})
+                for incident_id, fingerprint in dict.fromkeys(members)
+            ],
+        )
 
     async def firing_sources(self) -> list[SourceAlert]:
         found = self._alerts.find(
@@ -309,17 +351,7 @@ class MongoTriageStore:
     async def open_or_join(
         self, incident: NewIncident, fingerprint: str, rule: GroupingRule = DEFAULT_GROUPING
     ) -> tuple[str, bool]:
-        for _ in range(_ATTEMPTS):
-            incident_id = await self._open_group(incident, rule)
-            if await self._upsert_incident(incident_id, incident):
-                break
-            # The group still names an incident that was resolved (released while we read
-            # it): free the group and open a new incident instead of joining a closed one.
-            await self._open_groups.delete_one(
-                {"_id": incident.group_key, "incident_id": incident_id}
-            )
-        else:
-            raise RuntimeError(f"could not open or join group {incident.group_key!r}")
+        incident_id = (await self.join_group(incident, rule)).incident_id
         # Membership is a document per (incident, fingerprint), not an array in the incident:
         # an alert storm would otherwise grow one document without bound.
         try:
@@ -330,7 +362,22 @@ class MongoTriageStore:
             pass  # this alert joined this incident before (it flapped, or a redelivery)
         return incident_id, incident_id == incident.candidate_id
 
-    async def _open_group(self, incident: NewIncident, rule: GroupingRule) -> str:
+    async def join_group(self, incident: NewIncident, rule: GroupingRule) -> GroupJoin:
+        for _ in range(_ATTEMPTS):
+            incident_id, opened_at = await self._open_group(incident, rule)
+            if await self._upsert_incident(incident_id, incident):
+                opened = incident_id == incident.candidate_id
+                return GroupJoin(incident_id, opened, opened_at)
+            # The group still names an incident that was resolved (released while we read
+            # it): free the group and open a new incident instead of joining a closed one.
+            await self._open_groups.delete_one(
+                {"_id": incident.group_key, "incident_id": incident_id}
+            )
+        raise RuntimeError(f"could not open or join group {incident.group_key!r}")
+
+    async def _open_group(
+        self, incident: NewIncident, rule: GroupingRule
+    ) -> tuple[str, datetime | None]:
         """The id of the group's open incident that still takes this alert; this call's
         candidate if there was none, or if the group's incident is past its window or full
         (the group then moves on to the candidate, by compare-and-set on the incident id, so
@@ -354,12 +401,14 @@ class MongoTriageStore:
             if group is None:
                 continue
             incident_id: str = group["incident_id"]
+            opened_at: datetime | None = group.get("opened_at")
             if incident_id == incident.candidate_id:
-                return incident_id  # opened by this call (or an earlier delivery of it)
-            if group_takes(rule, group.get("opened_at"), incident.opened_at) and (
+                # Opened by this call (or an earlier delivery of it).
+                return incident_id, opened_at
+            if group_takes(rule, opened_at, incident.opened_at) and (
                 await self._take_place(incident.group_key, incident_id, rule)
             ):
-                return incident_id
+                return incident_id, opened_at
             # Past the window or full: this alert opens the group's next incident.
             await self._open_groups.update_one(
                 {"_id": incident.group_key, "incident_id": incident_id}, {"$set": fresh}
@@ -450,10 +499,15 @@ class MongoTriageStore:
         )
         return True
 
-    async def get_incident(self, incident_id: str) -> IncidentRecord | None:
+    async def get_incident(
+        self, incident_id: str, *, with_count: bool = True
+    ) -> IncidentRecord | None:
         doc = await self._incidents.find_one({"_id": incident_id})
         if doc is None:
             return None
+        members = (
+            await self._members.count_documents({"incident_id": incident_id}) if with_count else 0
+        )
         return IncidentRecord(
             id=doc["_id"],
             group_key=doc["group_key"],
@@ -464,8 +518,7 @@ class MongoTriageStore:
             status=doc["status"],
             # Memberships written before the count was derived carry no `incident_id`; the
             # counter of that time (never written since) counts them.
-            alert_count=doc.get("alert_count", 0)
-            + await self._members.count_documents({"incident_id": incident_id}),
+            alert_count=doc.get("alert_count", 0) + members,
             severity_event_id=_uuid(doc.get("severity_event_id")),
         )
 
@@ -490,6 +543,52 @@ class MongoTriageStore:
             query["source"] = where.source
         found = self._alerts.find(query).sort("_id", 1).limit(limit)
         return [_stored_alert(doc) async for doc in found]
+
+
+def _record(doc: Document) -> AlertRecord:
+    return AlertRecord(
+        fingerprint=doc["_id"],
+        status=AlertStatus(doc["status"]),
+        incident_id=doc.get("incident_id"),
+        group_key=doc["group_key"],
+        last_event_id=_uuid(doc.get("last_event_id")),
+        occurrence_event_id=_uuid(doc.get("occurrence_event_id")),
+        count=doc.get("count", 0),
+    )
+
+
+def _alert_update(write: AlertWrite) -> Document:
+    alert = write.alert
+    event_id = str(alert.event_id)
+    fields: Document = {
+        "status": alert.status.value,
+        "last_event_id": event_id,
+        "last_seen": alert.occurred_at,
+        "group_key": write.group_key,
+        "service_id": alert.service_id,
+        "integration_id": alert.integration_id,
+        "source": alert.source,
+        "alertname": alert.alertname,
+        "summary": alert.summary,
+        "severity": alert.severity,
+        "labels": [label.model_dump() for label in alert.labels],
+        "annotations": [label.model_dump() for label in alert.annotations],
+        "generator_url": alert.generator_url,
+        "inhibit_source": write.inhibit_source,
+    }
+    if write.occurrence is Occurrence.NEW:
+        fields["occurrence_event_id"] = event_id
+        fields["incident_id"] = write.incident_id
+        fields["held_by"] = write.held_by
+    if write.decision is not None:
+        fields["decision"] = write.decision
+    if alert.status is AlertStatus.RESOLVED:
+        fields["resolved_at"] = alert.ends_at or alert.occurred_at
+    return {
+        "$set": fields,
+        "$inc": {"count": write.count},
+        "$setOnInsert": {"first_seen": write.first_seen_at or alert.occurred_at},
+    }
 
 
 def _content(doc: Document) -> AlertContent:

@@ -32,7 +32,7 @@ from services.triage.domain import Occurrence
 from services.triage.store import MongoTriageStore, NewIncident
 from tocsin.runtime.embedded.docstore import EmbeddedDatabase
 from tocsin.runtime.embedded.sqlite import SqliteFile
-from tocsin.runtime.mongo import MongoDatabase, open_client
+from tocsin.runtime.mongo import MongoDatabase, bulk_write, open_client
 from tocsin.runtime.store import DocumentDatabase, InsertRequest, UpdateRequest
 
 pytestmark = pytest.mark.mongo
@@ -107,7 +107,7 @@ async def test_bulk_write_runs_every_request_and_lists_duplicates_by_index(
         *(InsertRequest({"_id": f"m{i:02d}", "n": i}) for i in range(40)),
         InsertRequest({"_id": "m00", "n": 0}),
     ]
-    outcome = await docs.bulk_write(requests)
+    outcome = await bulk_write(docs, requests)
     assert outcome.duplicates == (1, len(requests) - 1)
     assert (outcome.matched_count, outcome.modified_count) == (1, 1)
     assert (outcome.upserted_count, outcome.inserted_count) == (1, 40)

@@ -44,7 +44,6 @@ def test_every_port_method_is_a_real_method_of_both_adapters() -> None:
         "find_one_and_update",
         "delete_one",
         "delete_many",
-        "bulk_write",
     }
     for port, adapters in (
         (DocumentCollection, (AsyncCollection, MongoCollection, EmbeddedCollection)),
@@ -55,11 +54,11 @@ def test_every_port_method_is_a_real_method_of_both_adapters() -> None:
             assert not missing, f"{adapter.__name__} lacks {missing}"
 
 
-def test_pymongo_cursor_is_the_port() -> None:
-    # pymongo's collection is not the port: `bulk_write` takes the port's own requests, which
-    # the MongoDB adapter turns into pymongo's. connect=False: nothing here reaches a server.
+def test_pymongo_database_and_collection_are_the_port() -> None:
+    # connect=False: nothing here reaches a server.
     client: AsyncMongoClient[Document] = AsyncMongoClient("mongodb://127.0.0.1:1", connect=False)
-    collection = client["port"]["things"]
+    database: DocumentDatabase = client["port"]
+    collection: DocumentCollection = database["things"]
     cursor: DocumentCursor = collection.find({}).sort("_id", 1).limit(1)
     by_list: DocumentCursor = collection.find({}).sort([("a", 1), ("_id", -1)])
     assert isinstance(cursor, AsyncCursor)

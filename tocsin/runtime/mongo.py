@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -22,8 +22,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 
 from tocsin.runtime.store import (
+    BulkCollection,
     BulkOutcome,
     DeleteOutcome,
+    DocumentCollection,
     InsertOutcome,
     InsertRequest,
     SortFields,
@@ -134,33 +136,49 @@ class MongoCollection:
         return await _guarded(self._collection.delete_one(filter))
 
     async def bulk_write(self, requests: Sequence[WriteRequest], /) -> BulkOutcome:
-        matched = modified = upserted = inserted = 0
-        duplicates: list[int] = []
-        for start in range(0, len(requests), BULK_CHUNK):
-            chunk = requests[start : start + BULK_CHUNK]
-            operations: list[InsertOne[Document] | UpdateOne] = [
-                InsertOne(r.document)
-                if isinstance(r, InsertRequest)
-                else UpdateOne(r.filter, r.update, upsert=r.upsert)
-                for r in chunk
-            ]
-            try:
-                result = await _guarded(self._collection.bulk_write(operations, ordered=False))
-                details: Mapping[str, Any] = result.bulk_api_result
-            except BulkWriteError as error:
-                details = error.details
-                others = [e for e in details["writeErrors"] if e["code"] != _DUPLICATE_KEY]
-                if others:
-                    raise
-                duplicates.extend(start + e["index"] for e in details["writeErrors"])
-            matched += details.get("nMatched", 0)
-            modified += details.get("nModified", 0)
-            upserted += details.get("nUpserted", 0)
-            inserted += details.get("nInserted", 0)
-        return BulkOutcome(matched, modified, upserted, inserted, tuple(sorted(duplicates)))
+        return await _bulk_write(self._collection, requests)
 
     async def delete_many(self, filter: Mapping[str, Any], /) -> DeleteOutcome:
         return await _guarded(self._collection.delete_many(filter))
+
+
+async def bulk_write(
+    collection: DocumentCollection, requests: Sequence[WriteRequest]
+) -> BulkOutcome:
+    """`requests` on a collection of either adapter, or on pymongo's own collection (which
+    tests hand to stores as the port)."""
+    if isinstance(collection, AsyncCollection):
+        return await _bulk_write(collection, requests)
+    return await cast(BulkCollection, collection).bulk_write(requests)
+
+
+async def _bulk_write(
+    collection: AsyncCollection[Document], requests: Sequence[WriteRequest]
+) -> BulkOutcome:
+    matched = modified = upserted = inserted = 0
+    duplicates: list[int] = []
+    for start in range(0, len(requests), BULK_CHUNK):
+        chunk = requests[start : start + BULK_CHUNK]
+        operations: list[InsertOne[Document] | UpdateOne] = [
+            InsertOne(r.document)
+            if isinstance(r, InsertRequest)
+            else UpdateOne(r.filter, r.update, upsert=r.upsert)
+            for r in chunk
+        ]
+        try:
+            result = await _guarded(collection.bulk_write(operations, ordered=False))
+            details: Mapping[str, Any] = result.bulk_api_result
+        except BulkWriteError as error:
+            details = error.details
+            others = [e for e in details["writeErrors"] if e["code"] != _DUPLICATE_KEY]
+            if others:
+                raise
+            duplicates.extend(start + e["index"] for e in details["writeErrors"])
+        matched += details.get("nMatched", 0)
+        modified += details.get("nModified", 0)
+        upserted += details.get("nUpserted", 0)
+        inserted += details.get("nInserted", 0)
+    return BulkOutcome(matched, modified, upserted, inserted, tuple(sorted(duplicates)))
 
 
 class MongoDatabase:

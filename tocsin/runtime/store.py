@@ -124,11 +124,16 @@ class DocumentCollection(Protocol):
 
     async def delete_one(self, filter: Mapping[str, Any], /) -> DeleteOutcome: ...
 
+    async def delete_many(self, filter: Mapping[str, Any], /) -> DeleteOutcome: ...
+
+
+class BulkCollection(DocumentCollection, Protocol):
+    """A collection of either adapter: the port plus bulk writes. (pymongo's own collection
+    is the port but not this: tocsin.runtime.mongo.bulk_write takes either.)"""
+
     async def bulk_write(self, requests: Sequence[WriteRequest], /) -> BulkOutcome:
         """Every request, unordered (each one atomic by itself, as its single-document
         operation; not the whole: no transaction), in as few round trips as the server takes."""
-
-    async def delete_many(self, filter: Mapping[str, Any], /) -> DeleteOutcome: ...
 
 
 class DocumentDatabase(Protocol):
