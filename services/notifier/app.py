@@ -24,6 +24,7 @@ from services.notifier.message_store import (
     message_retention_rules,
 )
 from services.notifier.status import StatusService
+from services.notifier.status_domain import MaintenanceSchedule, no_maintenance
 from services.notifier.status_store import StatusStore, status_retention_rules
 from services.notifier.store import MongoNotifierStore, NotifierStore, retention_rules
 from tocsin.runtime.bus import Bus, Subscription
@@ -55,8 +56,13 @@ def with_public_url(config: NotifierConfig, settings: Settings) -> NotifierConfi
     return config
 
 
-def from_parts(parts: Parts, config: NotifierConfig | Current[NotifierConfig]) -> Service:
-    """`config`: the section, or a view of it (see `with_public_url`) that a reload replaces;
+def from_parts(
+    parts: Parts,
+    config: NotifierConfig | Current[NotifierConfig],
+    maintenance: MaintenanceSchedule = no_maintenance,
+) -> Service:
+    """`maintenance`: the maintenance windows' occurrences, for the status pages.
+    `config`: the section, or a view of it (see `with_public_url`) that a reload replaces;
     contacts apply live, providers and the public URL are taken once here."""
     if isinstance(config, NotifierConfig):
         config = with_public_url(config, parts.settings)
@@ -72,6 +78,7 @@ def from_parts(parts: Parts, config: NotifierConfig | Current[NotifierConfig]) -
         messages=MongoMessageStore(parts.database),
         contact_store=MongoContactStore(parts.database),
         status_store=StatusStore(parts.database),
+        maintenance=maintenance,
     )
     return with_retention(
         service,
@@ -98,6 +105,7 @@ def build(
     messages: MessageStore,
     contact_store: ContactStore | None = None,  # sms and voice need it
     status_store: StatusStore | None = None,  # status pages need it
+    maintenance: MaintenanceSchedule = no_maintenance,
 ) -> Service:
     live = Fixed(config) if isinstance(config, NotifierConfig) else config
     # Providers' clients and the public URL: taken once (a reload reports them as needing a
@@ -120,7 +128,11 @@ def build(
         messages,
         twilio=(contact_store, store) if contact_store is not None else None,
     )
-    status = StatusService(status_store, live, clock, client, messages) if status_store else None
+    status = (
+        StatusService(status_store, live, clock, client, messages, maintenance=maintenance)
+        if status_store
+        else None
+    )
     if status is not None:
         router.include_router(status.router)
     return Service(

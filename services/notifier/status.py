@@ -12,6 +12,7 @@ from services.notifier import status_api
 from services.notifier.config import NotifierConfig
 from services.notifier.message_store import MessageStore
 from services.notifier.status_consumers import StatusConsumers
+from services.notifier.status_domain import MaintenanceSchedule, no_maintenance
 from services.notifier.status_notices import StatusNotices
 from services.notifier.status_pages import StatusPages
 from services.notifier.status_store import StatusStore
@@ -30,8 +31,10 @@ class StatusService:
         messages: MessageStore,
         *,
         max_age: float = 2.0,
+        maintenance: MaintenanceSchedule = no_maintenance,
     ) -> None:
-        self.pages = StatusPages(store, config, clock, max_age=max_age)
+        """`maintenance`: the maintenance windows' occurrences (from the composition root)."""
+        self.pages = StatusPages(store, config, clock, max_age=max_age, maintenance=maintenance)
         self.notices = StatusNotices(store, config, client, messages, clock)
         self.consumers = StatusConsumers(store, config, self.pages, self.notices)
         self.router: APIRouter = status_api.router(self.pages, self.notices, store, config, clock)

@@ -12,9 +12,9 @@ Time is a parameter; nothing here reads the clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from schemas import (
     ComponentStatus,
@@ -180,6 +180,31 @@ def on_update(current: StatusIncident | None, posted: IncidentUpdatePosted) -> S
     )
 
 
+@dataclass(frozen=True)
+class Maintenance:
+    """One occurrence of a maintenance window (the composition root reads them from the
+    `maintenance_windows:` section; the notifier does not import triage)."""
+
+    window_id: str
+    services: tuple[str, ...]
+    start: datetime
+    end: datetime
+
+    @property
+    def id(self) -> str:
+        return f"{self.window_id}-{self.start.astimezone(UTC):%Y%m%dT%H%M}"
+
+
+MaintenanceSchedule = Callable[[datetime, datetime], Sequence[Maintenance]]
+"""Occurrences overlapping [start, end)."""
+
+MAINTENANCE_AHEAD = timedelta(days=30)
+
+
+def no_maintenance(start: datetime, end: datetime) -> Sequence[Maintenance]:
+    return ()
+
+
 # -- one page ----------------------------------------------------------------------------------
 
 
@@ -261,11 +286,19 @@ def worst(statuses: Iterable[ComponentStatus]) -> ComponentStatus:
 
 
 def component_status(
-    component: ComponentConfig, incidents: Iterable[StatusIncident]
+    component: ComponentConfig,
+    incidents: Iterable[StatusIncident],
+    maintenance: Iterable[Maintenance] = (),
+    now: datetime | None = None,
 ) -> ComponentStatus:
     """The worst status the open incidents on the component's services give it: set by hand
-    for that incident if an operator did, else from the incident's severity."""
-    statuses: list[ComponentStatus] = []
+    for that incident if an operator did, else from the incident's severity; under maintenance
+    while a maintenance window on one of its services is in force and nothing is worse."""
+    statuses: list[ComponentStatus] = [
+        ComponentStatus.UNDER_MAINTENANCE
+        for m in maintenance
+        if now is not None and m.start <= now < m.end and set(m.services) & set(component.services)
+    ]
     for incident in incidents:
         if not incident.open:
             continue
@@ -301,6 +334,17 @@ class IncidentView:
 
 
 @dataclass(frozen=True)
+class MaintenanceView:
+    id: str
+    name: str
+    status: str  # Statuspage's: scheduled, in_progress
+    body: str
+    start: datetime
+    end: datetime
+    components: tuple[ComponentView, ...]
+
+
+@dataclass(frozen=True)
 class PageView:
     page: StatusPageConfig
     updated_at: datetime
@@ -311,6 +355,7 @@ class PageView:
     active: tuple[IncidentView, ...]  # published and unresolved, newest first
     history: tuple[IncidentView, ...]  # published in the last 14 days, newest first
     generated_at: datetime
+    maintenance: tuple[MaintenanceView, ...] = ()  # in force or upcoming, by start
 
     @property
     def all_incidents(self) -> tuple[IncidentView, ...]:
@@ -342,10 +387,13 @@ def _incident_view(
 
 
 def page_view(
-    page: StatusPageConfig, incidents: Sequence[StatusIncident], now: datetime
+    page: StatusPageConfig,
+    incidents: Sequence[StatusIncident],
+    now: datetime,
+    maintenance: Sequence[Maintenance] = (),
 ) -> PageView:
     """The page at `now` from every incident record the notifier keeps (open ones and those
-    resolved within the history window)."""
+    resolved within the history window) and the maintenance occurrences in force or ahead."""
     mine = [
         i for i in incidents if on_page(page, i) or any(c.id in i.manual for c in page.components)
     ]
@@ -356,9 +404,8 @@ def page_view(
             i for i in mine if component.id in i.manual or i.service_id in component.services
         ]
         changed = max((i.updated_at for i in touching), default=started)
-        components.append(
-            ComponentView(component, component_status(component, mine), position, changed)
-        )
+        status = component_status(component, mine, maintenance, now)
+        components.append(ComponentView(component, status, position, changed))
     by_id = {c.config.id: c for c in components}
     published = [i for i in mine if published_at(page, i) is not None]
     views = sorted(
@@ -378,6 +425,7 @@ def page_view(
         [*(c.updated_at for c in components), *(v.updated_at for v in views)], default=started
     )
     return PageView(
+        maintenance=_maintenance_views(page, maintenance, by_id, now),
         page=page,
         updated_at=updated,
         indicator=indicator,
@@ -388,6 +436,42 @@ def page_view(
         history=history,
         generated_at=now,
     )
+
+
+def _maintenance_views(
+    page: StatusPageConfig,
+    maintenance: Sequence[Maintenance],
+    components: Mapping[str, ComponentView],
+    now: datetime,
+) -> tuple[MaintenanceView, ...]:
+    views = []
+    windows: set[str] = set()
+    for occurrence in sorted(maintenance, key=lambda m: (m.start, m.window_id)):
+        if occurrence.end <= now or occurrence.window_id in windows:
+            continue  # over, or a later occurrence of a window already listed
+        windows.add(occurrence.window_id)
+        touched = [
+            components[c.id]
+            for c in page.components
+            if set(c.services) & set(occurrence.services) and c.id in components
+        ]
+        if not touched:
+            continue
+        names = ", ".join(c.config.name for c in touched)
+        start, end = occurrence.start.astimezone(UTC), occurrence.end.astimezone(UTC)
+        views.append(
+            MaintenanceView(
+                id=occurrence.id,
+                name=f"Scheduled maintenance: {names}",
+                status="in_progress" if occurrence.start <= now else "scheduled",
+                body=f"{names} will be under maintenance from {start:%Y-%m-%d %H:%M} to "
+                f"{end:%Y-%m-%d %H:%M} UTC.",
+                start=occurrence.start,
+                end=occurrence.end,
+                components=tuple(touched),
+            )
+        )
+    return tuple(views)
 
 
 def proactive(

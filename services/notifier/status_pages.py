@@ -26,9 +26,12 @@ from services.notifier.metrics import PROACTIVE_RATIO
 from services.notifier.status_domain import (
     COMPONENT_LABEL,
     HISTORY,
+    MAINTENANCE_AHEAD,
     IncidentView,
+    MaintenanceSchedule,
     PageView,
     StatusIncident,
+    no_maintenance,
     page_view,
     proactive,
 )
@@ -68,7 +71,9 @@ class StatusPages:
         *,
         max_age: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,
+        maintenance: MaintenanceSchedule = no_maintenance,
     ) -> None:
+        self._maintenance = maintenance
         self._store = store
         self._config = config
         self._clock = clock
@@ -105,7 +110,8 @@ class StatusPages:
             now = self._clock.now()
             incidents = await self._store.shown(now - HISTORY)
             pages = config.status_pages
-            self._views = {page.id: page_view(page, incidents, now) for page in pages}
+            ahead = self._maintenance(now, now + MAINTENANCE_AHEAD)
+            self._views = {page.id: page_view(page, incidents, now, ahead) for page in pages}
             self._incidents = incidents
             self._cache = {}
             self._loaded_at = started

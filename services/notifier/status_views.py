@@ -14,6 +14,7 @@ from typing import Any
 from services.notifier.status_domain import (
     ComponentView,
     IncidentView,
+    MaintenanceView,
     PageView,
     PublicUpdate,
     worst,
@@ -140,12 +141,49 @@ def incident_json(view: PageView, incident: IncidentView, public_url: str | None
     }
 
 
+def maintenance_json(view: PageView, item: MaintenanceView, public_url: str | None) -> Json:
+    """A scheduled maintenance as Statuspage shapes it: an incident with `scheduled_for`,
+    `scheduled_until` and a maintenance status."""
+    announced = timestamp(view.updated_at)
+    return {
+        "id": item.id,
+        "name": item.name,
+        "status": item.status,
+        "created_at": announced,
+        "updated_at": announced,
+        "monitoring_at": None,
+        "resolved_at": None,
+        "impact": "maintenance",
+        "shortlink": f"{page_url(public_url, view.page.id)}#maintenance-{item.id}",
+        "started_at": timestamp(item.start),
+        "page_id": view.page.id,
+        "incident_updates": [
+            {
+                "id": f"{item.id}-{item.status}",
+                "status": item.status,
+                "body": item.body,
+                "incident_id": item.id,
+                "created_at": announced,
+                "updated_at": announced,
+                "display_at": announced,
+                "affected_components": [],
+                "deliver_notifications": False,
+                "custom_tweet": None,
+                "tweet_id": None,
+            }
+        ],
+        "components": [_component(view, c) for c in item.components],
+        "scheduled_for": timestamp(item.start),
+        "scheduled_until": timestamp(item.end),
+    }
+
+
 def summary_json(view: PageView, public_url: str | None) -> Json:
     return {
         "page": page_json(view, public_url),
         "components": components_json(view),
         "incidents": [incident_json(view, i, public_url) for i in view.active],
-        "scheduled_maintenances": [],
+        "scheduled_maintenances": [maintenance_json(view, m, public_url) for m in view.maintenance],
         "status": status_json(view),
     }
 
@@ -166,7 +204,18 @@ def document(view: PageView, public_url: str | None, name: str) -> Json:
     if name == "incidents/unresolved":
         return page | {"incidents": [incident_json(view, i, public_url) for i in view.active]}
     if name.startswith("scheduled-maintenances"):
-        return page | {"scheduled_maintenances": []}
+        wanted = {
+            "scheduled-maintenances": ("scheduled", "in_progress"),
+            "scheduled-maintenances/upcoming": ("scheduled",),
+            "scheduled-maintenances/active": ("in_progress",),
+        }[name]
+        return page | {
+            "scheduled_maintenances": [
+                maintenance_json(view, m, public_url)
+                for m in view.maintenance
+                if m.status in wanted
+            ]
+        }
     raise KeyError(name)
 
 

@@ -16,6 +16,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,7 +41,14 @@ ADMIN = "status-e2e-admin-token"
 TOKEN = "status-e2e-token-0123456789abcdef"
 STAKEHOLDER = "cto@example.com"
 VISITOR = "visitor@example.org"
-SECRETS = ("db-secret-host-7", "CheckoutDown", "Postgres primary", "instance", "team-payments")
+SECRETS = (
+    "db-secret-host-7",
+    "CheckoutDown",
+    "Postgres primary",
+    "instance",
+    "team-payments",
+    "search-secret-host-3",  # a maintenance window's comment
+)
 T = TypeVar("T")
 
 
@@ -56,6 +64,7 @@ def wait_until(what: Callable[[], T | None], timeout: float = 20.0) -> T:
 
 
 def write_config(path: Path, public_url: str, smtp_port: int) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
     config: dict[str, Any] = {
         "public_url": public_url,
         "providers": {
@@ -84,6 +93,22 @@ def write_config(path: Path, public_url: str, smtp_port: int) -> None:
             }
         ],
         "escalation_policies": [{"id": "p", "levels": [{"targets": [{"user": "alice"}]}]}],
+        "maintenance_windows": [
+            {  # in force now: Search is under maintenance
+                "id": "search-reindex",
+                "services": ["search"],
+                "starts_at": (now - timedelta(hours=1)).isoformat(),
+                "duration": "3h",
+                "comment": "reindex on search-secret-host-3",
+            },
+            {  # weekly, next one in two days
+                "id": "checkout-patching",
+                "services": ["checkout"],
+                "starts_at": (now + timedelta(days=2)).isoformat(),
+                "duration": "1h",
+                "rrule": "FREQ=WEEKLY",
+            },
+        ],
         "status_pages": [
             {
                 "id": "public",
@@ -216,8 +241,16 @@ def test_a_sev0_incident_on_the_public_page_from_alert_to_resolve(
     assert page.locator("h1").inner_text() == "Example Inc. status"
     assert page.locator('meta[name="viewport"]').count() == 1
     assert page.locator("script").count() == 0
-    expect(page.locator("#overall-status")).to_have_text("All Systems Operational")
+    expect(page.locator("#overall-status")).to_have_text("Service Under Maintenance")
     expect(page.get_by_label("E-mail address")).to_be_visible()
+
+    # Scheduled maintenance from the maintenance windows: one in force, the next weekly one.
+    expect(page.locator('#component-search[data-status="under_maintenance"]')).to_have_count(1)
+    maintenance = page.locator("#scheduled-maintenance article.maintenance")
+    expect(maintenance).to_have_count(2)
+    expect(maintenance.first).to_have_attribute("data-status", "in_progress")
+    expect(maintenance.first.locator("h3")).to_have_text("Scheduled maintenance: Search")
+    expect(maintenance.nth(1)).to_have_attribute("data-status", "scheduled")
 
     # A visitor subscribes: nothing until they confirm through the link.
     page.get_by_label("E-mail address").fill(VISITOR)
@@ -239,7 +272,7 @@ def test_a_sev0_incident_on_the_public_page_from_alert_to_resolve(
     expect(incident.locator("h3")).to_have_text("Checkout: investigating an issue")
     expect(incident.locator("li.update").first).to_have_attribute("data-status", "investigating")
     expect(page.locator("#overall-status")).to_have_attribute("data-indicator", "critical")
-    expect(page.locator('#component-search[data-status="operational"]')).to_have_count(1)
+    expect(page.locator('#component-search[data-status="under_maintenance"]')).to_have_count(1)
 
     # An operator's public update appears, newest first.
     listing = stack.api("GET", "/api/v1/incidents").json()["incidents"]
@@ -270,7 +303,7 @@ def test_a_sev0_incident_on_the_public_page_from_alert_to_resolve(
     # would open a new incident): operational again, in the history with a resolved update.
     fire(stack, "resolved")
     reload_until(page, '#component-checkout[data-status="operational"]')
-    expect(page.locator("#overall-status")).to_have_text("All Systems Operational")
+    expect(page.locator("#overall-status")).to_have_text("Service Under Maintenance")
     expect(page.locator("#active-incidents")).to_have_count(0)
     past = page.locator("#history article.incident")
     expect(past).to_have_count(1)
@@ -299,7 +332,8 @@ def test_a_sev0_incident_on_the_public_page_from_alert_to_resolve(
     unsubscribe = last["List-Unsubscribe"].strip("<>")
     assert httpx.post(unsubscribe, timeout=10).status_code == 200
     summary = httpx.get(f"{stack.url}/status/public/api/v2/summary.json", timeout=10).json()
-    assert summary["status"]["indicator"] == "none"
+    assert summary["status"]["indicator"] == "maintenance"
+    assert [m["status"] for m in summary["scheduled_maintenances"]] == ["in_progress", "scheduled"]
 
 
 def test_the_public_json_is_cacheable_and_answers_304(stack: Stack) -> None:

@@ -28,6 +28,7 @@ from services.escalation.domain.cadence import UpdatesConfig
 from services.notifier import status_views
 from services.notifier.status_config import StatusPageConfig, update_cadence
 from services.notifier.status_domain import (
+    Maintenance,
     StatusIncident,
     on_incident_event,
     on_lifecycle,
@@ -447,3 +448,68 @@ def test_an_update_is_overdue_a_cadence_after_the_last_one() -> None:
         now=T0 + timedelta(hours=5), resolved=True, opened_at=T0, last_update_at=None, cadence=every
     )
     assert done == cadence.Due(overdue=False, next_check=None)
+
+
+# -- scheduled maintenance ---------------------------------------------------------------------
+
+
+def test_maintenance_in_force_puts_components_under_maintenance_and_lists_what_is_ahead() -> None:
+    running = Maintenance("search-upgrade", ("search",), T0 - HOUR, T0 + HOUR)
+    ahead = Maintenance(
+        "weekly", ("checkout",), T0 + timedelta(days=2), T0 + timedelta(days=2, hours=1)
+    )
+    over = Maintenance("old", ("checkout",), T0 - 3 * HOUR, T0 - 2 * HOUR)
+    elsewhere = Maintenance("billing", ("billing",), T0, T0 + HOUR)
+    next_week = Maintenance(
+        "weekly", ("checkout",), T0 + timedelta(days=9), T0 + timedelta(days=9, hours=1)
+    )
+    view = page_view(PAGE, [], T0, [running, ahead, next_week, over, elsewhere])
+    assert {c.config.id: c.status.value for c in view.components} == {
+        "checkout": "operational",
+        "search": "under_maintenance",
+        "api": "operational",
+    }
+    assert view.indicator == "maintenance"
+    assert [(m.name, m.status) for m in view.maintenance] == [
+        ("Scheduled maintenance: Search", "in_progress"),
+        ("Scheduled maintenance: Checkout", "scheduled"),
+    ]
+    # An incident is worse than maintenance.
+    incident = on_incident_event(
+        None, event(IncidentEventKind.OPENED, Severity.SEV1, service_id="search")
+    )
+    assert statuses_at([incident], [running])["search"] == "partial_outage"
+    documents = {
+        name: status_views.document(view, None, name)["scheduled_maintenances"]
+        for name in (
+            "scheduled-maintenances",
+            "scheduled-maintenances/upcoming",
+            "scheduled-maintenances/active",
+        )
+    }
+    assert [m["status"] for m in documents["scheduled-maintenances"]] == [
+        "in_progress",
+        "scheduled",
+    ]
+    assert [m["status"] for m in documents["scheduled-maintenances/upcoming"]] == ["scheduled"]
+    assert [m["status"] for m in documents["scheduled-maintenances/active"]] == ["in_progress"]
+    first = documents["scheduled-maintenances"][0]
+    check(first, INCIDENT_FIELDS | MAINTENANCE_FIELDS, "scheduled_maintenances[0]")
+    assert first["scheduled_for"] == "2026-11-25T09:00:00.000Z"
+    assert first["scheduled_until"] == "2026-11-25T11:00:00.000Z"
+    summary = status_views.document(view, None, "summary")
+    assert len(summary["scheduled_maintenances"]) == 2
+
+
+MAINTENANCE_FIELDS: dict[str, Any] = {
+    "status": {"scheduled", "in_progress", "verifying", "completed"},
+    "impact": {"maintenance", "none", "minor", "major", "critical"},
+    "scheduled_for": "time",
+    "scheduled_until": "time",
+}
+HOUR = timedelta(hours=1)
+
+
+def statuses_at(incidents: list[StatusIncident], maintenance: list[Maintenance]) -> dict[str, str]:
+    view = page_view(PAGE, incidents, T0, maintenance)
+    return {c.config.id: c.status.value for c in view.components}

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Literal
 
 from services.escalation import app as escalation
 from services.ingest import app as ingest
 from services.notifier import app as notifier
+from services.notifier.status_domain import Maintenance, MaintenanceSchedule
 from services.triage import app as triage
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.http import ApiKeys, token_digest
@@ -35,8 +37,23 @@ BUILDERS: Mapping[ServiceName, Callable[[Parts, LiveConfig[TocsinConfig]], Servi
     "notifier": lambda parts, live: notifier.from_parts(
         parts,
         live.view(lambda config: notifier.with_public_url(config.notifier(), parts.settings)),
+        maintenance_schedule(live),
     ),
 }
+
+
+def maintenance_schedule(live: LiveConfig[TocsinConfig]) -> MaintenanceSchedule:
+    """The status pages' scheduled maintenance: occurrences of the current configuration's
+    `maintenance_windows` (triage's expansion; the notifier does not import triage)."""
+
+    def scheduled(start: datetime, end: datetime) -> list[Maintenance]:
+        return [
+            Maintenance(occurrence.window_id, window.services, occurrence.start, occurrence.end)
+            for window in live.current.maintenance_windows
+            for occurrence in window.window.occurrences(start, end)
+        ]
+
+    return scheduled
 
 
 def _with_public_url(parts: Parts, config: TocsinConfig) -> Parts:
