@@ -75,7 +75,7 @@ def build(
     clock = clock if clock is not None else SystemClock()
     in_force = silences_in_force(silence_store, clock)
     windows = windows_in_force(maintenance_store, config, clock)
-    triage = AlertTriage(bus, store, config, in_force, clock)
+    triage = AlertTriage(bus, store, config, in_force, clock, windows=windows, changes=change_store)
     unsilencer = Unsilencer(bus, store, silence_store, config, clock, windows=windows)
     lifecycle = LifecycleTriage(store)
     on_start: list[Callable[[], Awaitable[None]]] = [

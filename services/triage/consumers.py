@@ -26,11 +26,13 @@ from schemas import (
     INCIDENTS_EVENTS,
     AlertReceived,
     AlertStatus,
+    ChangeSummary,
     IncidentEvent,
     IncidentEventKind,
     IncidentLifecycleChanged,
     Severity,
 )
+from services.triage.changes import ChangeStore, changes_before
 from services.triage.config import TriageConfig
 from services.triage.domain import (
     AlertContent,
@@ -52,7 +54,9 @@ from services.triage.domain import (
 from services.triage.domain.grouping import GroupingRule, group_takes
 from services.triage.domain.ids import RETRIAGE, retriage_event_id
 from services.triage.domain.inhibition import SourceAlert, inhibited_by, is_source
+from services.triage.domain.maintenance import MaintenanceWindow, in_maintenance
 from services.triage.domain.silences import Silence, silenced_by
+from services.triage.maintenance_store import WindowsInForce, no_windows
 from services.triage.metrics import ALERTS_BY_SERVICE, ALERTS_TRIAGED, INCIDENTS_RELEASED
 from services.triage.refreshed import Refreshed
 from services.triage.silence_store import SilencesInForce, no_silences
@@ -157,12 +161,17 @@ class AlertTriage:
         config: TriageConfig | Current[TriageConfig],
         silences: SilencesInForce | None = None,
         clock: Clock | None = None,
+        *,
+        windows: WindowsInForce | None = None,
+        changes: ChangeStore | None = None,
     ) -> None:
         self._bus = bus
         self._store = store
         # A reload swaps the section; read it through `.current` each time (live_config.py).
         self._live = Fixed(config) if isinstance(config, TriageConfig) else config
         self._silences = silences if silences is not None else no_silences()
+        self._windows = windows if windows is not None else no_windows()
+        self._changes = changes  # an opening incident carries its service's recent changes
         self._sources = Refreshed(self._firing_sources, clock or SystemClock())
 
     @property
@@ -192,6 +201,7 @@ class AlertTriage:
                 record, state.content if state is not None else None, _unrecorded(record, pending)
             )
         silences = await self._silences.current()
+        windows = await self._windows.current()
         sources = {s.fingerprint: s for s in await self._sources.current()}
         source_seen = False
         try:
@@ -202,7 +212,9 @@ class AlertTriage:
                 for alert, record in round_.reannounce:
                     await self._finish_recorded(alert, record)
                 if round_.steps:
-                    source_seen |= await self._triage_round(round_.steps, silences, sources)
+                    source_seen |= await self._triage_round(
+                        round_.steps, silences, windows, sources
+                    )
                     for step in round_.steps:
                         self._advance(working[step.last.fingerprint], step)
         finally:
@@ -290,7 +302,11 @@ class AlertTriage:
     # -- a round -------------------------------------------------------------------------
 
     async def _triage_round(
-        self, steps: list[_Step], silences: Sequence[Silence], sources: dict[str, SourceAlert]
+        self,
+        steps: list[_Step],
+        silences: Sequence[Silence],
+        windows: Sequence[MaintenanceWindow],
+        sources: dict[str, SourceAlert],
     ) -> bool:
         rules = self._config.inhibitions
         source_seen = False
@@ -313,6 +329,13 @@ class AlertTriage:
                 self._count(alert, "silenced")
                 step.decision = f"silenced by {silence.id}" + step.routed
                 step.held_by = f"silence:{silence.id}"
+                continue
+            window = in_maintenance(windows, alert.service_id, alert.occurred_at)
+            if window is not None:
+                # Held like a silenced alert, triaged once the window ended (unsilence.py).
+                self._count(alert, "maintenance")
+                step.decision = f"in maintenance window {window.window_id}" + step.routed
+                step.held_by = f"maintenance:{window.window_id}"
                 continue
             inhibition = (
                 inhibited_by(rules, alert.fingerprint, step.labels, list(sources.values()))
@@ -566,11 +589,22 @@ class AlertTriage:
                 )
             incident = replace(incident, alert_count=max(incident.alert_count - later, 0))
             firing_count = max(firing_final - later, 0)
+            # The opening alert's time is the incident's opening time.
+            changes = (
+                await changes_before(self._changes, incident.service_id, alert.occurred_at)
+                if kind is IncidentEventKind.OPENED
+                else ()
+            )
             events.append(
                 (
                     incident.id,
                     self._event(
-                        alert, incident, firing_count, kind, incident_event_id(alert.event_id)
+                        alert,
+                        incident,
+                        firing_count,
+                        kind,
+                        incident_event_id(alert.event_id),
+                        changes,
                     ),
                 )
             )
@@ -601,6 +635,7 @@ class AlertTriage:
         firing_count: int,
         kind: IncidentEventKind,
         event_id: uuid.UUID,
+        changes: tuple[ChangeSummary, ...] = (),
     ) -> IncidentEvent:
         return IncidentEvent(
             event_id=event_id,
@@ -617,6 +652,7 @@ class AlertTriage:
             firing_count=firing_count,
             fingerprint=alert.fingerprint,
             alert=alert_details(alert),
+            changes=changes,
         )
 
 
