@@ -144,7 +144,7 @@ def build(
             *(status.subscriptions if status is not None else []),
         ],
         router=router,
-        loops=[delivery.run],
+        loops=[delivery.run, *(status.loops if status is not None else [])],
         on_start=[
             store.ensure_indexes,
             messages.ensure_indexes,

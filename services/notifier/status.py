@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -39,3 +40,4 @@ class StatusService:
         self.consumers = StatusConsumers(store, config, self.pages, self.notices)
         self.router: APIRouter = status_api.router(self.pages, self.notices, store, config, clock)
         self.subscriptions: list[Subscription[Any]] = self.consumers.subscriptions()
+        self.loops: list[Callable[[], Coroutine[Any, Any, None]]] = [self.pages.run]

@@ -8,6 +8,7 @@ Every read answers from the in-memory snapshot (status_pages.py) with an `ETag` 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import parse_qs
 
 import aiosmtplib
@@ -29,8 +30,14 @@ from tocsin.runtime.clock import Clock
 from tocsin.runtime.live_config import Current
 
 MAX_FORM_BYTES = 2048
+CONFIRM_INTERVAL = timedelta(hours=1)
+"""At most one confirmation e-mail per address and page this often (no mail bombing)."""
+CHECK_INBOX = "We sent a confirmation link. Updates start once you follow it."
 CACHE_CONTROL = "public, max-age=10, stale-while-revalidate=30"
-_NOT_FOUND = Response(b"no such status page\n", 404, media_type="text/plain")
+
+
+def _not_found() -> Response:
+    return Response(b"no such status page\n", 404, media_type="text/plain")
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -44,7 +51,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 def _answer(request: Request, page: Rendered | None, *, cors: bool = False) -> Response:
     if page is None:
-        return Response(b"no such status page\n", 404, media_type="text/plain")
+        return _not_found()
     headers = {"ETag": page.etag, "Cache-Control": CACHE_CONTROL}
     if cors:
         headers["Access-Control-Allow-Origin"] = "*"
@@ -118,29 +125,27 @@ def router(
         current = config.current
         page = current.status_page(page_id)
         if page is None:
-            return _NOT_FOUND
+            return _not_found()
         if current.providers.smtp is None or current.public_url is None:
             return _message(page_id, "Not available", "E-mail subscriptions are off.", 404)
         address = email.strip()
         if not _valid_email(address):
             return _message(page_id, "Not an e-mail address", "Check the address.", 422)
-        await store.add_subscriber(page_id, address, clock.now())
+        if not await store.may_confirm(page_id, address, clock.now(), CONFIRM_INTERVAL):
+            # The same answer either way: it does not tell who subscribed.
+            return _message(page_id, "Check your inbox", CHECK_INBOX)
         try:
             await notices.send_confirmation(page, address)
         except (NoticeFailed, aiosmtplib.SMTPException, OSError) as error:
             reason = f"We could not send the e-mail ({type(error).__name__})."
             return _message(page_id, "Try again later", reason, 503)
-        return _message(
-            page_id,
-            "Check your inbox",
-            "We sent a confirmation link. Updates start once you follow it.",
-        )
+        return _message(page_id, "Check your inbox", CHECK_INBOX)
 
     @api.get("/{page_id}/subscribe/confirm/{token}")
     async def confirm_form(page_id: str, token: str) -> Response:
         # A button, not the GET itself: mail scanners follow links.
         if config.current.status_page(page_id) is None:
-            return _NOT_FOUND
+            return _not_found()
         return _message(
             page_id,
             "Confirm your subscription",
@@ -152,7 +157,7 @@ def router(
     @api.post("/{page_id}/subscribe/confirm/{token}")
     async def confirm(page_id: str, token: str) -> Response:
         if config.current.status_page(page_id) is None:
-            return _NOT_FOUND
+            return _not_found()
         try:
             email = await notices.read(CONFIRM_PURPOSE, page_id, token)
         except InvalidToken as error:
@@ -164,7 +169,7 @@ def router(
     @api.get("/{page_id}/unsubscribe/{token}")
     async def unsubscribe_form(page_id: str, token: str) -> Response:
         if config.current.status_page(page_id) is None:
-            return _NOT_FOUND
+            return _not_found()
         return _message(
             page_id,
             "Unsubscribe",
@@ -177,7 +182,7 @@ def router(
     async def unsubscribe(page_id: str, token: str) -> Response:
         """Also RFC 8058's one-click unsubscribe (`List-Unsubscribe-Post`)."""
         if config.current.status_page(page_id) is None:
-            return _NOT_FOUND
+            return _not_found()
         try:
             email = await notices.read(UNSUBSCRIBE_PURPOSE, page_id, token)
         except InvalidToken as error:

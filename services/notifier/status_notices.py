@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
+from functools import partial
 from urllib.parse import quote
 
 import aiosmtplib
@@ -127,21 +128,13 @@ class StatusNotices:
             if subscriber.services and incident.service_id not in subscriber.services:
                 continue
             key = f"{notice.update_id}/{subscriber.type}:{_digest(subscriber.address)}"
-            failures += not await self._once(
-                key,
-                lambda s=subscriber: self._stakeholder(page, name, notice, s),  # type: ignore[misc]
-                "stakeholder",
-                subscriber.type,
-            )
+            send = partial(self._stakeholder, page, name, notice, subscriber)
+            failures += not await self._once(key, send, "stakeholder", subscriber.type)
         if notice.public:
             for email in await self._store.confirmed_subscribers(page.id):
                 key = f"{notice.update_id}/public:{page.id}:{_digest(email)}"
-                failures += not await self._once(
-                    key,
-                    lambda e=email: self._public(page, name, notice, e),  # type: ignore[misc]
-                    "public",
-                    "email",
-                )
+                send = partial(self._public, page, name, notice, email)
+                failures += not await self._once(key, send, "public", "email")
         if failures:
             raise NoticeFailed(f"{failures} subscriber(s) of page {page.id!r} not told yet")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +38,10 @@ from services.notifier.status_domain import (
 )
 from services.notifier.status_store import StatusStore
 from tocsin.runtime.clock import Clock
+from tocsin.runtime.consumer import UNAVAILABLE
 from tocsin.runtime.live_config import Current
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -86,6 +90,16 @@ class StatusPages:
         self._loaded_at: float | None = None
         self._config_seen: NotifierConfig | None = None
         self._env = environment()
+
+    async def run(self, every: float = 15.0) -> None:
+        """Keep the snapshot (and `tocsin_incidents_proactive_ratio`) current when nobody is
+        reading the page."""
+        while True:
+            try:
+                await self._fresh()
+            except UNAVAILABLE as error:
+                log.warning("status pages: store unavailable (%s)", type(error).__name__)
+            await asyncio.sleep(every)
 
     def changed(self) -> None:
         """A record changed here: the next request refreshes."""

@@ -7,7 +7,7 @@ Escalation's collections are never read: everything here comes from the topics."
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from pymongo.errors import DuplicateKeyError
 
@@ -16,6 +16,8 @@ from services.notifier.status_domain import PublicUpdate, StatusIncident
 from tocsin.runtime.mongo import Document
 from tocsin.runtime.retention import RetentionPolicy, RetentionRule
 from tocsin.runtime.store import DocumentDatabase
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _doc(incident: StatusIncident) -> Document:
@@ -105,19 +107,34 @@ class StatusStore:
 
     # -- public e-mail subscribers ------------------------------------------------------------
 
-    async def add_subscriber(self, page_id: str, email: str, at: datetime) -> None:
+    async def may_confirm(
+        self, page_id: str, email: str, at: datetime, interval: timedelta
+    ) -> bool:
+        """Record a subscription request (pending until confirmed); False when a confirmation
+        went to this address less than `interval` ago (send none now)."""
+        key = {"_id": f"{page_id}/{email}"}
         await self._subscribers.update_one(
-            {"_id": f"{page_id}/{email}"},
+            key,
             {
                 "$setOnInsert": {
                     "page_id": page_id,
                     "email": email,
                     "confirmed": False,
                     "created_at": at,
+                    "asked_at": _EPOCH,
                 }
             },
             upsert=True,
         )
+        # Compare-and-set on the last request time: one of two racing requests sends.
+        doc = await self._subscribers.find_one(key)
+        last = doc.get("asked_at", _EPOCH) if doc else _EPOCH
+        if last > at - interval:
+            return False
+        outcome = await self._subscribers.update_one(
+            {**key, "asked_at": last}, {"$set": {"asked_at": at}}
+        )
+        return outcome.matched_count == 1
 
     async def confirm_subscriber(self, page_id: str, email: str, at: datetime) -> bool:
         outcome = await self._subscribers.update_one(

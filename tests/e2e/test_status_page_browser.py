@@ -331,6 +331,9 @@ def test_a_sev0_incident_on_the_public_page_from_alert_to_resolve(
     assert last["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     unsubscribe = last["List-Unsubscribe"].strip("<>")
     assert httpx.post(unsubscribe, timeout=10).status_code == 200
+    # The SEV0 incident was public at once: proactive.
+    metrics = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    assert "tocsin_incidents_proactive_ratio 1.0" in metrics
     summary = httpx.get(f"{stack.url}/status/public/api/v2/summary.json", timeout=10).json()
     assert summary["status"]["indicator"] == "maintenance"
     assert [m["status"] for m in summary["scheduled_maintenances"]] == ["in_progress", "scheduled"]

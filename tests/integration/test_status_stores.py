@@ -130,7 +130,8 @@ async def test_sends_are_marked_once_and_subscribers_confirm(database: DocumentD
     assert not await store.first_send("u1/email:x", T0)
     await store.unsend("u1/email:x")
     assert await store.first_send("u1/email:x", T0)
-    await store.add_subscriber("public", "a@example.com", T0)
+    assert await store.may_confirm("public", "a@example.com", T0, timedelta(hours=1))
+    assert not await store.may_confirm("public", "a@example.com", T0, timedelta(hours=1))
     assert await store.confirmed_subscribers("public") == []
     assert await store.confirm_subscriber("public", "a@example.com", T0)
     assert not await store.confirm_subscriber("public", "b@example.com", T0)
