@@ -79,6 +79,8 @@ class StatusConsumers:
             after = apply(before)
             if after is None:
                 return before, None, False
+            if after is before:
+                return before, after, False  # nothing public changed: no write
             if await self._store.save(after):
                 self._pages.changed()
                 return before, after, False

@@ -118,7 +118,14 @@ def _remember(incident: StatusIncident, event_id: str) -> tuple[str, ...]:
 
 
 def on_incident_event(current: StatusIncident | None, event: IncidentEvent) -> StatusIncident:
-    """Triage opened the incident or changed its severity (alerts themselves stay private)."""
+    """Triage opened the incident or changed its severity (alerts themselves stay private).
+    Another alert in it, or its alerts resolving, changes nothing public: the record is
+    returned as it is (no write; escalation's resolve comes on `incidents.lifecycle`)."""
+    if current is not None and (
+        event.kind == IncidentEventKind.ALERTS_RESOLVED
+        or (event.kind == IncidentEventKind.ALERT_ADDED and event.severity == current.severity)
+    ):
+        return current
     at = event.occurred_at
     incident = current or _new(event.incident_id, event.service_id, at)
     if event.kind == IncidentEventKind.OPENED:

@@ -99,7 +99,7 @@ def components_json(view: PageView) -> list[Json]:
     return members + groups
 
 
-def _update(incident: IncidentView, update: PublicUpdate, view: PageView) -> Json:
+def _update(incident: IncidentView, update: PublicUpdate) -> Json:
     return {
         "id": update.id,
         "status": update.status.value,
@@ -136,7 +136,7 @@ def incident_json(view: PageView, incident: IncidentView, public_url: str | None
         "shortlink": f"{page_url(public_url, view.page.id)}#incident-{incident.id}",
         "started_at": timestamp(incident.created_at),
         "page_id": view.page.id,
-        "incident_updates": [_update(incident, u, view) for u in incident.updates],
+        "incident_updates": [_update(incident, u) for u in incident.updates],
         "components": [_component(view, c) for c in incident.components],
     }
 

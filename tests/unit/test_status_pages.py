@@ -241,6 +241,16 @@ def test_history_keeps_fourteen_days() -> None:
     assert page_view(PAGE, [incident], T0 + timedelta(days=15)).history == ()
 
 
+def test_alerts_added_or_resolved_change_nothing_public() -> None:
+    incident = opened(Severity.SEV1)
+    added = event(IncidentEventKind.ALERT_ADDED, Severity.SEV1, at=T0 + timedelta(minutes=1))
+    assert on_incident_event(incident, added) is incident
+    gone = event(IncidentEventKind.ALERTS_RESOLVED, Severity.SEV1, at=T0 + timedelta(minutes=2))
+    assert on_incident_event(incident, gone) is incident
+    worse = event(IncidentEventKind.ALERT_ADDED, Severity.SEV0, at=T0 + timedelta(minutes=3))
+    assert on_incident_event(incident, worse).severity == Severity.SEV0
+
+
 def test_a_redelivered_message_is_recognised() -> None:
     message = event(IncidentEventKind.OPENED, Severity.SEV0)
     incident = on_incident_event(None, message)
