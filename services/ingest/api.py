@@ -37,7 +37,7 @@ from services.ingest.intake import (
     schema_errors,
     unavailable,
 )
-from services.ingest.metrics import PAYLOAD_BYTES, UNKNOWN, observe_response
+from services.ingest.metrics import UNKNOWN, observe_response, payload_bytes
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.http import TokenDirectory
@@ -107,6 +107,8 @@ def router(
     before_request: Callable[[], Awaitable[JSONResponse | None]],
 ) -> APIRouter:
     api = APIRouter(tags=["ingest"])
+    # Checked once: a runtime protocol check costs more than the rest of a small request.
+    serialized_bus = bus if isinstance(bus, SerializedPublisher) else None
 
     async def ingest(token: str, request: Request) -> JSONResponse:
         started = time.perf_counter()
@@ -155,7 +157,7 @@ def router(
         except BodyTooLarge:
             detail = f"body exceeds {caller.limits.max_body_bytes} bytes"
             return refuse(413, detail, **who, reason="too_large")
-        PAYLOAD_BYTES.labels(source=caller.format.name).observe(len(raw))
+        payload_bytes(caller.format.name).observe(len(raw))
         problem = _signature_problem(caller, raw, request, clock)
         if problem is not None:
             return refuse(401, f"bad signature: {problem}", **who, reason="signature")
@@ -164,10 +166,10 @@ def router(
         except BadJson as error:
             return refuse(400, str(error), **who, reason="invalid_json")
         context = ParseContext(caller.integration.id, caller.integration.service_id, clock.now())
-        if caller.format.name == "alertmanager" and isinstance(bus, SerializedPublisher):
+        if caller.format.name == "alertmanager" and serialized_bus is not None:
             serialized = alertmanager_fast.parse(document, context, caller.limits)
             if serialized is not None:  # else the reference path below answers
-                if not await publish_serialized(bus, serialized, caller.integration):
+                if not await publish_serialized(serialized_bus, serialized, caller.integration):
                     return _unavailable(caller)
                 return _accepted(len(serialized))
         try:

@@ -64,14 +64,29 @@ def response_class(status: int) -> str:
 
 def observe_response(source: str, status: int, seconds: float) -> None:
     """One webhook answered (call once per request)."""
-    REQUEST_SECONDS.labels(source=source, status=str(status)).observe(seconds)
-    RESPONSES.labels(source=source, code=response_class(status)).inc()
+    seconds_child, responses_child = _response_children(source, status)
+    seconds_child.observe(seconds)
+    responses_child.inc()
 
 
-# The accepted-alerts child per integration, looked up once instead of per request
-# (`labels()` takes a lock and builds a tuple each time).
+# The hot path's metric children, looked up once per label set instead of per request
+# (`labels()` takes a lock and builds a tuple each time). Label values are bounded: sources,
+# statuses and the configured integrations.
+
+
+@cache
+def _response_children(source: str, status: int) -> tuple[Histogram, Counter]:
+    return (
+        REQUEST_SECONDS.labels(source=source, status=str(status)),
+        RESPONSES.labels(source=source, code=response_class(status)),
+    )
 
 
 @cache
 def alerts_accepted(integration: str, source: str) -> Counter:
     return ALERTS_ACCEPTED.labels(integration=integration, source=source)
+
+
+@cache
+def payload_bytes(source: str) -> Histogram:
+    return PAYLOAD_BYTES.labels(source=source)

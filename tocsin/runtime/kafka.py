@@ -53,6 +53,9 @@ from tocsin.runtime.metrics import CONSUMER_LAG
 
 log = logging.getLogger(__name__)
 
+# Below the broker's default `message.max.bytes` (1 MiB).
+MAX_BATCH_BYTES = 512 * 1024
+
 
 @dataclass(frozen=True)
 class TopicLayout:
@@ -183,6 +186,9 @@ class KafkaBus:
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
+            # A produce request carries one batch per partition: with the default 16 KiB, a
+            # 100-alert body (about 100 KiB) took several round trips to the broker.
+            max_batch_size=MAX_BATCH_BYTES,
             request_timeout_ms=int(self._publish_timeout * 1000),
             **self._options,
         )
