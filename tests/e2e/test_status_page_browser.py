@@ -29,6 +29,7 @@ from tests.e2e.harness import (
     TocsinProcess,
     alertmanager_payload,
     free_port,
+    start_distributed,
     start_process,
     stop_processes,
     wait_ready,
@@ -354,3 +355,65 @@ def test_the_public_json_is_cacheable_and_answers_304(stack: Stack) -> None:
     assert again.content == b""
     assert json.loads(first.text)["page"]["id"] == "public"
     assert httpx.get(f"{stack.url}/status/nope", timeout=10).status_code == 404
+
+
+def test_distributed_the_notifier_serves_the_page_the_escalation_api_takes_updates(
+    tmp_path: Path, kafka_bootstrap: str, mongo_url: str
+) -> None:
+    """The four services as processes on Kafka and FerretDB: the page is on the notifier, the
+    updates API on escalation, and the incident reaches the page through the topics."""
+    mailbox = Mailbox()
+    smtp = smtp_server(mailbox)
+    smtp.start()
+    config = tmp_path / "tocsin.yaml"
+    # Links on the page would name public_url; nothing here follows one.
+    write_config(config, "http://status.example.com", mailbox.port)
+    processes = start_distributed(config, tmp_path, kafka_bootstrap, mongo_url, ADMIN)
+    notifier_url = processes[3].base_url
+    try:
+        wait_ready(processes)
+        ingest, escalation = processes[0].base_url, processes[2].base_url
+        summary_url = f"{notifier_url}/status/public/api/v2/summary.json"
+        alert = {
+            "status": "firing",
+            "labels": {"alertname": "CheckoutDown", "severity": "critical"},
+            "annotations": {"summary": "Postgres primary db-secret-host-7 is down"},
+            "startsAt": "2026-12-03T14:00:00Z",
+            "fingerprint": "6e0c7d0f1a2b3c4d",
+        }
+        answer = httpx.post(
+            f"{ingest}/v1/ingest/{TOKEN}",
+            json=alertmanager_payload("firing", [alert]),
+            timeout=10,
+        )
+        assert answer.status_code == 202, answer.text
+
+        def checkout_status() -> str:
+            summary = httpx.get(summary_url, timeout=10).json()
+            return str(next(c["status"] for c in summary["components"] if c["id"] == "checkout"))
+
+        wait_until(lambda: checkout_status() == "major_outage", timeout=60)
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        incidents = httpx.get(f"{escalation}/api/v1/incidents", headers=headers, timeout=10)
+        incident_id = incidents.json()["incidents"][0]["id"]
+        posted = httpx.post(
+            f"{escalation}/api/v1/incidents/{incident_id}/updates",
+            headers=headers,
+            json={
+                "status": "monitoring",
+                "message": "A fix is out; watching.",
+                "public": True,
+                "components": {"checkout": "degraded_performance"},
+            },
+            timeout=10,
+        )
+        assert posted.status_code == 201, posted.text
+        wait_until(lambda: checkout_status() == "degraded_performance", timeout=60)
+        summary = httpx.get(summary_url, timeout=10).json()
+        (shown,) = summary["incidents"]
+        assert shown["status"] == "monitoring"
+        assert shown["incident_updates"][0]["body"] == "A fix is out; watching."
+        assert "db-secret-host-7" not in httpx.get(f"{notifier_url}/status/public", timeout=10).text
+    finally:
+        stop_processes(processes)
+        smtp.stop()
