@@ -179,3 +179,17 @@ async def test_stakeholders_hear_every_update_once(rig: Rig) -> None:
     (past,) = view.history
     assert [u.status.value for u in past.updates] == ["resolved", "identified", "investigating"]
     assert all("db-7" not in u.body for u in past.updates)
+
+
+async def test_an_update_is_escaped_on_the_page_and_in_the_feed(rig: Rig) -> None:
+    consumers = rig.status.consumers
+    await consumers.on_incident_event(opened())
+    await consumers.on_update(posted('<script>alert("x")</script> & more', public=True, minutes=1))
+    html = await rig.status.pages.render("public", "html")
+    feed = await rig.status.pages.render("public", "atom")
+    assert html is not None
+    assert feed is not None
+    assert b"<script>" not in html.body
+    assert b"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; more" in html.body
+    assert b"<script>" not in feed.body
+    assert b"&lt;script&gt;" in feed.body
