@@ -33,6 +33,7 @@ from schemas import (
     IncidentLifecycleChanged,
     IncidentUpdatePosted,
     LifecycleStatus,
+    Severity,
     UpdateStatus,
 )
 from services.escalation.config import EscalationConfig
@@ -74,6 +75,16 @@ def cadence_id(incident_id: str) -> str:
 
 def _stamp(at: datetime) -> str:
     return f"{at.astimezone(UTC):%Y%m%dT%H%M%S}"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the cadence needs to know of an incident."""
+
+    incident_id: str
+    service_id: str
+    severity: Severity
+    opened_at: datetime
 
 
 @dataclass(frozen=True)
@@ -198,38 +209,49 @@ class StatusUpdates:
     async def _arm(
         self, incident: EscalationIncident, *, last_update_at: datetime | None, replace: bool
     ) -> None:
-        every = self._config.current.cadence(incident.service_id, incident.severity)
+        await self._arm_for(
+            Subject(incident.id, incident.service_id, incident.severity, incident.opened_at),
+            last_update_at=last_update_at,
+            replace=replace,
+        )
+
+    async def _arm_for(
+        self, subject: Subject, *, last_update_at: datetime | None, replace: bool
+    ) -> None:
+        every = self._config.current.cadence(subject.service_id, subject.severity)
         if every is None:
-            await self._reminders.cancel(cadence_id(incident.id))
+            await self._reminders.cancel(cadence_id(subject.incident_id))
             return
         due = cadence.next_update_due(
-            opened_at=incident.opened_at, last_update_at=last_update_at, cadence=every
+            opened_at=subject.opened_at, last_update_at=last_update_at, cadence=every
         )
         await self._reminders.arm(
             Reminder(
-                id=cadence_id(incident.id),
+                id=cadence_id(subject.incident_id),
                 kind=CADENCE_KIND,
-                subject_id=incident.id,
-                incident_id=incident.id,
-                user_id=incident.lifecycle.commander or "",
-                text=f"Status update due: {incident.title}",
+                subject_id=subject.incident_id,
+                incident_id=subject.incident_id,
+                user_id="",  # decided when it fires (see `_due`)
+                text="Status update due",
                 due_at=due,
             ),
             replace=replace,
         )
 
     async def on_incident_event(self, event: IncidentEvent) -> None:
+        """Arm the cadence from the event itself: this consumer group may run ahead of
+        escalation's own, so the incident need not be stored yet."""
         if event.kind not in (IncidentEventKind.OPENED, IncidentEventKind.SEVERITY_CHANGED):
             return
         incident = await self._incidents.get(event.incident_id)
-        if incident is None:
-            # Escalation's own consumer has not stored it yet: let the bus retry.
-            raise LookupError(f"incident {event.incident_id} not stored yet")
-        if incident.lifecycle.status == Status.RESOLVED:
+        if incident is not None and incident.lifecycle.status == Status.RESOLVED:
             return
-        last = await self.store.last_at(incident.id)
-        await self._arm(
-            incident, last_update_at=last, replace=event.kind != IncidentEventKind.OPENED
+        opened_at = incident.opened_at if incident is not None else event.occurred_at
+        subject = Subject(event.incident_id, event.service_id, event.severity, opened_at)
+        await self._arm_for(
+            subject,
+            last_update_at=await self.store.last_at(event.incident_id),
+            replace=event.kind != IncidentEventKind.OPENED,
         )
 
     async def on_lifecycle(self, change: IncidentLifecycleChanged) -> None:

@@ -32,7 +32,7 @@ from services.escalation.engine import Actor
 from services.escalation.reminders import Reminders, ReminderStore
 from services.escalation.status_updates import PostUpdate, StatusUpdates, UnknownComponent
 from services.escalation.updates_store import UpdatesStore
-from tests.unit.escalation_harness import Rig, config, incident_event, rig
+from tests.unit.escalation_harness import T0, Rig, config, incident_event, rig
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.live_config import Fixed
 
@@ -214,3 +214,16 @@ async def test_the_outbox_publishes_an_update_the_bus_refused(r: Rig) -> None:
     [message] = r.bus.of(INCIDENTS_UPDATES, IncidentUpdatePosted)
     assert str(message.event_id) == posted.id
     assert await updates.publish_pending() == 0
+
+
+async def test_the_cadence_is_armed_even_before_escalation_stored_the_incident(r: Rig) -> None:
+    updates, reminders = await _updates(r)
+    opened = incident_event(severity=Severity.SEV0)
+    await updates.on_incident_event(opened)  # this consumer group ran ahead
+    [armed] = await reminders.pending("inc-1")
+    assert armed.due_at == T0 + timedelta(minutes=30)
+    await r.engine.on_incident_event(opened)
+    await r.engine.command("inc-1", Action.SET_COMMANDER, Actor("alice"), user="alice")
+    r.clock.advance(timedelta(minutes=30))
+    assert await reminders.fire_due() == 1
+    assert [p.recipient.user_id for p in reminders_sent(r)] == ["alice"]
