@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -63,10 +64,13 @@ from services.triage.silence_store import SilencesInForce, no_silences
 from services.triage.store import (
     AlertRecord,
     AlertWrite,
+    ContentKey,
     GroupJoin,
     IncidentRecord,
     NewIncident,
+    StoredState,
     TriageStore,
+    alert_content_key,
 )
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock, SystemClock
@@ -118,8 +122,19 @@ class _Working:
     it), and its occurrences not triaged yet, in order."""
 
     record: AlertRecord | None
-    content: AlertContent | None
+    stored: StoredState | None  # as read before the batch
     pending: list[_Pending]
+    latest: AlertReceived | None = None  # what the last step recorded, if any
+
+    def content(self) -> AlertContent | None:
+        if self.latest is not None:
+            return _content_of(self.latest)
+        return self.stored.content() if self.stored is not None else None
+
+    def content_key(self) -> ContentKey | None:
+        if self.latest is not None:
+            return alert_content_key(self.latest)
+        return self.stored.content_key() if self.stored is not None else None
 
 
 @dataclass
@@ -140,6 +155,7 @@ class _Step:
     held_by: str | None = None
     opened: bool = False
     rule: GroupingRule | None = None
+    same_content: bool = False  # the alert says what the stored alert says
 
     @property
     def last(self) -> AlertReceived:
@@ -173,6 +189,8 @@ class AlertTriage:
         self._windows = windows if windows is not None else no_windows()
         self._changes = changes  # an opening incident carries its service's recent changes
         self._sources = Refreshed(self._firing_sources, clock or SystemClock())
+        # Outcomes of the batch being triaged, counted into the metrics once at its end.
+        self._outcomes: Counter[tuple[str, str]] = Counter()
 
     @property
     def _config(self) -> TriageConfig:
@@ -197,9 +215,7 @@ class AlertTriage:
         for fingerprint, pending in by_fingerprint.items():
             state = stored.get(fingerprint)
             record = state.record if state is not None else None
-            working[fingerprint] = _Working(
-                record, state.content if state is not None else None, _unrecorded(record, pending)
-            )
+            working[fingerprint] = _Working(record, state, _unrecorded(record, pending))
         silences = await self._silences.current()
         windows = await self._windows.current()
         sources = {s.fingerprint: s for s in await self._sources.current()}
@@ -221,6 +237,10 @@ class AlertTriage:
             if source_seen:
                 # Recorded (or maybe recorded): this process's next alerts see it at once.
                 self._sources.invalidate()
+            for (service_id, outcome), n in self._outcomes.items():
+                ALERTS_TRIAGED.labels(outcome=outcome).inc(n)
+                ALERTS_BY_SERVICE.labels(service=service_id, outcome=outcome).inc(n)
+            self._outcomes.clear()
 
     # -- planning a round ----------------------------------------------------------------
 
@@ -245,6 +265,7 @@ class AlertTriage:
                         and not state.pending[0].alert.correlation_id.startswith(RETRIAGE)
                     ):
                         step.alerts.append(self._completed(state, state.pending.pop(0).alert))
+                step.same_content = state.content_key() == alert_content_key(step.last)
                 round_.steps.append(step)
                 break
         # Batch order across fingerprints too (as one at a time would have seen them).
@@ -254,10 +275,10 @@ class AlertTriage:
     @staticmethod
     def _completed(state: _Working, alert: AlertReceived) -> AlertReceived:
         """A resolve completed with what the stored alert says (content.py)."""
-        stored = state.content if state.record is not None else None
-        if stored is not None and alert.status is AlertStatus.RESOLVED:
-            return keep_trigger_content(stored, alert)
-        return alert
+        if state.record is None or alert.status is not AlertStatus.RESOLVED:
+            return alert
+        stored = state.content()
+        return keep_trigger_content(stored, alert) if stored is not None else alert
 
     def _plan(self, state: _Working, item: _Pending) -> _Step | None:
         previous = state.record
@@ -297,7 +318,7 @@ class AlertTriage:
             else (before.occurrence_event_id if before else None),
             count=(before.count if before else 0) + len(step.alerts),
         )
-        state.content = _content_of(last)  # a resolve's was completed with the stored one
+        state.latest = last  # a resolve was completed with the stored content
 
     # -- a round -------------------------------------------------------------------------
 
@@ -459,6 +480,7 @@ class AlertTriage:
             inhibit_source=step.source,
             count=len(step.alerts),
             first_seen_at=step.alerts[0].occurred_at,
+            same_content=step.same_content,
         )
 
     # -- redelivery ----------------------------------------------------------------------
@@ -492,10 +514,8 @@ class AlertTriage:
             return alert, why
         return alert.model_copy(update={"service_id": service_id}), why
 
-    @staticmethod
-    def _count(alert: AlertReceived, outcome: str, n: int = 1) -> None:
-        ALERTS_TRIAGED.labels(outcome=outcome).inc(n)
-        ALERTS_BY_SERVICE.labels(service=alert.service_id, outcome=outcome).inc(n)
+    def _count(self, alert: AlertReceived, outcome: str, n: int = 1) -> None:
+        self._outcomes[alert.service_id, outcome] += n
 
     def _assess(
         self, alert: AlertReceived, labels: dict[str, str]

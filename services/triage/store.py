@@ -97,12 +97,48 @@ class HeldAlert:
     content: AlertContent
 
 
+# What an alert says and where it comes from, as plain values (cheap to compare): a repeat
+# that says the same is recorded without rewriting it.
+ContentKey = tuple[object, ...]
+
+
+def alert_content_key(alert: AlertReceived) -> ContentKey:
+    return (
+        alert.service_id,
+        alert.integration_id,
+        alert.source,
+        alert.alertname,
+        alert.summary,
+        alert.severity,
+        tuple((label.name, label.value) for label in alert.labels),
+        tuple((label.name, label.value) for label in alert.annotations),
+        alert.generator_url,
+    )
+
+
 @dataclass(frozen=True)
 class StoredState:
     """An alert's state and what it says, read in bulk for a batch of its occurrences."""
 
     record: AlertRecord
-    content: AlertContent
+    doc: Document  # as read: what it says is built only when asked (content, content_key)
+
+    def content(self) -> AlertContent:
+        return _content(self.doc)
+
+    def content_key(self) -> ContentKey:
+        doc = self.doc
+        return (
+            doc.get("service_id"),
+            doc.get("integration_id"),
+            doc.get("source"),
+            doc.get("alertname", ""),
+            doc.get("summary", ""),
+            doc.get("severity"),
+            _pairs(doc.get("labels")),
+            _pairs(doc.get("annotations")),
+            doc.get("generator_url"),
+        )
 
 
 @dataclass(frozen=True)
@@ -120,6 +156,8 @@ class AlertWrite:
     inhibit_source: bool = False
     count: int = 1
     first_seen_at: datetime | None = None
+    # The stored alert says what `alert` says already: leave that part of the document be.
+    same_content: bool = False
 
 
 @dataclass(frozen=True)
@@ -238,6 +276,8 @@ _ALERT_CONTENT = {
     "generator_url": 1,
 }
 
+_ALERT_SOURCE = {"service_id": 1, "integration_id": 1, "source": 1}
+
 _ATTEMPTS = 3
 
 
@@ -271,9 +311,9 @@ class MongoTriageStore:
     async def get_alerts(self, fingerprints: Sequence[str]) -> dict[str, StoredState]:
         found = self._alerts.find(
             {"_id": {"$in": list(dict.fromkeys(fingerprints))}},
-            projection={**_ALERT_STATE, **_ALERT_CONTENT},
+            projection={**_ALERT_STATE, **_ALERT_CONTENT, **_ALERT_SOURCE},
         )
-        return {doc["_id"]: StoredState(_record(doc), _content(doc)) async for doc in found}
+        return {doc["_id"]: StoredState(_record(doc), doc) async for doc in found}
 
     async def record_alert(
         self,
@@ -565,17 +605,20 @@ def _alert_update(write: AlertWrite) -> Document:
         "last_event_id": event_id,
         "last_seen": alert.occurred_at,
         "group_key": write.group_key,
-        "service_id": alert.service_id,
-        "integration_id": alert.integration_id,
-        "source": alert.source,
-        "alertname": alert.alertname,
-        "summary": alert.summary,
-        "severity": alert.severity,
-        "labels": [label.model_dump() for label in alert.labels],
-        "annotations": [label.model_dump() for label in alert.annotations],
-        "generator_url": alert.generator_url,
         "inhibit_source": write.inhibit_source,
     }
+    if not write.same_content:
+        fields.update(
+            service_id=alert.service_id,
+            integration_id=alert.integration_id,
+            source=alert.source,
+            alertname=alert.alertname,
+            summary=alert.summary,
+            severity=alert.severity,
+            labels=[{"name": label.name, "value": label.value} for label in alert.labels],
+            annotations=[{"name": a.name, "value": a.value} for a in alert.annotations],
+            generator_url=alert.generator_url,
+        )
     if write.occurrence is Occurrence.NEW:
         fields["occurrence_event_id"] = event_id
         fields["incident_id"] = write.incident_id

@@ -109,6 +109,12 @@ def _index_value(value: Any) -> tuple[Any, ...]:
     return bson_key(None if value is MISSING else value)
 
 
+def _same(old: Any, new: Any) -> bool:
+    """The same stored value for an index: the very object (copy-on-write shares untouched
+    fields), or an equal scalar of the same type (BSON tells 1 from True, Python does not)."""
+    return old is new or (type(old) is type(new) and _indexable(old) and old == new)
+
+
 def _sorted(docs: list[Document], fields: list[tuple[str, int]]) -> list[Document]:
     # Stable sorts applied from the last key to the first give a multi-key order.
     for path, direction in reversed(fields):
@@ -199,6 +205,8 @@ class EmbeddedCollection:
             # A bulk read by ids (`{_id: {$in: [...]}}`): look each one up, as MongoDB's _id
             # index does; ids that are not strings match no stored document.
             looked_up = [self._docs.get(i) for i in dict.fromkeys(by_id["$in"]) if type(i) is str]
+            if len(query) == 1:
+                return [doc for doc in looked_up if doc is not None]  # matched by construction
             return [doc for doc in looked_up if doc is not None and matches(doc, query)]
         chosen = self._index_for(query)
         if chosen is None:
@@ -317,10 +325,25 @@ class EmbeddedCollection:
         self._check_unique(doc)
         self._database._write(self.name, doc)
         previous = self._docs.get(doc["_id"])
-        if previous is not None:
-            self._index_remove(previous)
         self._docs[doc["_id"]] = doc
-        self._index_add(doc)
+        if previous is None:
+            self._index_add(doc)
+            return
+        for fields, index in self._indexes.items():
+            # Most updates touch a few fields: an index none of whose fields changed stays.
+            if all(_same(previous.get(f, MISSING), doc.get(f, MISSING)) for f in fields):
+                continue
+            unindexable = self._unindexable[fields]
+            unindexable.discard(doc["_id"])
+            old = self._keys(previous, fields)
+            ids = index.get(old) if old is not None else None
+            if ids is not None:
+                ids.discard(doc["_id"])
+            new = self._keys(doc, fields)
+            if new is None:
+                unindexable.add(doc["_id"])
+            else:
+                index.setdefault(new, set()).add(doc["_id"])
 
     async def insert_one(self, document: Mapping[str, Any]) -> InsertOneResult:
         doc = self._insert(_normalized(clone(dict(document))))
