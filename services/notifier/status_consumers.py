@@ -101,7 +101,7 @@ class StatusConsumers:
             await self._notices.announce(
                 page,
                 after,
-                Notice(after.id, update.id, update.status.value, update.body, public=True),
+                Notice(after.id, update.id, update.status.value, update.body, True, update.at),
             )
 
     async def on_lifecycle(self, change: IncidentLifecycleChanged) -> None:
@@ -118,7 +118,7 @@ class StatusConsumers:
                 await self._notices.announce(
                     page,
                     after,
-                    Notice(after.id, last.id, last.status.value, last.body, public=True),
+                    Notice(after.id, last.id, last.status.value, last.body, True, last.at),
                 )
 
     async def on_update(self, posted: IncidentUpdatePosted) -> None:
@@ -128,7 +128,12 @@ class StatusConsumers:
         if after is None:
             return
         notice = Notice(
-            after.id, str(posted.event_id), posted.status.value, posted.message, posted.public
+            incident_id=after.id,
+            update_id=str(posted.event_id),
+            status=posted.status.value,
+            body=posted.message,
+            public=posted.public,
+            at=posted.occurred_at,
         )
         for page in self._config.current.status_pages:
             if on_page(page, after):

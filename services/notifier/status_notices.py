@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 from functools import partial
@@ -53,6 +53,7 @@ class Notice:
     status: str
     body: str
     public: bool
+    at: datetime
 
 
 class NoticeFailed(Exception):
@@ -195,7 +196,7 @@ class StatusNotices:
                         "id": notice.update_id,
                         "status": notice.status,
                         "body": notice.body,
-                        "created_at": timestamp(self._clock.now()),
+                        "created_at": timestamp(notice.at),
                     },
                     "public": notice.public,
                 },

@@ -30,6 +30,7 @@ from services.notifier.message_store import MongoMessageStore
 from services.notifier.status import StatusService
 from services.notifier.status_notices import NoticeFailed
 from services.notifier.status_store import StatusStore
+from services.notifier.status_views import timestamp
 from tests.e2e.harness import WebhookReceiver
 from tests.fakes.slack import FakeSlack
 from tocsin.runtime.clock import SystemClock
@@ -154,6 +155,9 @@ async def test_stakeholders_hear_every_update_once(rig: Rig) -> None:
     await consumers.on_update(public)
     assert rig.hook_updates()[-1] == ("identified", True)
     assert len(rig.slack_texts("C0CHECKOUT")) == 3
+    # The webhook says when the update was posted, as Statuspage's `incident_update` does.
+    last = rig.hook.snapshot()[-1].body["incident_update"]
+    assert last["created_at"] == timestamp(NOW + timedelta(minutes=9))
 
     resolved = IncidentLifecycleChanged(
         occurred_at=NOW + timedelta(minutes=30),
