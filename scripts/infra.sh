@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local test infrastructure for Tocsin without Docker: a real Apache Kafka broker and a real
-# MongoDB-wire-compatible server (FerretDB 1.x on SQLite), both built from package registries
-# (Maven Central, the Go module proxy) and run as plain background processes on loopback.
+# MongoDB-wire-compatible server (FerretDB 1.x on PostgreSQL, or on SQLite), built from package
+# registries (Maven Central, the Go module proxy, Debian) and run as plain background processes
+# on loopback.
 #
 #   scripts/infra.sh up            start both (idempotent), wait until ready, write .cache/infra.env
 #   scripts/infra.sh down [--wipe] stop both; --wipe also deletes their data (keeps jars/binaries)
@@ -13,6 +14,13 @@
 #
 # Environment:
 #   TOCSIN_KAFKA_PORT (19092), TOCSIN_KAFKA_CONTROLLER_PORT (19093), TOCSIN_FERRETDB_PORT (27018)
+#   TOCSIN_FERRETDB_BACKEND  postgresql or sqlite (default: postgresql when Debian's PostgreSQL
+#                         is installed, or installable with apt-get as root; else sqlite).
+#                         FerretDB's SQLite handler filters every query but `{_id: x}` document
+#                         by document in Go, so a compare-and-set or a queue poll costs the whole
+#                         collection; PostgreSQL evaluates equality filters itself (bench numbers
+#                         in README, "The distributed pipeline").
+#   TOCSIN_POSTGRES_PORT  (27432) PostgreSQL behind FerretDB, loopback only, trust auth
 #   TOCSIN_INFRA_TIMEOUT  seconds `up` waits for readiness (90)
 #   TOCSIN_INFRA_FRESH=1  `up` stops anything running and wipes Kafka/FerretDB data first
 #                         (`kafka-up`: Kafka only)
@@ -34,6 +42,8 @@
 #   kafka/kafka.pid
 #   bin/tocsin-ferretdb  built from tools/ferretdb (rebuilt when its sources are newer; shared)
 #   ferretdb/data/    SQLite files; ferretdb/ferretdb.log; ferretdb/ferretdb.pid
+#   postgresql/data/  the PostgreSQL cluster (owned by the `postgres` user when run as root);
+#                     postgresql/postgresql.log; its socket in postgresql/
 #   infra.env
 set -euo pipefail
 
@@ -46,6 +56,7 @@ CACHE="$(cd "$CACHE" && pwd)"
 KAFKA_PORT="${TOCSIN_KAFKA_PORT:-19092}"
 KAFKA_CPORT="${TOCSIN_KAFKA_CONTROLLER_PORT:-19093}"
 FERRET_PORT="${TOCSIN_FERRETDB_PORT:-27018}"
+PG_PORT="${TOCSIN_POSTGRES_PORT:-27432}"
 TIMEOUT="${TOCSIN_INFRA_TIMEOUT:-90}"
 JAVA="${JAVA:-java}"
 HOST=127.0.0.1
@@ -64,6 +75,10 @@ FPID="$FDIR/ferretdb.pid"
 FLOG="$FDIR/ferretdb.log"
 FSRC="$ROOT/tools/ferretdb"
 FBIN="$SHARED/bin/tocsin-ferretdb"
+
+PGDIR="$CACHE/postgresql"
+PGDATA_DIR="$PGDIR/data"
+PGLOG="$PGDIR/postgresql.log"
 
 ENVFILE="$CACHE/infra.env"
 
@@ -305,9 +320,116 @@ ferret_start() {
   rm -f "$FPID"
   ferret_build
   mkdir -p "$FDATA"
-  log "starting FerretDB on $HOST:$FERRET_PORT"
   echo "--- $(date -Is) start" >>"$FLOG"
-  start_bg "$FPID" "$FLOG" "$FBIN" -listen "$HOST:$FERRET_PORT" -data "$FDATA"
+  if [[ "$BACKEND" == postgresql ]]; then
+    log "starting FerretDB on $HOST:$FERRET_PORT (PostgreSQL on $HOST:$PG_PORT)"
+    start_bg "$FPID" "$FLOG" "$FBIN" -listen "$HOST:$FERRET_PORT" \
+      -postgresql-url "postgres://postgres@$HOST:$PG_PORT/ferretdb"
+  else
+    log "starting FerretDB on $HOST:$FERRET_PORT (SQLite)"
+    start_bg "$FPID" "$FLOG" "$FBIN" -listen "$HOST:$FERRET_PORT" -data "$FDATA"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL (Debian's package) behind FerretDB: a private cluster under $PGDIR, loopback only,
+# trust auth, no fsync (test data: a crash of the machine may lose it; a kill of any process
+# does not). Run as the `postgres` user when this script runs as root (PostgreSQL refuses root).
+# ---------------------------------------------------------------------------------------------
+pg_bin() {
+  local dir
+  for dir in /usr/lib/postgresql/*/bin; do
+    [[ -x "$dir/pg_ctl" ]] && { echo "$dir"; return 0; }
+  done
+  return 1
+}
+
+pg_install() {
+  pg_bin >/dev/null && return 0
+  [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
+  log "installing PostgreSQL from Debian (apt-get install postgresql)"
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2 \
+    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2; }; } \
+    || return 1
+  pg_bin >/dev/null
+}
+
+# as_pg CMD...: run CMD as the cluster's owner.
+as_pg() {
+  if [[ "$(id -u)" == 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+pg_alive() {
+  local bin
+  bin="$(pg_bin)" || return 1
+  [[ -f "$PGDATA_DIR/postmaster.pid" ]] || return 1
+  as_pg "$bin/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1
+}
+
+pg_start() {
+  local bin
+  bin="$(pg_bin)" || die "PostgreSQL not installed"
+  pg_alive && return 0
+  mkdir -p "$PGDIR"
+  if [[ "$(id -u)" == 0 ]]; then chown postgres "$PGDIR"; fi
+  if [[ ! -f "$PGDATA_DIR/PG_VERSION" ]]; then
+    log "creating the PostgreSQL cluster in $PGDATA_DIR"
+    rm -rf "$PGDATA_DIR"
+    as_pg "$bin/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust -E UTF8 --no-locale \
+      >"$PGDIR/initdb.log" 2>&1 || { tail -n 20 "$PGDIR/initdb.log" >&2; die "initdb failed"; }
+  fi
+  log "starting PostgreSQL on $HOST:$PG_PORT"
+  # Rewritten on every start so port overrides take effect (included last: it wins).
+  as_pg tee "$PGDATA_DIR/tocsin.conf" >/dev/null <<PGCONF
+listen_addresses = '$HOST'
+port = $PG_PORT
+unix_socket_directories = '$PGDIR'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 64MB
+max_connections = 200
+PGCONF
+  if ! grep -q "^include_if_exists = 'tocsin.conf'" "$PGDATA_DIR/postgresql.conf"; then
+    echo "include_if_exists = 'tocsin.conf'" | as_pg tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
+  fi
+  as_pg "$bin/pg_ctl" -D "$PGDATA_DIR" -l "$PGLOG" -w -t "$TIMEOUT" start >/dev/null \
+    || { tail -n 20 "$PGLOG" >&2; die "PostgreSQL did not start"; }
+  if ! as_pg "$bin/psql" -h "$HOST" -p "$PG_PORT" -U postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1; then
+    as_pg "$bin/createdb" -h "$HOST" -p "$PG_PORT" -U postgres ferretdb
+  fi
+}
+
+pg_stop() {
+  local bin
+  bin="$(pg_bin)" || return 0
+  if pg_alive; then
+    log "stopping PostgreSQL"
+    as_pg "$bin/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+
+# The backend: TOCSIN_FERRETDB_BACKEND, else PostgreSQL when it is (or can be) installed.
+choose_backend() {
+  BACKEND="${TOCSIN_FERRETDB_BACKEND:-}"
+  case "$BACKEND" in
+    postgresql) pg_install || die "PostgreSQL is not installed and cannot be (apt-get as root)" ;;
+    sqlite) ;;
+    "")
+      if pg_install; then
+        BACKEND=postgresql
+      else
+        log "PostgreSQL not available: FerretDB on SQLite (slow on scans, see README)"
+        BACKEND=sqlite
+      fi
+      ;;
+    *) die "TOCSIN_FERRETDB_BACKEND must be postgresql or sqlite" ;;
+  esac
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +471,7 @@ EOF
 
 wipe_data() {
   log "wiping Kafka and FerretDB data"
-  rm -rf "$KDATA" "$FDATA"
+  rm -rf "$KDATA" "$FDATA" "$PGDATA_DIR"
 }
 
 cmd_up() {
@@ -358,6 +480,7 @@ cmd_up() {
   if [[ "${TOCSIN_INFRA_FRESH:-0}" == 1 ]]; then
     stop_proc Kafka "$KPID" kafka.Kafka
     stop_proc FerretDB "$FPID" tocsin-ferretdb
+    pg_stop
     wipe_data
   fi
   # Refuse before starting anything if a port we need is held by someone else (another test
@@ -372,6 +495,11 @@ cmd_up() {
   fi
   # Start both first so the JVM boots while FerretDB (re)builds/starts, then wait for both.
   kafka_start
+  # A running FerretDB keeps its backend; a new one gets PostgreSQL when it can.
+  if ! pid_alive "$FPID" tocsin-ferretdb; then
+    choose_backend
+    if [[ "$BACKEND" == postgresql ]]; then pg_start; fi
+  fi
   ferret_start
   local rc=0
   wait_ready Kafka kafka "$KAFKA_PORT" "$KPID" kafka.Kafka "$KLOGS/kafka.out" "$KLOGS/server.log" || rc=1
@@ -390,6 +518,7 @@ cmd_down() {
   esac
   stop_proc Kafka "$KPID" kafka.Kafka
   stop_proc FerretDB "$FPID" tocsin-ferretdb
+  pg_stop
   ((wipe == 0)) || wipe_data
   return 0
 }

@@ -13,7 +13,13 @@
 // tests. The front understands only message framing (a little-endian length prefix) and the
 // OP_MSG moreToCome flag.
 //
-// Usage: tocsin-ferretdb -listen 127.0.0.1:27018 -data /abs/path/to/data
+// FerretDB keeps its data in SQLite files (-data DIR) or, with -postgresql-url, in PostgreSQL.
+// FerretDB 1.24's SQLite handler reads a query from SQLite only by `_id` alone; any other filter
+// (a compare-and-set on `{_id, version}`, a queue's `{state: pending}`) decodes and filters every
+// document of the collection in Go. Its PostgreSQL handler hands equality conditions on
+// top-level fields to PostgreSQL, so those cost what matches (scripts/infra.sh prefers it).
+//
+// Usage: tocsin-ferretdb -listen 127.0.0.1:27018 (-data /abs/path/to/data | -postgresql-url URL)
 package main
 
 import (
@@ -37,20 +43,26 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27018", "TCP address to listen on")
 	dataDir := flag.String("data", "", "directory holding the SQLite databases (created if missing)")
+	postgresqlURL := flag.String("postgresql-url", "", "PostgreSQL to keep the data in, instead of SQLite")
 	flag.Parse()
 
-	if *dataDir == "" {
-		log.Fatal("-data is required")
+	config := ferretdb.Config{Handler: "postgresql", PostgreSQLURL: *postgresqlURL}
+	where := "postgresql"
+	if *postgresqlURL == "" {
+		if *dataDir == "" {
+			log.Fatal("-data or -postgresql-url is required")
+		}
+		dir, err := filepath.Abs(*dataDir)
+		if err != nil {
+			log.Fatal(err)
+		}
+		// The SQLite handler requires an existing directory and a URL ending in "/".
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			log.Fatal(err)
+		}
+		config = ferretdb.Config{Handler: "sqlite", SQLiteURL: "file:" + strings.TrimSuffix(dir, "/") + "/"}
+		where = config.SQLiteURL
 	}
-	dir, err := filepath.Abs(*dataDir)
-	if err != nil {
-		log.Fatal(err)
-	}
-	// The SQLite handler requires an existing directory and a URL ending in "/".
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		log.Fatal(err)
-	}
-	url := "file:" + strings.TrimSuffix(dir, "/") + "/"
 
 	internal, err := freeLoopbackAddr()
 	if err != nil {
@@ -62,11 +74,8 @@ func main() {
 	}
 	go serveSerialized(front, internal)
 
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: internal},
-		Handler:   "sqlite",
-		SQLiteURL: url,
-	})
+	config.Listener = ferretdb.ListenerConfig{TCP: internal}
+	f, err := ferretdb.New(&config)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -75,7 +84,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	fmt.Fprintf(os.Stderr, "tocsin-ferretdb: listening on %s, data %s\n", *listen, url)
+	fmt.Fprintf(os.Stderr, "tocsin-ferretdb: listening on %s, data %s\n", *listen, where)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Fatal(err)
 	}
