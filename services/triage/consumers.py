@@ -56,9 +56,15 @@ from services.triage.domain.grouping import GroupingRule, group_takes
 from services.triage.domain.ids import RETRIAGE, retriage_event_id
 from services.triage.domain.inhibition import SourceAlert, inhibited_by, is_source
 from services.triage.domain.maintenance import MaintenanceWindow, in_maintenance
+from services.triage.domain.recurrence import RECURRENCE_WINDOW, recurrence
 from services.triage.domain.silences import Silence, silenced_by
 from services.triage.maintenance_store import WindowsInForce, no_windows
-from services.triage.metrics import ALERTS_BY_SERVICE, ALERTS_TRIAGED, INCIDENTS_RELEASED
+from services.triage.metrics import (
+    ALERTS_BY_SERVICE,
+    ALERTS_TRIAGED,
+    INCIDENT_RECURRENCES,
+    INCIDENTS_RELEASED,
+)
 from services.triage.refreshed import Refreshed
 from services.triage.silence_store import SilencesInForce, no_silences
 from services.triage.store import (
@@ -378,6 +384,9 @@ class AlertTriage:
         # incidents again (the ids are derived from the messages).
         for group in joining.values():
             await self._join(group)
+        for step in (s for group in joining.values() for s in group if s.opened):
+            assert step.incident_id is not None
+            await self._link_recurrence(step.incident_id, step.key, step.last)
         members = [(s.incident_id, s.last.fingerprint) for g in joining.values() for s in g]
         if members:
             await self._store.add_members([(i, f) for i, f in members if i is not None])
@@ -447,6 +456,16 @@ class AlertTriage:
             step.incident_id, step.opened = joined.incident_id, joined.opened
             how = "opened it" if joined.opened else f"grouped by {rule.describe()}"
             step.decision = f"grouped into incident {joined.incident_id} ({how})" + step.routed
+
+    async def _link_recurrence(self, incident_id: str, key: str, opener: AlertReceived) -> None:
+        """Link a new incident to the group's incidents resolved in the 30 days before it."""
+        since = opener.occurred_at - RECURRENCE_WINDOW
+        found = recurrence(await self._store.resolved_in_group(key, since), opener.occurred_at)
+        if await self._store.link_recurrence(incident_id, found) and found is not None:
+            INCIDENT_RECURRENCES.labels(service=opener.service_id).inc()
+            log.info(
+                "incident %s recurs: %d in 30 days, last %s", incident_id, found.count, found.of
+            )
 
     async def _raise_for(self, incident_id: str, joined: list[_Step]) -> IncidentRecord:
         """Make the incident as severe as its most severe new alert (the first of those), and
@@ -673,6 +692,9 @@ class AlertTriage:
             fingerprint=alert.fingerprint,
             alert=alert_details(alert),
             changes=changes,
+            flapping=incident.flapping,
+            recurrence_of=incident.recurrence_of,
+            recurrence_count=incident.recurrence_count,
         )
 
 

@@ -14,6 +14,13 @@ INCIDENTS_RELEASED = Counter(
 ALERTS_BY_SERVICE = Counter(
     "tocsin_alerts_total",
     "Alert occurrences triaged, by service (after routing) and outcome (new, repeat, "
-    "silenced, resolved, resolved_repeat): alerts in against incidents opened and pages.",
+    "silenced, inhibited, maintenance, flapping, resolved, resolved_repeat): alerts in against "
+    "incidents opened and pages.",
     ["service", "outcome"],
+)
+INCIDENT_RECURRENCES = Counter(
+    "tocsin_incident_recurrences_total",
+    "New incidents whose group had an incident resolved in the 30 days before (linked as "
+    "recurrence_of).",
+    ["service"],
 )

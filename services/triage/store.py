@@ -23,6 +23,7 @@ from schemas import AlertReceived, AlertStatus, Label, Severity
 from services.triage.domain import AlertContent, Occurrence
 from services.triage.domain.grouping import DEFAULT_GROUPING, GroupingRule, group_takes
 from services.triage.domain.inhibition import SourceAlert
+from services.triage.domain.recurrence import Recurrence, ResolvedIncident
 from tocsin.runtime.mongo import Document, bulk_write
 from tocsin.runtime.retention import Cascade, RetentionPolicy, RetentionRule
 from tocsin.runtime.store import DocumentDatabase, InsertRequest, UpdateRequest
@@ -51,6 +52,10 @@ class IncidentRecord:
     alert_count: int
     # The alert occurrence whose severity the incident has, if it was raised after opening.
     severity_event_id: uuid.UUID | None = None
+    recurrence_checked: bool = False  # whether triage looked for earlier incidents of the group
+    recurrence_of: str | None = None
+    recurrence_count: int = 0
+    flapping: bool = False  # an alert of the incident flaps (domain/flapping.py)
 
 
 @dataclass(frozen=True)
@@ -250,6 +255,13 @@ class TriageStore(Protocol):
     ) -> IncidentRecord | None:
         """The incident; its `alert_count` is 0 unless `with_count` (counting costs a query)."""
 
+    async def resolved_in_group(self, group_key: str, since: datetime) -> list[ResolvedIncident]:
+        """The group's incidents resolved after `since`."""
+
+    async def link_recurrence(self, incident_id: str, found: Recurrence | None) -> bool:
+        """Record on the incident what the recurrence check found, once: False if it was
+        recorded before (by an earlier delivery, or another replica)."""
+
     async def list_alerts(
         self, where: AlertFilter, after: str | None, limit: int
     ) -> list[StoredAlert]:
@@ -299,6 +311,8 @@ class MongoTriageStore:
         await self._alerts.create_index([("status", 1), ("last_seen", 1)])
         await self._alerts.create_index([("inhibit_source", 1), ("status", 1)])
         await self._incidents.create_index([("status", 1), ("resolved_at", 1)])
+        # Recurrence: a group's incidents resolved since a time.
+        await self._incidents.create_index([("group_key", 1), ("status", 1), ("resolved_at", 1)])
 
     async def get_alert(self, fingerprint: str) -> AlertRecord | None:
         doc = await self._alerts.find_one({"_id": fingerprint}, projection=_ALERT_STATE)
@@ -539,6 +553,26 @@ class MongoTriageStore:
         )
         return True
 
+    async def resolved_in_group(self, group_key: str, since: datetime) -> list[ResolvedIncident]:
+        found = self._incidents.find(
+            {"group_key": group_key, "status": "resolved", "resolved_at": {"$gt": since}},
+            projection={"resolved_at": 1},
+        )
+        return [ResolvedIncident(doc["_id"], doc["resolved_at"]) async for doc in found]
+
+    async def link_recurrence(self, incident_id: str, found: Recurrence | None) -> bool:
+        linked = await self._incidents.update_one(
+            {"_id": incident_id, "recurrence_checked": {"$ne": True}},
+            {
+                "$set": {
+                    "recurrence_checked": True,
+                    "recurrence_of": found.of if found else None,
+                    "recurrence_count": found.count if found else 0,
+                }
+            },
+        )
+        return linked.modified_count == 1
+
     async def get_incident(
         self, incident_id: str, *, with_count: bool = True
     ) -> IncidentRecord | None:
@@ -560,6 +594,10 @@ class MongoTriageStore:
             # counter of that time (never written since) counts them.
             alert_count=doc.get("alert_count", 0) + members,
             severity_event_id=_uuid(doc.get("severity_event_id")),
+            recurrence_checked=doc.get("recurrence_checked", False),
+            recurrence_of=doc.get("recurrence_of"),
+            recurrence_count=doc.get("recurrence_count", 0),
+            flapping=doc.get("flapping", False),
         )
 
     async def list_alerts(
