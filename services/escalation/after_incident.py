@@ -29,6 +29,7 @@ from services.escalation.domain.action_items import (
     overdue_from,
     reminder_text,
 )
+from services.escalation.domain.lifecycle import Status
 from services.escalation.domain.review import ReviewStatus
 from services.escalation.metrics import (
     REVIEWS_PUBLISHED,
@@ -202,6 +203,8 @@ class AfterIncident:
         incident = await self.incidents.get(reminder.incident_id)
         if incident is None or incident.severity not in self.config.reviews.required_for:
             return Firing(None, "")
+        if incident.lifecycle.status is not Status.RESOLVED:
+            return Firing(None, "")  # re-opened: its next resolve arms the reminder again
         if await self.reviews.review(incident.id) is not None:
             return Firing(None, "")  # started: the reminder is moot
         users = {user.id for user in self.config.users}

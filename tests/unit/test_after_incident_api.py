@@ -286,6 +286,21 @@ async def test_a_resolved_sev1_without_a_review_reminds_its_commander(api: Api) 
     assert await api.reminders.pending("inc-1") == []
 
 
+async def test_a_reopened_incident_is_not_reminded_of_its_review(api: Api) -> None:
+    await resolved_incident(api)
+
+    async def armed() -> bool:
+        return bool(await api.reminders.pending("inc-1"))
+
+    await eventually(armed)
+    await api.rig.engine.on_incident_event(
+        incident_event(IncidentEventKind.ALERT_ADDED, firing=1, count=2, at=api.rig.clock.now())
+    )
+    api.rig.clock.advance(3 * DAY)
+    await api.reminders.fire_due()
+    assert api.reminded() == []
+
+
 async def test_a_resolved_sev3_arms_no_review_reminder(api: Api) -> None:
     await resolved_incident(api, Severity.SEV3)
     await asyncio.sleep(0.3)
