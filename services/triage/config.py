@@ -16,6 +16,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from schemas import Severity
+from services.triage.domain.flapping import FlappingRule
 from services.triage.domain.grouping import GroupingRule
 from services.triage.domain.inhibition import InhibitRule
 from services.triage.domain.maintenance import MaintenanceError, MaintenanceWindow, validate, zone
@@ -115,6 +116,19 @@ class ServiceGroupingConfig(StrictModel):
         )
 
 
+class FlappingConfig(StrictModel):
+    """`flapping:` (top level, or a service's own): an alert that changes between firing and
+    resolved more than `transitions` times within `window` flaps; its incident stays open and
+    its flaps page nobody until it went `quiet` without a change."""
+
+    transitions: int = Field(default=5, ge=1, le=1000)
+    window: Duration = timedelta(minutes=30)
+    quiet: Duration = timedelta(minutes=30)
+
+    def rule(self) -> FlappingRule:
+        return FlappingRule(self.transitions, self.window, self.quiet)
+
+
 class MaintenanceWindowConfig(StrictModel):
     """`maintenance_windows[]`: the services' alerts are held while an occurrence is in force.
 
@@ -188,6 +202,16 @@ class TriageConfig(StrictModel):
     inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
     severity_rules: tuple[SeverityRuleConfig, ...] = ()
     maintenance_windows: tuple[MaintenanceWindowConfig, ...] = ()
+    flapping: FlappingConfig | None = Field(
+        default=None, description="Flap detection for every service (None: off)."
+    )
+    flapping_by_service: Mapping[str, FlappingConfig] = Field(
+        default_factory=dict, description="Service id -> its own flap detection."
+    )
+
+    def flapping_rule(self, service_id: str) -> FlappingRule | None:
+        found = self.flapping_by_service.get(service_id, self.flapping)
+        return found.rule() if found is not None else None
 
     @property
     def windows(self) -> tuple[MaintenanceWindow, ...]:

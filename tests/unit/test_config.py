@@ -108,7 +108,8 @@ def test_unknown_top_level_key_suggests_the_close_one() -> None:
     assert _only_problem(document) == (
         "escalation_policy: unknown key (did you mean 'escalation_policies'? known keys here: "
         "services, integrations, heartbeats, users, escalation_policies, schedules, public_url, "
-        "providers, inhibit_rules, severity_rules, maintenance_windows, reviews, status_pages)"
+        "providers, inhibit_rules, severity_rules, maintenance_windows, flapping, reviews, "
+        "status_pages)"
     )
 
 

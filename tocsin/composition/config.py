@@ -43,6 +43,7 @@ from services.notifier.status_config import (
     update_cadence,
 )
 from services.triage.config import (
+    FlappingConfig,
     InhibitRuleConfig,
     MaintenanceWindowConfig,
     RouteConfig,
@@ -75,6 +76,9 @@ class ServiceConfig(StrictModel):
     max_alerts: int | None = Field(default=None, ge=1, le=1_000_000)
     blast_radius: int | None = Field(
         default=None, ge=1, le=1_000_000, description="More alerts in an incident: one level up."
+    )
+    flapping: FlappingConfig | None = Field(
+        default=None, description="This service's flap detection (else the top-level one)."
     )
 
 
@@ -127,6 +131,9 @@ class TocsinConfig(StrictModel):
     )
     maintenance_windows: tuple[MaintenanceWindowConfig, ...] = Field(
         default=(), description="Services in maintenance: their alerts page nothing (triage)."
+    )
+    flapping: FlappingConfig | None = Field(
+        default=None, description="Flap detection for every service (triage; unset: off)."
     )
     reviews: ReviewsConfig = ReviewsConfig()
     status_pages: tuple[StatusPageConfig, ...] = Field(
@@ -280,6 +287,8 @@ class TocsinConfig(StrictModel):
             inhibit_rules=self.inhibit_rules,
             severity_rules=self.severity_rules,
             maintenance_windows=self.maintenance_windows,
+            flapping=self.flapping,
+            flapping_by_service={s.id: s.flapping for s in self.services if s.flapping},
         )
 
     def escalation(self) -> EscalationConfig:
