@@ -8,7 +8,8 @@ ones were answered), for `--seconds` per rate; a webhook sink records when each 
 
 Per rate: accepted groups, p50/p99/max from the 2xx to the page, pages missing after the drain,
 the backlog (consumer lag) per topic when the load stops, and each process's CPU (% of one
-core, over the step) and peak RSS, Kafka and FerretDB (and PostgreSQL behind it) included.
+core, over the step) and peak RSS, Kafka and FerretDB (and PostgreSQL behind it) included;
+then the same processes' CPU while nothing arrives (`--idle` seconds: what polling costs).
 Rates go up until a step misses p99 < 1 s; the best rate that held is reported.
 
 Usage: bench/pipeline_bench.py [--rates 5,10,20,40] [--seconds 60] [--quick] [--layouts 1,2]
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import socket
@@ -316,6 +318,10 @@ async def wait_paged(sink: Sink, titles: dict[str, float], seconds: float) -> No
         await asyncio.sleep(0.2)
 
 
+def millis(seconds: float) -> int | None:
+    return None if math.isnan(seconds) else round(1000 * seconds)
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -350,10 +356,10 @@ async def run_step(
         "paged": len(latencies),
         "missing": len(accepted) - len(latencies),
         "duplicates": duplicates,
-        "p50_ms": round(1000 * percentile(latencies, 0.50)),
-        "p99_ms": round(1000 * percentile(latencies, 0.99)),
-        "max_ms": round(1000 * max(latencies, default=float("nan"))),
-        "mean_ms": round(1000 * statistics.fmean(latencies)) if latencies else None,
+        "p50_ms": millis(percentile(latencies, 0.50)),
+        "p99_ms": millis(percentile(latencies, 0.99)),
+        "max_ms": millis(max(latencies, default=float("nan"))),
+        "mean_ms": millis(statistics.fmean(latencies)) if latencies else None,
         "backlog_at_end_of_load": lag,
         "processes": usage.finish(),
     }
@@ -380,6 +386,7 @@ async def run_layout(args: argparse.Namespace, replicas: int, sink: Sink) -> dic
         for i in range(count)
     ]
     steps: list[dict[str, Any]] = []
+    idle: dict[str, dict[str, float]] = {}
     try:
         wait_ready(procs)
         # Warm up (consumer groups settle, first connections, imports): a few groups paged.
@@ -400,8 +407,13 @@ async def run_layout(args: argparse.Namespace, replicas: int, sink: Sink) -> dic
             )
             steps.append(step)
             print(summary_line(replicas, step), flush=True)
-            if step["missing"] or step["p99_ms"] >= 1000:
+            if step["missing"] or (step["p99_ms"] or 0) >= 1000:
                 break
+        # Idle cost: nothing arrives, every process only keeps polling what it polls.
+        idle_usage = Usage({p.name: [psutil.Process(p.popen.pid)] for p in procs} | infra)
+        await asyncio.sleep(args.idle)
+        idle = idle_usage.finish()
+        print(f"x{replicas} idle {args.idle:g} s: " + cpu_text(idle), flush=True)
     finally:
         for proc in procs:
             proc.popen.terminate()
@@ -410,19 +422,22 @@ async def run_layout(args: argparse.Namespace, replicas: int, sink: Sink) -> dic
                 proc.popen.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.popen.kill()
-    held = [s["rate"] for s in steps if not s["missing"] and s["p99_ms"] < 1000]
+    held = [s["rate"] for s in steps if not s["missing"] and (s["p99_ms"] or 0) < 1000]
     return {
         "layout": f"triage x{replicas}, escalation x{replicas}",
         "best_rate_p99_under_1s": max(held, default=None),
         "steps": steps,
+        "idle": idle,
         "logs": str(workdir),
     }
 
 
+def cpu_text(usage: dict[str, dict[str, float]]) -> str:
+    return ", ".join(f"{name} {u['cpu_pct']}%/{u['rss_mb']:.0f}MB" for name, u in usage.items())
+
+
 def summary_line(replicas: int, step: dict[str, Any]) -> str:
-    cpu = ", ".join(
-        f"{name} {u['cpu_pct']}%/{u['rss_mb']:.0f}MB" for name, u in step["processes"].items()
-    )
+    cpu = cpu_text(step["processes"])
     lag = step["backlog_at_end_of_load"]
     return (
         f"x{replicas} {step['rate']:>5g}/s: accepted {step['accepted']}, paged {step['paged']}, "
@@ -463,6 +478,7 @@ async def main() -> None:
     parser.add_argument("--drain", type=float, default=60.0)
     parser.add_argument("--quick", action="store_true", help="15 s per rate, 30 s drain")
     parser.add_argument("--layouts", default="1,2", help="replicas of triage and escalation")
+    parser.add_argument("--idle", type=float, default=20.0, help="then measure idle CPU this long")
     parser.add_argument("--code-root", default=None)
     parser.add_argument("--infra-dir", default=os.environ.get("TOCSIN_INFRA_DIR", ROOT / ".cache"))
     parser.add_argument("--json", default=None, help="also write the results here")
