@@ -3,10 +3,12 @@
     TOCSIN_DASHBOARD_CAPTURE=/tmp/capture.json .venv/bin/pytest tests/e2e/test_observability.py
     .venv/bin/python deploy/grafana/render_svg.py /tmp/capture.json docs/dashboards
 
-The capture holds, per dashboard and panel, the `query_range` result of each of its queries
-as the end-to-end test's Prometheus answered them (Grafana's variables filled in as the test
-does). Each dashboard becomes one SVG: its panels in a grid, each a line chart of its series.
-No Grafana is involved: this is a picture of the data the panels query, not of Grafana.
+The capture holds the window (`start`, `end`, Unix seconds) and, per dashboard and panel in
+the dashboards' order, the series of each of its queries (`legend`: the panel's legend format
+filled in; `values`: `[time, "value"]`) as the end-to-end test's Prometheus answered its
+`query_range` (Grafana's variables filled in as the test does). Each dashboard becomes one
+SVG: its panels in a grid, each a line chart of its series over the whole window. No Grafana is
+involved: this is a picture of the data the panels query, not of Grafana.
 """
 
 from __future__ import annotations
@@ -26,18 +28,15 @@ PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 56, 12, 30, 60
 COLORS = ("#3274d9", "#e0752d", "#56a64b", "#a352cc", "#f2cc0c", "#e02f44", "#8ab8ff", "#8f3bb8")
 
 
-def _label(metric: dict[str, str]) -> str:
-    shown = {k: v for k, v in metric.items() if k != "__name__"}
-    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or "value"
-
-
 def _number(value: float) -> str:
     if value == 0 or 0.01 <= abs(value) < 10_000:
         return f"{value:.3g}"
     return f"{value:.2e}"
 
 
-def panel_svg(title: str, series: list[dict[str, Any]], x0: int, y0: int) -> str:
+def panel_svg(
+    title: str, series: list[dict[str, Any]], x0: int, y0: int, window: tuple[float, float]
+) -> str:
     parts = [
         f'<rect x="{x0}" y="{y0}" width="{PANEL_W}" height="{PANEL_H}" rx="4" '
         'fill="#181b1f" stroke="#2f3237"/>',
@@ -56,7 +55,7 @@ def panel_svg(title: str, series: list[dict[str, Any]], x0: int, y0: int) -> str
             'text-anchor="middle" font-size="12">No data</text>'
         )
         return "\n".join(parts)
-    t_min, t_max = min(p[0] for p in points), max(p[0] for p in points)
+    t_min, t_max = window
     v_min, v_max = min(0.0, min(p[1] for p in points)), max(p[1] for p in points)
     if v_max == v_min:
         v_max = v_min + 1
@@ -104,7 +103,7 @@ def panel_svg(title: str, series: list[dict[str, Any]], x0: int, y0: int) -> str
                 )
         column, row = n % 2, n // 2
         lx, ly = x0 + 10 + column * (PANEL_W // 2), legend_y + row * 13
-        name = _label(s["metric"])[:48]
+        name = str(s["legend"])[:48]
         parts.append(
             f'<rect x="{lx}" y="{ly - 8}" width="10" height="3" fill="{color}"/>'
             f'<text x="{lx + 14}" y="{ly - 4}" fill="#ccccdc" font-size="10">'
@@ -113,7 +112,9 @@ def panel_svg(title: str, series: list[dict[str, Any]], x0: int, y0: int) -> str
     return "\n".join(parts)
 
 
-def dashboard_svg(title: str, panels: dict[str, list[dict[str, Any]]]) -> str:
+def dashboard_svg(
+    title: str, panels: dict[str, list[dict[str, Any]]], window: tuple[float, float]
+) -> str:
     names = list(panels)
     rows = math.ceil(len(names) / COLUMNS)
     width = COLUMNS * PANEL_W + (COLUMNS + 1) * MARGIN
@@ -127,7 +128,7 @@ def dashboard_svg(title: str, panels: dict[str, list[dict[str, Any]]]) -> str:
     for n, name in enumerate(names):
         x0 = MARGIN + (n % COLUMNS) * (PANEL_W + MARGIN)
         y0 = 40 + (n // COLUMNS) * (PANEL_H + MARGIN)
-        body.append(panel_svg(name, panels[name], x0, y0))
+        body.append(panel_svg(name, panels[name], x0, y0, window))
     body.append("</svg>")
     return "\n".join(body) + "\n"
 
@@ -143,9 +144,10 @@ def main(argv: list[str]) -> int:
     capture = json.loads(Path(argv[0]).read_text())
     out = Path(argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    for title, panels in capture.items():
+    window = (float(capture["start"]), float(capture["end"]))
+    for title, panels in capture["dashboards"].items():
         path = out / f"{slug(title)}.svg"
-        path.write_text(dashboard_svg(title, panels))
+        path.write_text(dashboard_svg(title, panels, window))
         print(f"wrote {path}")
     return 0
 

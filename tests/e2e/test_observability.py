@@ -19,6 +19,7 @@ import gzip
 import json
 import math
 import os
+import re
 import subprocess
 import threading
 import time
@@ -394,14 +395,27 @@ def scenario(
     time.sleep(2)
 
 
-def panel_queries() -> list[tuple[str, str, str]]:
+def panel_queries() -> list[tuple[str, str, str, str]]:
+    """(dashboard, panel, PromQL, legend format) of every target, in the dashboards' order."""
     found = []
     for name in GENERATED:
         document = json.loads((DASHBOARDS / name).read_text())
         for panel in document["panels"]:
             for target in panel["targets"]:
-                found.append((document["title"], panel["title"], target["expr"]))
+                found.append(
+                    (
+                        document["title"],
+                        panel["title"],
+                        target["expr"],
+                        target.get("legendFormat", ""),
+                    )
+                )
     return found
+
+
+def legend(template: str, metric: dict[str, str]) -> str:
+    """Grafana's `{{label}}` legend format filled in."""
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: metric.get(m.group(1), ""), template)
 
 
 def grafana_substituted(expr: str) -> str:
@@ -414,8 +428,8 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(run: Run) -> None
     queries = panel_queries()
     assert len(queries) >= 20
     empty = []
-    capture: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for board, panel, expr in queries:
+    capture: dict[str, Any] = {"start": run.started - 5, "end": run.ended, "dashboards": {}}
+    for board, panel, expr, legend_format in queries:
         data = run.prometheus.query_range(grafana_substituted(expr), run.started - 5, run.ended)
         finite = [
             series
@@ -424,13 +438,14 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(run: Run) -> None
         ]
         if not finite:
             empty.append(f"{board} / {panel}: {expr}")
-        capture.setdefault(board, {}).setdefault(panel, []).extend(
-            {"metric": s["metric"], "values": s["values"]} for s in data["result"]
+        capture["dashboards"].setdefault(board, {}).setdefault(panel, []).extend(
+            {"legend": legend(legend_format, s["metric"]) or "value", "values": s["values"]}
+            for s in data["result"]
         )
     assert not empty, "panels without data:\n" + "\n".join(empty)
     target = os.environ.get("TOCSIN_DASHBOARD_CAPTURE")
     if target:
-        Path(target).write_text(json.dumps(capture, indent=1, sort_keys=True))
+        Path(target).write_text(json.dumps(capture, indent=1))
 
 
 def test_figures_add_up(run: Run) -> None:

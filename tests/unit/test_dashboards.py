@@ -65,10 +65,11 @@ def test_svg_draws_each_panels_series_and_says_when_there_is_none() -> None:
         "Tocsin / Pipeline",
         {
             "Consumer lag": [
-                {"metric": {"topic": "alerts.raw"}, "values": [[1, "0"], [2, "3"], [3, "NaN"]]}
+                {"legend": "topic=alerts.raw", "values": [[1, "0"], [2, "3"], [3, "NaN"]]}
             ],
             "Dead-lettered messages": [],
         },
+        (0.0, 4.0),
     )
     assert svg.startswith("<svg")
     assert "Consumer lag" in svg
