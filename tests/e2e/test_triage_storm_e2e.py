@@ -252,3 +252,59 @@ def _incidents(stack: Stack, done: Callable[[list[dict[str, Any]]], bool]) -> li
             return found
         time.sleep(0.5)
     raise AssertionError(f"incidents: {_severities(found)}")
+
+
+def test_a_deploy_shows_on_the_incident_it_preceded_and_on_its_page(stack: Stack) -> None:
+    """Runs after the storm (same stack): a new checkout incident, two changes before it."""
+    now = datetime.now(UTC)
+    deploy = {
+        "summary": "deployed checkout",
+        "version": "v2.3.1",
+        "source": "argo",
+        "timestamp": (now - timedelta(minutes=4, seconds=10)).isoformat(),
+    }
+    sent = httpx.post(f"{stack.ingest_url}/v1/changes/{TOKEN}", json=deploy)
+    assert sent.status_code == 202, sent.text
+    flag = {
+        "routing_key": TOKEN,
+        "payload": {
+            "summary": "flag new-cart on",
+            "timestamp": (now - timedelta(minutes=12)).isoformat(),
+            "source": "flags",
+        },
+        "links": [{"href": "https://flags.example/new-cart", "text": "new-cart"}],
+    }
+    sent = httpx.post(f"{stack.ingest_url}/v2/change/enqueue", json=flag)
+    assert sent.status_code == 202, sent.text
+    assert sent.json() == {"status": "success", "message": "Change event processed"}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listed = httpx.get(
+            f"{stack.triage_url}/api/v1/changes", params={"service": "checkout"}, headers=AUTH
+        ).json()
+        if len(listed) == 2:
+            break
+        time.sleep(0.2)
+    assert [c["summary"] for c in listed] == ["deployed checkout", "flag new-cart on"]
+
+    alert = _alert(900, "CheckoutErrors", "critical", dc="west")
+    sent = httpx.post(
+        f"{stack.ingest_url}/v1/ingest/{TOKEN}", json=alertmanager_payload("firing", [alert])
+    )
+    assert sent.status_code == 202, sent.text
+    (page,) = stack.receiver.wait_for(
+        lambda p: p.body["incident"]["title"].startswith("CheckoutErrors"), timeout=30
+    )
+    changes = page.body["incident"]["changes"]
+    assert [c["text"] for c in changes] == [
+        "deployed checkout v2.3.1 4 min before",
+        "flag new-cart on 12 min before",
+    ]
+    assert changes[1]["links"] == [{"href": "https://flags.example/new-cart", "text": "new-cart"}]
+    shown = httpx.get(
+        f"{stack.api_url}/api/v1/incidents/{page.body['incident']['id']}", headers=AUTH
+    ).json()
+    assert [(c["summary"], c["version"]) for c in shown["changes"]] == [
+        ("deployed checkout", "v2.3.1"),
+        ("flag new-cart on", None),
+    ]
