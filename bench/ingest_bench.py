@@ -49,6 +49,7 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-integration-token-0123456789"  # noqa: S105 (a throwaway test token)
@@ -412,6 +413,19 @@ async def messages_on_topic(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
+async def delete_namespace(bootstrap: str, namespace: str) -> None:
+    """Drop the run's topics: a broker holding thousands of benchmark partitions runs out of
+    heap (the shared test broker did)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [topic for topic in await admin.list_topics() if topic.startswith(namespace)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
 @dataclass(frozen=True)
 class Measured:
     alerts_per_s: float
@@ -465,6 +479,7 @@ def measure(
         bootstrap = os.environ["TOCSIN_KAFKA_BOOTSTRAP"]
         topic = f"{server.namespace}alerts.raw"
         on_topic = asyncio.run(messages_on_topic(bootstrap, topic))
+        asyncio.run(delete_namespace(bootstrap, server.namespace))
         if on_topic < result.accepted * alerts_per_body:
             raise SystemExit(
                 f"only {on_topic} messages on the topic for {result.accepted} accepted "

@@ -235,7 +235,9 @@ class KafkaBus:
                     await producer.send(name, value=value, key=key.encode(), headers=headers)
                     for key, value in messages
                 ]
-                await asyncio.wait_for(asyncio.gather(*futures), timeout=self._publish_timeout)
+                # One alert (the usual webhook) needs no gathering future around its ack.
+                acks = futures[0] if len(futures) == 1 else asyncio.gather(*futures)
+                await asyncio.wait_for(acks, timeout=self._publish_timeout)
             except (KafkaError, TimeoutError, OSError) as error:
                 raise PublishError(f"{topic}: {type(error).__name__}: {error}") from error
 
