@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from prometheus_client import REGISTRY
 
 from schemas import (
+    ALERTS_RAW,
     AlertDetails,
+    AlertReceived,
+    AlertStatus,
     IncidentSnapshot,
     NotificationEvent,
     NotificationRequested,
@@ -16,6 +21,9 @@ from schemas import (
 )
 from services.ingest.metrics import observe_response, response_class
 from services.notifier.metrics import time_to_page
+from tocsin.runtime.bus import Subscription
+from tocsin.runtime.embedded.bus import EmbeddedBus
+from tocsin.runtime.embedded.sqlite import SqliteFile
 
 T0 = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 
@@ -75,3 +83,53 @@ def test_time_to_page_runs_from_the_earliest_arrival_for_first_pages_only() -> N
     assert time_to_page(_page(NotificationEvent.TRIGGERED, 1, T0), delivered) is None
     assert time_to_page(_page(NotificationEvent.ACKNOWLEDGED, 0, T0), delivered) is None
     assert time_to_page(_page(NotificationEvent.TRIGGERED, 0), delivered) is None  # no arrival
+
+
+async def test_embedded_bus_reports_the_groups_lag(tmp_path: Path) -> None:
+    file = SqliteFile(tmp_path / "bus.sqlite")
+    bus = EmbeddedBus(file)
+    await bus.start()
+    group = "lag-embedded"
+    labels = {"topic": ALERTS_RAW, "group": group}
+    seen: list[float | None] = []
+    done = asyncio.Event()
+
+    async def handler(message: AlertReceived) -> None:
+        seen.append(REGISTRY.get_sample_value("tocsin_consumer_lag_messages", labels))
+        if len(seen) == 3:
+            done.set()
+
+    try:
+        await bus.publish_many(
+            ALERTS_RAW,
+            [
+                (
+                    "fp",
+                    AlertReceived(
+                        occurred_at=T0,
+                        correlation_id=f"c-{n}",
+                        fingerprint="fp",
+                        status=AlertStatus.FIRING,
+                        integration_id="am",
+                        source="alertmanager",
+                        service_id="checkout",
+                        alertname="Lag",
+                        summary="lag",
+                    ),
+                )
+                for n in range(3)
+            ],
+        )
+        task = asyncio.create_task(
+            bus.consume(Subscription(ALERTS_RAW, group, AlertReceived, handler))
+        )
+        await asyncio.wait_for(done.wait(), timeout=10)
+        async with asyncio.timeout(10):
+            while REGISTRY.get_sample_value("tocsin_consumer_lag_messages", labels) != 0:
+                await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await bus.stop()
+        file.close()
+    assert seen == [3.0, 3.0, 3.0]  # the batch's lag as fetched; 0 once it is handled

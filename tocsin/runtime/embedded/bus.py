@@ -21,6 +21,7 @@ from tocsin.runtime import telemetry
 from tocsin.runtime.bus import M, PublishError, Subscription
 from tocsin.runtime.consumer import Record, RecordProcessor
 from tocsin.runtime.embedded.sqlite import SqliteFile, consumer_batch, in_consumer_batch
+from tocsin.runtime.metrics import CONSUMER_LAG
 
 _BATCH = 500
 _TRIM_EVERY = 1000
@@ -114,6 +115,7 @@ class EmbeddedBus:
         topic, group = subscription.topic, subscription.group
         wakeup = self._wakeup(topic)
         position = self._position(group, topic)
+        lag = CONSUMER_LAG.labels(topic=topic, group=group)
         with consumer_batch():
             while True:
                 wakeup.clear()
@@ -122,6 +124,7 @@ class EmbeddedBus:
                     " WHERE topic = ? AND seq >= ? ORDER BY seq LIMIT ?",
                     (topic, position, _BATCH),
                 ).fetchall()
+                lag.set(self._lag(topic, position) if len(rows) == _BATCH else len(rows))
                 if not rows:
                     try:
                         await asyncio.wait_for(wakeup.wait(), timeout=1.0)
@@ -156,6 +159,13 @@ class EmbeddedBus:
                 )
                 self._maybe_trim(topic, len(rows))
                 self._file.commit_soon()
+
+    def _lag(self, topic: str, position: int) -> int:
+        """Messages of the topic at or after `position` (asked only when a batch is full)."""
+        row = self._file.read(
+            "SELECT COUNT(*) FROM messages WHERE topic = ? AND seq >= ?", (topic, position)
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def _maybe_trim(self, topic: str, consumed: int) -> None:
         count = self._consumed_since_trim.get(topic, 0) + consumed
