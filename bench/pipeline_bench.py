@@ -153,7 +153,8 @@ def start_service(
             env={**os.environ, **env, "TOCSIN_INSTANCE_ID": f"{name}-{uuid.uuid4().hex[:6]}"},
             stdout=out,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            # `python -c` puts the working directory first on sys.path: it picks the code.
+            cwd=env.get("PYTHONPATH", ROOT),
         )
     return Proc(name, port, popen, log)
 
