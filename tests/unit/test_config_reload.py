@@ -318,3 +318,34 @@ def test_slack_contacts_change_the_inbound_user_map_which_waits_for_a_restart() 
     assert notifier_restart_only(parse_config(channel_old)) == notifier_restart_only(
         parse_config(channel_new)
     )
+
+
+def with_status_page(doc: dict[str, Any], sev0_cadence: str = "30m") -> dict[str, Any]:
+    doc["status_pages"] = [
+        {
+            "id": "public",
+            "title": "Example status",
+            "components": [{"id": "checkout", "name": "Checkout", "services": ["checkout"]}],
+            "cadence": {"SEV0": sev0_cadence},
+        }
+    ]
+    return doc
+
+
+def test_a_changed_update_cadence_is_reported_reloaded_for_escalation_which_reads_it() -> None:
+    old, new = with_status_page(document()), with_status_page(document(), "15m")
+    assert statuses(old, new) == {"escalation": "reloaded", "notifier": "reloaded"}
+
+
+def test_a_changed_maintenance_window_is_reported_reloaded_for_the_status_pages() -> None:
+    old = with_status_page(document())
+    new = with_status_page(document())
+    new["maintenance_windows"] = [
+        {
+            "id": "db-upgrade",
+            "services": ["checkout"],
+            "starts_at": "2030-01-05T02:00:00Z",
+            "duration": "2h",
+        }
+    ]
+    assert statuses(old, new) == {"escalation": "unchanged", "notifier": "reloaded"}

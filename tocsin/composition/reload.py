@@ -38,11 +38,22 @@ SectionStatus = Literal["reloaded", "unchanged", "changed; restart to apply"]
 # The services that read their section through a view of the live configuration.
 LIVE_SECTIONS = frozenset({"ingest", "triage", "escalation", "notifier"})
 
+
+def escalation_section(config: TocsinConfig) -> object:
+    """Escalation's section and the status pages' update cadence it reads live."""
+    return (config.escalation(), config.status_updates())
+
+
+def notifier_section(config: TocsinConfig) -> object:
+    """The notifier's section and the maintenance windows its status pages read live."""
+    return (config.notifier(), config.maintenance_windows)
+
+
 SECTIONS: Mapping[str, Callable[[TocsinConfig], object]] = {
     "ingest": TocsinConfig.ingest,
     "triage": TocsinConfig.triage,
-    "escalation": TocsinConfig.escalation,
-    "notifier": TocsinConfig.notifier,
+    "escalation": escalation_section,
+    "notifier": notifier_section,
 }
 
 
