@@ -34,6 +34,11 @@ TOCSIN_ADMIN_TOKEN=$TOCSIN_ADMIN_TOKEN (a development key). Try, in another shel
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["incidents"][0]["id"])')
   curl -XPOST -H '$AUTH' $URL/api/v1/incidents/\$ID/acknowledge
 
+  # the public status page (checkout in major outage while that incident is open) and its
+  # Statuspage-compatible JSON
+  open $URL/status/public
+  curl $URL/status/public/api/v2/summary.json
+
   # metrics and the API docs
   curl $URL/metrics
   open $URL/docs
