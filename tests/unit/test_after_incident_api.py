@@ -87,6 +87,10 @@ async def serving(r: Rig) -> AsyncIterator[Api]:
         async with httpx.AsyncClient(transport=transport, base_url="http://tocsin") as client:
             yield Api(r, client, reminders_of(service))
     finally:
+        # Let the consumers take what was just published before cancelling them: on Python
+        # 3.11 the embedded bus's `asyncio.wait_for(wakeup.wait(), 1.0)` swallows a cancel that
+        # arrives while its wakeup has fired but it has not run yet, and gather never returns.
+        await asyncio.sleep(0.1)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
