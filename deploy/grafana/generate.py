@@ -2,7 +2,8 @@
 deploy/grafana/dashboards/*.json with grafana-foundation-sdk.
 
 1. Incident response: MTTA and MTTR (p50/p90 over the range) by service and severity,
-   incidents over time, acknowledged within 5 minutes (%), escalations, reopen rate.
+   incidents over time, acknowledged within 5 minutes (%), escalations, reopen and recurrence
+   rate.
 2. On-call health: pages per person and per team, after-hours pages, time to page p99.
 3. Pipeline: ingest rate and answers, dedup ratio, triage outcomes, consumer lag, DLQ counts,
    notification delivery by channel and outcome.
@@ -128,17 +129,26 @@ INCIDENT_RESPONSE = Board(
             width=6,
         ),
         Panel(
-            "Reopen rate",
+            "Reopen and recurrence rate",
             (
                 Query(
                     f"(sum(increase(tocsin_incidents_reopened_total{{{SCOPE}}}[$__range])) "
                     "or vector(0)) "
-                    f"/ sum(increase(tocsin_incidents_opened_total{{{SCOPE}}}[$__range]))"
+                    f"/ sum(increase(tocsin_incidents_opened_total{{{SCOPE}}}[$__range]))",
+                    "reopened",
+                ),
+                Query(
+                    "(sum(increase(tocsin_incident_recurrences_total"
+                    '{service=~"$service"}[$__range])) or vector(0)) '
+                    f"/ sum(increase(tocsin_incidents_opened_total{{{SCOPE}}}[$__range]))",
+                    "recurred",
                 ),
             ),
             "percentunit",
             "stat",
-            "Resolved incidents that fired again, per incident opened (0 when none reopened).",
+            "Per incident opened: resolved incidents that fired again (reopened), and new "
+            "incidents whose group had one resolved in the 30 days before (recurred); 0 when "
+            "none.",
             width=6,
         ),
         Panel(
