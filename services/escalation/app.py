@@ -22,9 +22,10 @@ from schemas import (
     IncidentLifecycleChanged,
     NotificationResult,
 )
-from services.escalation import after_incident_api, analytics_api, oncall_api
+from services.escalation import after_incident_api, analytics_api, audit_api, keys_api, oncall_api
 from services.escalation.after_incident import AfterIncident
 from services.escalation.api import router
+from services.escalation.audit_api import audit_rules
 from services.escalation.config import EscalationConfig
 from services.escalation.consumers import CommandHandler
 from services.escalation.deliveries import DeliveryResults
@@ -38,6 +39,8 @@ from services.escalation.status_updates import StatusUpdates
 from services.escalation.store import EscalationStore, MongoEscalationStore, retention_rules
 from services.escalation.updates_api import router as updates_router
 from services.escalation.updates_store import UpdatesStore, updates_retention_rules
+from tocsin.runtime.access import Access
+from tocsin.runtime.audit import AuditLog
 from tocsin.runtime.bus import Bus, Subscription
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.live_config import Current, Fixed
@@ -70,6 +73,8 @@ def from_parts(
         public_url=settings.public_url,
         database=parts.database,
         updates_config=updates_config,
+        access=parts.access,
+        audit=parts.audit,
     )
     return with_retention(
         service,
@@ -78,6 +83,7 @@ def from_parts(
             *retention_rules(policy),
             *updates_retention_rules(policy),
             *after_retention(policy),
+            *audit_rules(policy),
         ],
     )
 
@@ -96,6 +102,8 @@ def build(
     public_url: str | None = None,
     database: DocumentDatabase | None = None,
     updates_config: Current[UpdatesConfig] | None = None,
+    access: Access | None = None,
+    audit: AuditLog | None = None,
 ) -> Service:
     """`public_url`: where the operator API is reached (pages link to the incident there).
     `config`: the section itself (fixed) or a holder of the current one (reloadable).
@@ -149,6 +157,12 @@ def build(
     subscriptions: list[Subscription[Any]] = []
     loops: list[Callable[[], Coroutine[Any, Any, None]]] = [engine.run_timers]
     on_start: list[Callable[[], Awaitable[None]]] = [store.ensure_indexes, oncall.ensure_indexes]
+    if access is not None:
+        api.include_router(keys_api.router(access, require_api_key))
+        on_start.append(access.keys.ensure_indexes)
+    if audit is not None:
+        api.include_router(audit_api.router(audit, require_api_key))
+        on_start.append(audit.ensure_indexes)
     if after is not None:
         api.include_router(after_incident_api.router(after, require_api_key))
         subscriptions.append(

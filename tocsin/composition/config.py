@@ -52,6 +52,7 @@ from services.triage.config import (
     TriageConfig,
     matcher_problems,
 )
+from tocsin.runtime.access import Person, Role
 from tocsin.runtime.config_problems import (
     ConfigProblems,
     Loc,
@@ -85,6 +86,19 @@ class ServiceConfig(StrictModel):
 class UserConfig(StrictModel):
     id: Identifier
     name: str = Field(min_length=1, max_length=200)
+    # Responder by default: everyone in the file is someone who may be paged, and a person who
+    # is paged must be able to acknowledge. Admin is never implied; viewers are said so.
+    role: Role = Field(
+        default=Role.RESPONDER,
+        description="admin (everything), responder (act on incidents, silences, overrides), "
+        "viewer (read only).",
+    )
+    password_hash: str | None = Field(
+        default=None,
+        pattern=r"^\$argon2(id|i|d)\$",
+        description="argon2 hash for the console's password login (`tocsin users "
+        "hash-password`); without it, the user logs in with a personal API key.",
+    )
     contacts: tuple[ContactConfig, ...] = ()
     notification_rules: tuple[NotificationRuleConfig, ...] = ()
 
@@ -260,6 +274,10 @@ class TocsinConfig(StrictModel):
 
     def user(self, user_id: str) -> UserConfig | None:
         return next((u for u in self.users if u.id == user_id), None)
+
+    def people(self) -> dict[str, Person]:
+        """Access control's view of the users (tocsin.runtime.access)."""
+        return {u.id: Person(u.id, u.name, u.role, u.password_hash) for u in self.users}
 
     # Each service gets only its own section (services never see the whole file).
 

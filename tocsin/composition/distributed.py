@@ -11,10 +11,9 @@ from fastapi import FastAPI
 
 from tocsin.composition.config import TocsinConfig
 from tocsin.composition.reload import ConfigReloader, reload_service
-from tocsin.composition.wiring import ServiceName, api_keys, build_service
+from tocsin.composition.wiring import ServiceName, access_control, build_service
 from tocsin.runtime import telemetry
 from tocsin.runtime.clock import SystemClock
-from tocsin.runtime.http import api_key_dependency
 from tocsin.runtime.kafka import ConsumerTiming, KafkaBus, KafkaSecurity, TopicLayout
 from tocsin.runtime.live_config import LiveConfig
 from tocsin.runtime.mongo import MongoDatabase, open_client, ping
@@ -76,9 +75,12 @@ def create_service_app(
     pymongo_database = client[settings.mongo_database]
     database = MongoDatabase(pymongo_database)
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
-    require_api_key = api_key_dependency(api_keys(settings))
-    parts = Parts(bus, database, settings, SystemClock(), http_client, instance_id, require_api_key)
     live = LiveConfig(config)
+    clock = SystemClock()
+    access, audit, require_api_key = access_control(settings, database, live, clock)
+    parts = Parts(
+        bus, database, settings, clock, http_client, instance_id, require_api_key, access, audit
+    )
     service = build_service(name, parts, live)
     reload = reload_service(ConfigReloader(config_path, live, [name]), require_api_key)
 

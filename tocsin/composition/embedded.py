@@ -21,13 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tocsin.composition.config import TocsinConfig
 from tocsin.composition.reload import ConfigReloader, reload_service
-from tocsin.composition.wiring import SERVICE_NAMES, api_keys, build_service
+from tocsin.composition.wiring import SERVICE_NAMES, access_control, build_service
 from tocsin.runtime import telemetry
 from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.embedded.bus import EmbeddedBus
 from tocsin.runtime.embedded.docstore import EmbeddedDatabase
 from tocsin.runtime.embedded.sqlite import SqliteFile
-from tocsin.runtime.http import api_key_dependency
 from tocsin.runtime.live_config import LiveConfig
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import ProcessState, Service, create_app
@@ -97,9 +96,12 @@ def create_embedded_app(
     database = store  # satisfies the store port (tocsin.runtime.store), as MongoDatabase does
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     instance_id = settings.instance_id or f"embedded-{os.getpid()}"
-    require_api_key = api_key_dependency(api_keys(settings))
-    parts = Parts(bus, database, settings, SystemClock(), http_client, instance_id, require_api_key)
     live = LiveConfig(config)
+    clock = SystemClock()
+    access, audit, require_api_key = access_control(settings, database, live, clock)
+    parts = Parts(
+        bus, database, settings, clock, http_client, instance_id, require_api_key, access, audit
+    )
     services = [build_service(name, parts, live) for name in SERVICE_NAMES]
     services.append(
         reload_service(ConfigReloader(config_path, live, SERVICE_NAMES), require_api_key)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 from services.escalation import app as escalation
 from services.ingest import app as ingest
@@ -15,11 +15,15 @@ from services.notifier import app as notifier
 from services.notifier.status_domain import Maintenance, MaintenanceSchedule
 from services.triage import app as triage
 from tocsin.composition.config import TocsinConfig
-from tocsin.runtime.http import ApiKeys, token_digest
+from tocsin.runtime.access import Access, KeyStore
+from tocsin.runtime.audit import AuditLog
+from tocsin.runtime.clock import Clock
+from tocsin.runtime.http import access_dependency
 from tocsin.runtime.live_config import LiveConfig
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import Service
 from tocsin.runtime.settings import Settings
+from tocsin.runtime.store import DocumentDatabase
 
 ServiceName = Literal["ingest", "triage", "escalation", "notifier"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("ingest", "triage", "escalation", "notifier")
@@ -64,11 +68,18 @@ def _with_public_url(parts: Parts, config: TocsinConfig) -> Parts:
     return replace(parts, settings=settings)
 
 
-def api_keys(settings: Settings) -> ApiKeys:
-    digests = {}
-    if settings.admin_token is not None:
-        digests["admin"] = token_digest(settings.admin_token.get_secret_value())
-    return ApiKeys(digests)
+def access_control(
+    settings: Settings, database: DocumentDatabase, live: LiveConfig[TocsinConfig], clock: Clock
+) -> tuple[Access, AuditLog, Callable[..., str]]:
+    """People (from the live file), personal keys and the bootstrap token, the audit log, and
+    the operator API's guard built on them (tocsin.runtime.access, tocsin.runtime.http)."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    people = live.view(TocsinConfig.people)
+    access = Access(KeyStore(database), lambda: people.current, clock, token)
+    audit = AuditLog(database, clock)
+    # FastAPI awaits the coroutine dependency; routers only see the user id it returns.
+    guard = cast(Callable[..., str], access_dependency(access, audit))
+    return access, audit, guard
 
 
 def build_service(name: ServiceName, parts: Parts, config: LiveConfig[TocsinConfig]) -> Service:

@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
+from tocsin.runtime.access import Access, Principal, permits, required
+from tocsin.runtime.audit import DRAFT_STATE, MUTATING, AuditDraft, AuditLog, AuditTrail
 from tocsin.runtime.metrics import HTTP_REQUESTS
 
 access_log = logging.getLogger("tocsin.access")
@@ -84,6 +86,46 @@ def api_key_dependency(keys: ApiKeys) -> Callable[..., str]:
     return require_api_key
 
 
+def access_dependency(access: Access, audit: AuditLog | None) -> Callable[..., Awaitable[str]]:
+    """The operator API's one guard: authenticates the bootstrap token or a personal key (401),
+    checks the route against the policy table (tocsin.runtime.access.POLICY; 403), leaves the
+    caller in `request.state.principal` and, on a change, an audit draft the `AuditTrail`
+    middleware records with the response status. Returns the caller's user id."""
+
+    async def require_api_key(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> str:
+        if credentials is None:
+            raise HTTPException(
+                401, "missing Authorization: Bearer <api key>", {"WWW-Authenticate": "Bearer"}
+            )
+        principal = await access.authenticate(credentials.credentials)
+        if principal is None:
+            raise HTTPException(
+                401, "invalid, expired or revoked API key", {"WWW-Authenticate": "Bearer"}
+            )
+        authorize(request, principal, audit)
+        return principal.user_id
+
+    return require_api_key
+
+
+def authorize(request: Request, principal: Principal, audit: AuditLog | None) -> None:
+    """Policy check of the matched route for `principal` (403), with the audit draft."""
+    # The router has matched before dependencies run: the scope holds the route template.
+    template = str(getattr(request.scope.get("route"), "path", request.url.path))
+    method = request.method
+    request.state.principal = principal
+    if audit is not None and method in MUTATING:
+        draft = AuditDraft(audit, principal, method, template, dict(request.path_params))
+        setattr(request.state, DRAFT_STATE, draft)
+    if not permits(principal, required(method, template), request.path_params):
+        raise HTTPException(
+            403, f"{principal.role.value} {principal.user_id!r} may not {method} {template}"
+        )
+
+
 def install_ops(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
     """Add /healthz, /readyz, /metrics and the access log that never prints a token."""
 
@@ -104,6 +146,7 @@ def install_ops(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(AuditTrail)
     app.add_middleware(AccessLog)
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from tocsin.runtime.access import Access
+from tocsin.runtime.audit import AuditLog
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.settings import Settings
@@ -23,3 +25,7 @@ class Parts:
     http_client: httpx.AsyncClient
     instance_id: str
     require_api_key: Callable[..., str]
+    # People, personal keys and the audit log (tocsin.runtime.access, .audit); None in tests
+    # that guard the API with a fixed key only.
+    access: Access | None = None
+    audit: AuditLog | None = None
