@@ -240,16 +240,16 @@ class KeyStore:
         return key, secret
 
     async def get(self, key_id: str) -> StoredKey | None:
-        document = await self._keys.find_one({"_id": key_id}, projection={"digest": 0})
+        document = await self._keys.find_one({"_id": key_id})
         return StoredKey.of(document) if document is not None else None
 
     async def by_digest(self, key_digest: str) -> StoredKey | None:
-        document = await self._keys.find_one({"digest": key_digest}, projection={"digest": 0})
+        document = await self._keys.find_one({"digest": key_digest})
         return StoredKey.of(document) if document is not None else None
 
     async def list(self, user_id: str | None = None) -> list[StoredKey]:
         where = {} if user_id is None else {"user_id": user_id}
-        cursor = self._keys.find(where, projection={"digest": 0}).sort([("created_at", 1)])
+        cursor = self._keys.find(where).sort([("created_at", 1)])
         return [StoredKey.of(document) async for document in cursor]
 
     async def revoke(self, key_id: str, now: datetime) -> StoredKey | None:
