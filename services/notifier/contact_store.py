@@ -29,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 
 from schemas import NotificationEvent, NotificationRequested, Severity
 from services.notifier.domain.bundling import ContactWindow
+from services.notifier.domain.change_lines import changes_text
 from services.notifier.domain.receipts import Receipt
 from services.notifier.domain.sms_text import PageFacts
 from tocsin.runtime.retention import RetentionPolicy, RetentionRule
@@ -47,10 +48,12 @@ class PageEntry:
     service: str
     title: str
     alert_count: int
+    change: str | None = None  # the last change before the incident, as a page line
 
     @classmethod
     def of(cls, request: NotificationRequested) -> PageEntry:
         incident = request.incident
+        opened_at = incident.opened_at or request.occurred_at
         return cls(
             notification_id=request.notification_id,
             user_id=request.recipient.user_id,
@@ -60,11 +63,18 @@ class PageEntry:
             service=incident.service,
             title=incident.title[:512],
             alert_count=incident.alert_count,
+            change=changes_text(incident.changes[:1], opened_at),
         )
 
     def facts(self) -> PageFacts:
         return PageFacts(
-            self.event, self.severity, self.service, self.title, self.alert_count, self.incident_id
+            self.event,
+            self.severity,
+            self.service,
+            self.title,
+            self.alert_count,
+            self.incident_id,
+            self.change,
         )
 
     def document(self) -> Document:
@@ -77,6 +87,7 @@ class PageEntry:
             "service": self.service,
             "title": self.title,
             "alert_count": self.alert_count,
+            "change": self.change,
         }
 
     @classmethod
@@ -90,6 +101,7 @@ class PageEntry:
             service=str(doc["service"]),
             title=str(doc["title"]),
             alert_count=int(doc["alert_count"]),
+            change=doc.get("change"),
         )
 
 

@@ -16,9 +16,11 @@ from schemas import (
     Severity,
 )
 from services.notifier.channels.webhook import webhook_body
+from services.notifier.contact_store import PageEntry
 from services.notifier.domain.cards import slack_blocks
 from services.notifier.domain.change_lines import change_line, changes_text
 from services.notifier.domain.email_text import page_email
+from services.notifier.domain.sms_text import PageFacts, page_sms_text
 
 OPENED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -154,3 +156,56 @@ def test_the_slack_page_lists_the_changes() -> None:
     plain = incident.model_copy(update={"changes": ()})
     blocks = slack_blocks(NotificationEvent.TRIGGERED, plain)
     assert not any("Changes" in str(block) for block in blocks)
+
+
+def _facts(title: str, change: str | None) -> PageFacts:
+    return PageFacts(
+        NotificationEvent.TRIGGERED, Severity.SEV1, "checkout", title, 3, "a1b2c3d4-e5f6", change
+    )
+
+
+def test_the_sms_page_says_the_last_change_when_it_fits_whole() -> None:
+    line = "deployed checkout v2.3.1 4 min before"
+    sms = page_sms_text(_facts("Checkout 5xx above 5%", line), reply_code=7)
+    assert sms.text == (
+        "SEV1 checkout: Checkout 5xx above 5% (3 alerts) #a1b2c3d4. "
+        "deployed checkout v2.3.1 4 min before. Reply 7a ack, 7c resolve, 7e escalate"
+    )
+    assert not sms.cut
+    # A title that needs the room keeps it: the page is as without a change.
+    long_title = "x" * 150
+    assert page_sms_text(_facts(long_title, line), reply_code=7) == page_sms_text(
+        _facts(long_title, None), reply_code=7
+    )
+
+
+def test_a_queued_sms_page_keeps_its_change_line() -> None:
+    deploy = ChangeSummary(
+        summary="deployed checkout", at=OPENED - timedelta(minutes=4), version="v2.3.1"
+    )
+    older = ChangeSummary(summary="flag on", at=OPENED - timedelta(minutes=9))
+    request = NotificationRequested(
+        occurred_at=OPENED,
+        correlation_id="inc-1",
+        notification_id="inc-1/c0/s0/alice/sms",
+        event=NotificationEvent.TRIGGERED,
+        incident=IncidentSnapshot(
+            id="inc-1",
+            title="slow",
+            severity=Severity.SEV1,
+            status="triggered",
+            service="checkout",
+            alert_count=1,
+            opened_at=OPENED,
+            changes=(deploy, older),
+        ),
+        recipient=Recipient(user_id="alice", contact_id="sms"),
+        escalation_level=0,
+    )
+    entry = PageEntry.of(request)
+    assert entry.change == "deployed checkout v2.3.1 4 min before"
+    assert PageEntry.from_document(entry.document()) == entry
+    assert entry.facts().change == entry.change
+    # Stored before the change line existed: none.
+    legacy = {k: v for k, v in entry.document().items() if k != "change"}
+    assert PageEntry.from_document(legacy).change is None

@@ -102,6 +102,7 @@ class PageFacts:
     title: str
     alert_count: int
     incident_id: str
+    change: str | None = None  # "deployed checkout v2.3.1 4 min before" (change_lines.py)
 
 
 def is_gsm7(text: str) -> bool:
@@ -171,6 +172,19 @@ def page_sms_text(page: PageFacts, *, reply_code: int | None, limit: int | None 
             _join(f"{head} ({count}) #{short}", codes.terse),
         ]
 
+    change = _clean(to_gsm7(page.change or ""))
+    if change and is_gsm7(change):
+        # The last change before the incident, only where it fits whole without cutting.
+        def with_change(service: str, title: str) -> list[str]:
+            head = f"{prefix}{page.severity.value} {service}: {title}"
+            return [_join(f"{head} ({_alerts(count)}) #{short}. {change}.", codes.full)]
+
+        try:
+            fitted = _fit(with_change, _clean(page.service), _clean(page.title), limit)
+        except ValueError:
+            fitted = None
+        if fitted is not None and not fitted.cut:
+            return fitted
     return _fit(layouts, _clean(page.service), _clean(page.title), limit)
 
 
