@@ -17,7 +17,7 @@ from schemas import (
 )
 from services.notifier.channels.webhook import webhook_body
 from services.notifier.contact_store import PageEntry
-from services.notifier.domain.cards import slack_blocks
+from services.notifier.domain.cards import slack_blocks, teams_message
 from services.notifier.domain.change_lines import change_line, changes_text
 from services.notifier.domain.email_text import page_email
 from services.notifier.domain.sms_text import PageFacts, page_sms_text
@@ -209,3 +209,33 @@ def test_a_queued_sms_page_keeps_its_change_line() -> None:
     # Stored before the change line existed: none.
     legacy = {k: v for k, v in entry.document().items() if k != "change"}
     assert PageEntry.from_document(legacy).change is None
+
+
+def test_the_teams_card_lists_the_changes() -> None:
+    deploy = ChangeSummary(
+        summary="deployed checkout", at=OPENED - timedelta(minutes=4), version="v2.3.1"
+    )
+    request = NotificationRequested(
+        occurred_at=OPENED,
+        correlation_id="inc-1",
+        notification_id="inc-1/c0/s0/alice/teams",
+        event=NotificationEvent.TRIGGERED,
+        incident=IncidentSnapshot(
+            id="inc-1",
+            title="slow",
+            severity=Severity.SEV1,
+            status="triggered",
+            service="checkout",
+            alert_count=1,
+            opened_at=OPENED,
+            changes=(deploy,),
+        ),
+        recipient=Recipient(user_id="alice", contact_id="teams"),
+        escalation_level=0,
+    )
+    body = teams_message(request)["attachments"][0]["content"]["body"]
+    assert body[-1] == {
+        "type": "TextBlock",
+        "text": "Changes before: deployed checkout v2.3.1 4 min before",
+        "wrap": True,
+    }

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from schemas import CommandKind, IncidentSnapshot, NotificationEvent, NotificationRequested
-from services.notifier.domain.change_lines import change_line
+from services.notifier.domain.change_lines import change_line, changes_text
 from services.notifier.domain.email_text import one_line
 from services.notifier.domain.sms_text import short_incident_id
 
@@ -169,6 +169,9 @@ def teams_message(request: NotificationRequested) -> dict[str, Any]:
     ]
     summaries = [one_line(a.summary) for a in incident.alerts if one_line(a.summary)]
     body.extend({"type": "TextBlock", "text": f"- {s}", "wrap": True} for s in summaries)
+    changed = changes_text(incident.changes, incident.opened_at or request.occurred_at, shown=3)
+    if changed is not None:
+        body.append({"type": "TextBlock", "text": f"Changes before: {changed}", "wrap": True})
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
