@@ -164,6 +164,7 @@ def test_unknown_service_reference() -> None:
 def test_unknown_service_reference_when_none_is_defined() -> None:
     document = _document()
     document["services"] = []
+    document.pop("status_pages", None)  # the example's page names the service too
     assert _only_problem(document) == (
         "integrations[0].service: unknown service 'checkout' (none is defined)"
     )
