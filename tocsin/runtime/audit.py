@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -88,7 +88,9 @@ class AuditLog:
             where["user_id"] = user_id
         window: dict[str, datetime] = {}
         if since is not None:
-            window["$gte"] = since
+            # `from` is inclusive; the common subset of both stores has $gt, not $gte, and
+            # MongoDB keeps milliseconds.
+            window["$gt"] = since - timedelta(milliseconds=1)
         if until is not None:
             window["$lt"] = until
         if window:
