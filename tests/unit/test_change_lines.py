@@ -21,6 +21,7 @@ from services.notifier.domain.cards import slack_blocks, teams_message
 from services.notifier.domain.change_lines import change_line, changes_text
 from services.notifier.domain.email_text import page_email
 from services.notifier.domain.sms_text import PageFacts, page_sms_text
+from services.notifier.domain.voice_text import page_speech
 
 OPENED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -239,3 +240,12 @@ def test_the_teams_card_lists_the_changes() -> None:
         "text": "Changes before: deployed checkout v2.3.1 4 min before",
         "wrap": True,
     }
+
+
+def test_a_one_page_call_says_the_last_change() -> None:
+    said = page_speech([_facts("Checkout 5xx above 5%", "deployed checkout v2.3.1 4 min before")])
+    assert said[0] == (
+        "This is Tocsin. severity 1 incident triggered on checkout: Checkout 5xx above 5%. "
+        "3 alerts. Last change: deployed checkout v2.3.1 4 minutes before."
+    )
+    assert "Last change" not in page_speech([_facts("Checkout 5xx above 5%", None)])[0]

@@ -47,6 +47,16 @@ def _alerts(count: int) -> str:
     return "1 alert" if count == 1 else f"{count} alerts"
 
 
+def _change(page: PageFacts) -> str:
+    """The last change before the incident, said in full words (one page calls only)."""
+    if not page.change:
+        return ""
+    said = page.change.replace(" min before", " minutes before").replace(
+        " h before", " hours before"
+    )
+    return f" Last change: {speakable(said)}."
+
+
 def _one(page: PageFacts) -> str:
     return (
         f"{_severity(page)} incident {_EVENT[page.event]} on {speakable(page.service, 60)}: "
@@ -59,7 +69,7 @@ def page_speech(pages: Sequence[PageFacts]) -> list[str]:
     if not pages:
         raise ValueError("a call reads at least one page")
     if len(pages) == 1:
-        return [f"This is Tocsin. {_one(pages[0])}", VOICE_MENU]
+        return [f"This is Tocsin. {_one(pages[0])}{_change(pages[0])}", VOICE_MENU]
     said = [f"This is Tocsin with {len(pages)} incidents."]
     said.extend(f"Incident {n}: {_one(page)}" for n, page in enumerate(pages[:MAX_READ], 1))
     if len(pages) > MAX_READ:
