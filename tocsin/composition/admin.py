@@ -30,6 +30,9 @@ from services.triage.maintenance_store import MongoMaintenanceStore
 from services.triage.silence_store import MongoSilenceStore
 from services.triage.store import MongoTriageStore
 from tocsin.composition.distributed import kafka_bus
+from tocsin.runtime.access import KeyStore
+from tocsin.runtime.audit import AuditLog
+from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.mongo import MongoDatabase, open_client
 from tocsin.runtime.settings import Settings
 from tocsin.runtime.store import DocumentDatabase, StoreUnavailable
@@ -64,6 +67,8 @@ def index_steps(database: DocumentDatabase) -> list[tuple[str, Callable[[], Awai
         ("notifier", MongoNotifierStore(database)),
         ("notifier messages", MongoMessageStore(database)),
         ("notifier contacts", MongoContactStore(database)),
+        ("access keys", KeyStore(database)),
+        ("audit log", AuditLog(database, SystemClock())),
     ]
     return [(name, store.ensure_indexes) for name, store in stores]
 

@@ -1,5 +1,6 @@
 """The `tocsin` command line: `up` (everything in one process), `serve` (one service on Kafka
-and MongoDB), `admin init` (topics and indexes of a distributed deployment), `config check`."""
+and MongoDB), `admin init` (topics and indexes of a distributed deployment), `config check`,
+`keys` and `users` (access_cli.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from tocsin.composition import access_cli
 from tocsin.composition.config import ConfigError, TocsinConfig, load_config
 from tocsin.runtime import telemetry
 from tocsin.runtime.service import ProcessState
@@ -158,6 +160,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
+    access_cli.add_parsers(commands)
+
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     check = config_commands.add_parser("check", help="validate a configuration file")
@@ -254,12 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "config":
         return _check(args.file)
+    if args.command == "users":
+        return access_cli.run_users(args)
     settings = Settings()
     telemetry.configure_logging(getattr(args, "log_format", None))
     if args.command == "admin":
         from tocsin.composition.admin import run_init
 
         return run_init(settings)
+    if args.command == "keys":
+        return access_cli.run_keys(args, settings)
     if args.command == "up":
         return _up(args, settings)
     return _serve(args, settings)
