@@ -27,6 +27,8 @@ from services.escalation.after_incident import AfterIncident
 from services.escalation.api import router
 from services.escalation.audit_api import audit_rules
 from services.escalation.config import EscalationConfig
+from services.escalation.console import routes as console
+from services.escalation.console.sessions import SessionStore, session_rules
 from services.escalation.consumers import CommandHandler
 from services.escalation.deliveries import DeliveryResults
 from services.escalation.domain.cadence import UpdatesConfig
@@ -84,6 +86,7 @@ def from_parts(
             *updates_retention_rules(policy),
             *after_retention(policy),
             *audit_rules(policy),
+            *session_rules(policy),
         ],
     )
 
@@ -163,6 +166,10 @@ def build(
     if audit is not None:
         api.include_router(audit_api.router(audit, require_api_key))
         on_start.append(audit.ensure_indexes)
+    if access is not None and audit is not None and database is not None:
+        sessions = SessionStore(database)
+        api.include_router(console.router(engine, store, access, audit, sessions))
+        on_start.append(sessions.ensure_indexes)
     if after is not None:
         api.include_router(after_incident_api.router(after, require_api_key))
         subscriptions.append(

@@ -1,0 +1,313 @@
+"""The console's pages and forms (see the package docstring). Every POST carries the session's
+CSRF token (the login form a double-submit cookie's); actions are refused (403) unless the
+policy table lets the person's role do the API route they mirror."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from schemas import CommandKind, IncidentCommand, Severity
+from services.escalation.console.sessions import SessionStore
+from services.escalation.consumers import action_of
+from services.escalation.domain.lifecycle import Refused, Status
+from services.escalation.domain.timeline import Entry, TimelineEntry
+from services.escalation.engine import Escalation
+from services.escalation.planning import UnknownName
+from services.escalation.store import EscalationStore, IncidentFilter
+from tocsin.runtime.access import BOOTSTRAP_USER, Access, Person, Principal, permits, required
+from tocsin.runtime.audit import AuditLog
+from tocsin.runtime.bus import PublishError
+
+COOKIE = "tocsin_session"
+LOGIN_COOKIE = "tocsin_login"
+COMMAND_WAIT_SECONDS = 5.0
+# Console action -> the command it sends (a note is written to the timeline directly).
+COMMANDS: Mapping[str, CommandKind] = {
+    "acknowledge": CommandKind.ACKNOWLEDGE,
+    "resolve": CommandKind.RESOLVE,
+    "escalate": CommandKind.ESCALATE,
+}
+ACTIONS = (*COMMANDS, "notes")
+STATUS_ORDER = {Status.TRIGGERED: 0, Status.ACKNOWLEDGED: 1, Status.RESOLVED: 2}
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def actor_name(actor: str | None, people: Mapping[str, Person]) -> str:
+    """`api:alice` / `console:alice` -> Alice's name; Tocsin's own steps -> `Tocsin`."""
+    if actor is None:
+        return "Tocsin"
+    _, _, user_id = actor.partition(":")
+    person = people.get(user_id)
+    if person is not None:
+        return person.name
+    if user_id == BOOTSTRAP_USER:
+        return "Administrator"
+    return actor
+
+
+async def _form(request: Request) -> dict[str, str]:
+    # application/x-www-form-urlencoded, parsed here (no multipart dependency for 4 fields).
+    fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=20)
+    return {name: values[0] for name, values in fields.items()}
+
+
+def router(
+    engine: Escalation,
+    store: EscalationStore,
+    access: Access,
+    audit: AuditLog,
+    sessions: SessionStore,
+) -> APIRouter:
+    ui = APIRouter(prefix="/ui", include_in_schema=False)
+
+    def secure(request: Request) -> bool:
+        forwarded = request.headers.get("x-forwarded-proto", "")
+        return request.url.scheme == "https" or forwarded == "https"
+
+    async def who(request: Request) -> tuple[str, str, Principal] | None:
+        """(session token, CSRF token, principal) of a live session, else None."""
+        token = request.cookies.get(COOKIE)
+        if not token:
+            return None
+        now = access.now()
+        session = await sessions.find(token, now)
+        if session is None:
+            return None
+        if session.key_id != "password":
+            key = await access.keys.get(session.key_id)
+            if key is None or not key.usable(now):  # revoked or expired: logged out
+                return None
+        principal = access.principal(session.user_id, session.key_id)
+        if principal is None:  # no longer in the file
+            return None
+        return token, session.csrf, principal
+
+    def page(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
+        response = templates.TemplateResponse(request, name, context, status_code=status)
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def refused(
+        request: Request, status: int, reason: str, user: Principal | None = None
+    ) -> HTMLResponse:
+        return page(request, "refused.html", status, reason=reason, user=user)
+
+    def to_login() -> RedirectResponse:
+        return RedirectResponse("/ui/login", status_code=303)
+
+    @ui.get("")
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/ui/incidents", status_code=303)
+
+    @ui.get("/login")
+    async def login_page(request: Request) -> HTMLResponse:
+        return login_form(request, 200, None)
+
+    def login_form(request: Request, status: int, error: str | None) -> HTMLResponse:
+        # Before a session there is no CSRF token to hold: a double-submit cookie instead.
+        nonce = secrets.token_urlsafe(24)
+        response = page(request, "login.html", status, csrf=nonce, error=error, user=None)
+        response.set_cookie(
+            LOGIN_COOKIE, nonce, httponly=True, samesite="lax", secure=secure(request), path="/ui"
+        )
+        return response
+
+    @ui.post("/login")
+    async def login(request: Request) -> Response:
+        form = await _form(request)
+        cookie = request.cookies.get(LOGIN_COOKIE)
+        if not cookie or not secrets.compare_digest(form.get("csrf", ""), cookie):
+            return page(request, "refused.html", 403, reason="the form is stale; log in again")
+        principal = None
+        api_key = form.get("api_key", "").strip()
+        if api_key:
+            principal = await access.authenticate(api_key)
+        elif form.get("user") and form.get("password"):
+            principal = access.verify_password(form["user"], form["password"])
+        if principal is None or principal.user_id == BOOTSTRAP_USER:
+            # The bootstrap token is for the API's first keys, not for people.
+            return login_form(request, 401, "Unknown key or password.")
+        token, _ = await sessions.open(principal.user_id, principal.key_id, access.now())
+        response = RedirectResponse("/ui/incidents", status_code=303)
+        response.set_cookie(
+            COOKIE,
+            token,
+            httponly=True,
+            samesite="lax",
+            secure=secure(request),
+            path="/ui",
+            max_age=12 * 3600,
+        )
+        response.delete_cookie(LOGIN_COOKIE, path="/ui")
+        return response
+
+    @ui.post("/logout")
+    async def logout(request: Request) -> Response:
+        found = await who(request)
+        form = await _form(request)
+        if found is None:
+            return to_login()
+        token, csrf, _ = found
+        if not secrets.compare_digest(form.get("csrf", ""), csrf):
+            return page(request, "refused.html", 403, reason="missing or wrong CSRF token")
+        await sessions.close(token)
+        response = to_login()
+        response.delete_cookie(COOKIE, path="/ui")
+        return response
+
+    @ui.get("/incidents")
+    async def incidents(
+        request: Request,
+        status: Status | None = None,
+        service: str | None = None,
+        severity: Severity | None = None,
+        fragment: str | None = None,
+    ) -> Response:
+        found = await who(request)
+        if found is None:
+            return to_login() if fragment is None else Response(status_code=401)
+        _, csrf, principal = found
+        where = IncidentFilter(status=status, service_id=service or None, severity=severity)
+        listed = await store.list_incidents(where, None, 200)
+        # Open first (triggered, then acknowledged); the store's newest-first order within each.
+        listed.sort(key=lambda i: STATUS_ORDER[i.lifecycle.status])
+        name = "_rows.html" if fragment == "rows" else "incidents.html"
+        chosen = (("status", status), ("service", service), ("severity", severity))
+        query = urlencode({name: value for name, value in chosen if value})
+        return page(
+            request,
+            name,
+            incidents=listed,
+            user=principal,
+            csrf=csrf,
+            filters={"status": status or "", "service": service or "", "severity": severity or ""},
+            statuses=list(Status),
+            severities=list(Severity),
+            query=query,
+        )
+
+    @ui.get("/incidents/{incident_id}")
+    async def incident_page(
+        request: Request, incident_id: str, done: str | None = None
+    ) -> Response:
+        found = await who(request)
+        if found is None:
+            return to_login()
+        _, csrf, principal = found
+        incident = await store.get(incident_id)
+        if incident is None:
+            return refused(request, 404, f"no incident {incident_id}", principal)
+        timeline = await store.timeline(incident_id, 1000)
+        people = access.people()
+        reasons = [e.detail for e in timeline if e.action == "severity_changed" and e.detail]
+        may_act = {
+            action: permits(principal, required("POST", _api_route(action)), {})
+            for action in ACTIONS
+        }
+        return page(
+            request,
+            "incident.html",
+            incident=incident,
+            timeline=timeline,
+            reasons=reasons,
+            name_of=lambda actor: actor_name(actor, people),
+            person=lambda user_id: people[user_id].name if user_id in people else user_id,
+            user=principal,
+            csrf=csrf,
+            may_act=may_act,
+            done=done,
+        )
+
+    @ui.post("/incidents/{incident_id}/{action}")
+    async def act(request: Request, incident_id: str, action: str) -> Response:
+        found = await who(request)
+        if found is None:
+            return to_login()
+        _, csrf, principal = found
+        form = await _form(request)
+        if action not in ACTIONS:
+            return refused(request, 404, f"no action {action}", principal)
+        template = _api_route(action)
+        if not secrets.compare_digest(form.get("csrf", ""), csrf):
+            return refused(request, 403, "missing or wrong CSRF token", principal)
+        params = {"incident_id": incident_id}
+        if not permits(principal, required("POST", template), params):
+            await audit.record(principal, "POST", template, params, 403, via="console")
+            return page(
+                request,
+                "refused.html",
+                403,
+                reason=f"a {principal.role.value} may not {action} incidents",
+                user=principal,
+            )
+        status, problem = await _carry_out(incident_id, action, principal, form.get("text", ""))
+        await audit.record(principal, "POST", template, params, status, via="console")
+        if problem is not None:
+            return page(request, "refused.html", status, reason=problem, user=principal)
+        return RedirectResponse(
+            f"/ui/incidents/{incident_id}?{urlencode({'done': action})}", status_code=303
+        )
+
+    async def _carry_out(
+        incident_id: str, action: str, principal: Principal, text: str
+    ) -> tuple[int, str | None]:
+        """The same steps as the API's: check, submit, wait a little for the outcome."""
+        incident = await store.get(incident_id)
+        if incident is None:
+            return 404, f"no incident {incident_id}"
+        actor = f"console:{principal.user_id}"
+        if action == "notes":
+            if not text.strip() or len(text) > 10_000:
+                return 422, "a note needs text (at most 10000 characters)"
+            entry = TimelineEntry(
+                id=f"note:{incident_id}/{uuid.uuid4().hex}",
+                at=engine.now(),
+                action=Entry.NOTE,
+                actor=actor,
+                detail=text.strip(),
+            )
+            await store.record(incident_id, [entry])
+            return 201, None
+        command = IncidentCommand(
+            occurred_at=engine.now(),
+            correlation_id=incident_id,
+            command=COMMANDS[action],
+            incident_id=incident_id,
+            actor=actor,
+            via="console",
+        )
+        try:
+            lifecycle_action, until = action_of(command)
+            await engine.check(incident, lifecycle_action, until)
+        except (Refused, UnknownName) as error:
+            return 409, str(error)
+        try:
+            await engine.submit(command)
+        except PublishError:
+            return 503, "cannot take commands right now; retry"
+        deadline = time.monotonic() + COMMAND_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            outcome = await store.command_outcome(str(command.event_id))
+            if outcome is not None:
+                return (200, None) if outcome.applied else (409, outcome.reason or "refused")
+            await asyncio.sleep(0.05)
+        return 202, None
+
+    return ui
+
+
+def _api_route(action: str) -> str:
+    """The API route a console action mirrors (its row of the policy table)."""
+    return f"/api/v1/incidents/{{incident_id}}/{action}"
