@@ -153,4 +153,11 @@ class AuditTrail:
                     await draft.finish(int(message["status"]))
             await send(message)
 
-        await self._app(scope, receive, record_then_send)
+        try:
+            await self._app(scope, receive, record_then_send)
+        except Exception:
+            # A crash answers 500 further out (ServerErrorMiddleware): the attempt is recorded.
+            draft = state.pop(DRAFT_STATE, None)
+            if isinstance(draft, AuditDraft):
+                await draft.finish(500)
+            raise
