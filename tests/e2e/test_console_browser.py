@@ -185,6 +185,11 @@ def test_console_login_live_list_acknowledge_and_refusals(
     assert "viewer may not resolve" in refused.text()
     vpage.screenshot(path=str(tmp_path / "console-viewer.png"), full_page=True)
 
+    # On call now: the checkout policy pages Alice.
+    vpage.get_by_role("link", name="On call now").click()
+    expect(vpage.locator("#oncall")).to_contain_text("Checkout API")
+    expect(vpage.locator("#oncall")).to_contain_text("Alice Responder")
+
     # The responder adds a note, then logs out: the session is gone.
     page.get_by_label("Add a note").fill("Failing over to the replica")
     page.get_by_role("button", name="Add note").click()

@@ -198,6 +198,35 @@ def router(
             query=query,
         )
 
+    @ui.get("/oncall")
+    async def oncall(request: Request) -> Response:
+        """Who each service's escalation policy pages now, level by level."""
+        found = await who(request)
+        if found is None:
+            return to_login()
+        _, csrf, principal = found
+        config, now = engine.config, engine.now()
+        people = access.people()
+        services = []
+        for service_id in sorted(config.services):
+            service = config.services[service_id]
+            policy = config.policy(service.policy)
+            levels: list[list[tuple[str, str | None]]] = []
+            if policy is not None:
+                targets = [tuple(t.target() for t in level.targets) for level in policy.levels]
+                for on_call in await engine.planner.on_call(targets, now):
+                    levels.append(
+                        [
+                            (
+                                _name(r.user, people),
+                                getattr(r.target, "schedule", None),
+                            )
+                            for r in on_call.reached
+                        ]
+                    )
+            services.append((service.name or service_id, policy.id if policy else None, levels))
+        return page(request, "oncall.html", services=services, at=now, user=principal, csrf=csrf)
+
     @ui.get("/incidents/{incident_id}")
     async def incident_page(
         request: Request, incident_id: str, done: str | None = None
@@ -306,6 +335,13 @@ def router(
         return 202, None
 
     return ui
+
+
+def _name(user_id: str | None, people: Mapping[str, Person]) -> str:
+    if user_id is None:
+        return "nobody"
+    person = people.get(user_id)
+    return person.name if person is not None else user_id
 
 
 def _api_route(action: str) -> str:
