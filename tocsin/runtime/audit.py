@@ -141,7 +141,12 @@ class AuditTrail:
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in MUTATING:
+        # Only the operator API has drafts: webhooks (ingest's hot path) pass straight through.
+        if (
+            scope["type"] != "http"
+            or scope.get("method") not in MUTATING
+            or not str(scope.get("path", "")).startswith("/api/")
+        ):
             await self._app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
