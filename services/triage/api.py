@@ -36,7 +36,12 @@ class AlertView(BaseModel):
     incident_id: str | None
     decision: str | None = Field(
         description="What triage did with the alert's last firing and why, e.g. "
-        "`grouped into incident …`, `silenced by …` (null before the first firing)."
+        "`grouped into incident …`, `silenced by …`, `flapping` (null before the first firing)."
+    )
+    flapping_since: datetime | None = Field(
+        default=None,
+        description="Set while the alert flaps (changes firing <-> resolved too often): its "
+        "incident stays open and its flaps page nobody.",
     )
 
     @classmethod
@@ -57,6 +62,7 @@ class AlertView(BaseModel):
             resolved_at=alert.resolved_at if alert.status is AlertStatus.RESOLVED else None,
             incident_id=alert.incident_id,
             decision=alert.decision,
+            flapping_since=alert.flapping_since,
         )
 
 

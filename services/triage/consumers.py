@@ -52,6 +52,7 @@ from services.triage.domain import (
     raised_severity,
     severity_event_id,
 )
+from services.triage.domain.flapping import NOT_FLAPPING, FlapState, track
 from services.triage.domain.grouping import GroupingRule, group_takes
 from services.triage.domain.ids import RETRIAGE, retriage_event_id
 from services.triage.domain.inhibition import SourceAlert, inhibited_by, is_source
@@ -162,6 +163,16 @@ class _Step:
     opened: bool = False
     rule: GroupingRule | None = None
     same_content: bool = False  # the alert says what the stored alert says
+    flap: FlapState | None = None  # after this step; None: flap detection is off
+    flapped_into: str | None = None  # the open incident a flapping alert stays in
+
+    @property
+    def flapping(self) -> bool:
+        return self.flap is not None and self.flap.flapping
+
+    @property
+    def was_flapping(self) -> bool:
+        return self.previous is not None and self.previous.flap.flapping
 
     @property
     def last(self) -> AlertReceived:
@@ -272,11 +283,25 @@ class AlertTriage:
                     ):
                         step.alerts.append(self._completed(state, state.pending.pop(0).alert))
                 step.same_content = state.content_key() == alert_content_key(step.last)
+                step.flap = self._flap(step)
                 round_.steps.append(step)
                 break
         # Batch order across fingerprints too (as one at a time would have seen them).
         round_.steps.sort(key=lambda step: step.position)
         return round_
+
+    def _flap(self, step: _Step) -> FlapState | None:
+        rule = self._config.flapping_rule(step.last.service_id)
+        if rule is None:
+            return None
+        previous = step.previous
+        changed = step.occurrence is Occurrence.RESOLVED or (
+            step.occurrence is Occurrence.NEW
+            and previous is not None
+            and previous.status is AlertStatus.RESOLVED
+        )
+        before = previous.flap if previous is not None else NOT_FLAPPING
+        return track(rule, before, changed, step.last.occurred_at)
 
     @staticmethod
     def _completed(state: _Working, alert: AlertReceived) -> AlertReceived:
@@ -323,6 +348,7 @@ class AlertTriage:
             if new
             else (before.occurrence_event_id if before else None),
             count=(before.count if before else 0) + len(step.alerts),
+            flap=step.flap if step.flap is not None else (before.flap if before else NOT_FLAPPING),
         )
         state.latest = last  # a resolve was completed with the stored content
 
@@ -346,6 +372,11 @@ class AlertTriage:
                 sources[alert.fingerprint] = SourceAlert(alert.fingerprint, step.labels)
             elif alert.status is AlertStatus.RESOLVED:
                 sources.pop(alert.fingerprint, None)
+            if step.flapping and step.occurrence is Occurrence.RESOLVED:
+                # Its incident stays open: the next firing is a flap, not a new page.
+                self._count(alert, "flapping")
+                step.decision = "flapping" + step.routed
+                continue
             if step.occurrence is not Occurrence.NEW:
                 self._count(alert, step.occurrence.value, len(step.alerts))
                 continue
@@ -377,6 +408,10 @@ class AlertTriage:
                 )
                 step.held_by = f"alert:{inhibitor.fingerprint}"
                 continue
+            if await self._stays_in_incident(step):
+                self._count(alert, "flapping")
+                step.decision = "flapping" + step.routed
+                continue
             self._count(alert, step.occurrence.value)
             joining.setdefault(step.key, []).append(step)
         # Open or join first, then record the alerts with their incidents in one write: a
@@ -398,8 +433,13 @@ class AlertTriage:
         before: dict[str, IncidentRecord] = {}
         for incident_id, joined in by_incident.items():
             before[incident_id] = await self._raise_for(incident_id, joined)
+        await self._flag_flapping(steps)
         await self._store.record_alerts([self._write(step) for step in steps])
         events: list[tuple[str, IncidentEvent]] = []
+        for step in steps:
+            if step.flapped_into is not None:
+                kind = IncidentEventKind.ALERT_ADDED  # adds a line to the timeline, pages nobody
+                events += await self._events(step.flapped_into, [(step.last, kind)])
         for incident_id, joined in by_incident.items():
             events += await self._events(
                 incident_id,
@@ -415,7 +455,10 @@ class AlertTriage:
         resolving: dict[str, _Step] = {}
         for step in steps:
             previous = step.previous
-            if step.occurrence is Occurrence.RESOLVED and previous and previous.incident_id:
+            if previous is None or not previous.incident_id or step.flapping:
+                continue
+            held_open = step.was_flapping and step.last.status is AlertStatus.RESOLVED
+            if step.occurrence is Occurrence.RESOLVED or held_open:
                 resolving[previous.incident_id] = step  # the last resolve of each incident
         for incident_id, step in resolving.items():
             assert step.previous is not None
@@ -423,6 +466,28 @@ class AlertTriage:
         if events:
             await self._bus.publish_many(INCIDENTS_EVENTS, events)
         return source_seen
+
+    async def _stays_in_incident(self, step: _Step) -> bool:
+        """A flapping alert firing again stays in its incident, if that is still open (a
+        person may have resolved it: then it opens or joins one as usual, and pages)."""
+        previous = step.previous
+        if not step.flapping or previous is None or previous.incident_id is None:
+            return False
+        incident = await self._store.get_incident(previous.incident_id, with_count=False)
+        if incident is None or incident.status != "open":
+            return False
+        step.incident_id = step.flapped_into = previous.incident_id
+        return True
+
+    async def _flag_flapping(self, steps: Sequence[_Step]) -> None:
+        """Flag an incident when an alert of it starts flapping; unflag it when it stopped."""
+        for step in steps:
+            incident_id = step.incident_id or (step.previous.incident_id if step.previous else None)
+            if incident_id is None or step.flap is None or step.flapping == step.was_flapping:
+                continue
+            await self._store.set_flapping(incident_id, step.flapping)
+            what = "flapping" if step.flapping else "no longer flapping"
+            log.info("incident %s: alert %s %s", incident_id, step.last.fingerprint, what)
 
     async def _join(self, group: list[_Step]) -> None:
         """Open or join the group's incident for each of its new alerts, in order: one upsert
@@ -500,6 +565,7 @@ class AlertTriage:
             count=len(step.alerts),
             first_seen_at=step.alerts[0].occurred_at,
             same_content=step.same_content,
+            flap=step.flap,
         )
 
     # -- redelivery ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from schemas import AlertReceived, AlertStatus, Label, Severity
 from services.triage.domain import AlertContent, Occurrence
+from services.triage.domain.flapping import NOT_FLAPPING, FlapState
 from services.triage.domain.grouping import DEFAULT_GROUPING, GroupingRule, group_takes
 from services.triage.domain.inhibition import SourceAlert
 from services.triage.domain.recurrence import Recurrence, ResolvedIncident
@@ -38,6 +39,7 @@ class AlertRecord:
     last_event_id: uuid.UUID | None
     occurrence_event_id: uuid.UUID | None
     count: int
+    flap: FlapState = NOT_FLAPPING
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class StoredAlert:
     resolved_at: datetime | None
     incident_id: str | None
     decision: str | None = None
+    flapping_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class AlertWrite:
     first_seen_at: datetime | None = None
     # The stored alert says what `alert` says already: leave that part of the document be.
     same_content: bool = False
+    flap: FlapState | None = None  # None: flap detection is off for the alert's service
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,9 @@ class TriageStore(Protocol):
     ) -> IncidentRecord | None:
         """The incident; its `alert_count` is 0 unless `with_count` (counting costs a query)."""
 
+    async def set_flapping(self, incident_id: str, flapping: bool) -> None:
+        """Flag the incident while an alert of it flaps (unflag once it stopped)."""
+
     async def resolved_in_group(self, group_key: str, since: datetime) -> list[ResolvedIncident]:
         """The group's incidents resolved after `since`."""
 
@@ -276,6 +283,9 @@ _ALERT_STATE = {
     "last_event_id": 1,
     "occurrence_event_id": 1,
     "count": 1,
+    "flap_changes": 1,
+    "flap_last_change": 1,
+    "flapping_since": 1,
 }
 
 
@@ -553,6 +563,9 @@ class MongoTriageStore:
         )
         return True
 
+    async def set_flapping(self, incident_id: str, flapping: bool) -> None:
+        await self._incidents.update_one({"_id": incident_id}, {"$set": {"flapping": flapping}})
+
     async def resolved_in_group(self, group_key: str, since: datetime) -> list[ResolvedIncident]:
         found = self._incidents.find(
             {"group_key": group_key, "status": "resolved", "resolved_at": {"$gt": since}},
@@ -632,6 +645,11 @@ def _record(doc: Document) -> AlertRecord:
         last_event_id=_uuid(doc.get("last_event_id")),
         occurrence_event_id=_uuid(doc.get("occurrence_event_id")),
         count=doc.get("count", 0),
+        flap=FlapState(
+            tuple(doc.get("flap_changes") or ()),
+            doc.get("flap_last_change"),
+            doc.get("flapping_since"),
+        ),
     )
 
 
@@ -663,6 +681,10 @@ def _alert_update(write: AlertWrite) -> Document:
         fields["held_by"] = write.held_by
     if write.decision is not None:
         fields["decision"] = write.decision
+    if write.flap is not None:
+        fields["flap_changes"] = list(write.flap.changes)
+        fields["flap_last_change"] = write.flap.last_change
+        fields["flapping_since"] = write.flap.since
     if alert.status is AlertStatus.RESOLVED:
         fields["resolved_at"] = alert.ends_at or alert.occurred_at
     return {
@@ -708,6 +730,7 @@ def _stored_alert(doc: Document) -> StoredAlert:
         resolved_at=doc.get("resolved_at"),
         incident_id=doc.get("incident_id"),
         decision=doc.get("decision"),
+        flapping_since=doc.get("flapping_since"),
     )
 
 

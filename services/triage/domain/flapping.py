@@ -32,6 +32,9 @@ class FlapState:
         return self.since is not None
 
 
+NOT_FLAPPING = FlapState()
+
+
 def track(rule: FlappingRule, state: FlapState, changed: bool, at: datetime) -> FlapState:
     """The state after an occurrence at `at` (`changed`: it turned firing <-> resolved)."""
     since, before = state.since, state.changes
