@@ -40,13 +40,12 @@ class AuditEntry(BaseModel):
 
 
 def audit_rules(policy: RetentionPolicy) -> list[RetentionRule]:
-    """Audit entries and revoked keys are kept as long as resolved incidents
+    """Audit entries, revoked keys and expired keys are kept as long as resolved incidents
     (TOCSIN_RETENTION_RESOLVED): who acted on an incident is known as long as the incident."""
     return [
         RetentionRule(AUDIT_COLLECTION, "at", policy.resolved),
-        RetentionRule(
-            KEYS_COLLECTION, "revoked_at", policy.resolved, {"revoked_at": {"$ne": None}}
-        ),
+        RetentionRule(KEYS_COLLECTION, "revoked_at", policy.resolved),
+        RetentionRule(KEYS_COLLECTION, "expires_at", policy.resolved),
     ]
 
 

@@ -205,6 +205,7 @@ class KeyStore:
         await self._keys.create_index([("digest", 1)], unique=True)
         await self._keys.create_index([("user_id", 1)])
         await self._keys.create_index([("revoked_at", 1)])
+        await self._keys.create_index([("expires_at", 1)])
 
     async def create(
         self,
