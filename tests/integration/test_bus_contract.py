@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -247,5 +247,41 @@ async def test_handler_failing_on_unavailable_infrastructure_waits_instead_of_de
         assert calls == ["c7"] * 6
         with pytest.raises(TimeoutError):
             await collect(started, dlq_topic(ALERTS_RAW), DeadLetter, 1, timeout=2)
+    finally:
+        await running.stop()
+
+
+async def test_a_batch_handler_gets_batches_in_order_and_only_a_poison_message_is_dead_lettered(
+    started: Bus,
+) -> None:
+    batches: list[list[str]] = []
+    handled: list[str] = []
+    done = asyncio.Event()
+
+    async def one(message: AlertReceived) -> None:
+        raise AssertionError("a batch subscription never calls the per-message handler")
+
+    async def many(messages: Sequence[AlertReceived]) -> None:
+        ids = [m.correlation_id for m in messages]
+        batches.append(ids)
+        if "c5" in ids:
+            raise ValueError("cannot triage c5")
+        handled.extend(ids)
+        if "c9" in handled:
+            done.set()
+
+    await started.publish_many(ALERTS_RAW, [("same-key", alert(n)) for n in range(10)])
+    running = Running(
+        started, Subscription(ALERTS_RAW, GROUP, AlertReceived, one, batch_handler=many)
+    )
+    try:
+        await asyncio.wait_for(done.wait(), 60)
+        # Handed over in batches (several messages at once), retried whole, then one at a time.
+        assert any(len(batch) > 1 for batch in batches)
+        assert [n for n in handled if n != "c5"] == [f"c{n}" for n in range(10) if n != 5]
+        assert "c5" not in handled
+        (letter,) = await collect(started, dlq_topic(ALERTS_RAW), DeadLetter, 1)
+        assert AlertReceived.model_validate_json(letter.payload).correlation_id == "c5"
+        assert "ValueError: cannot triage c5" in letter.error
     finally:
         await running.stop()
