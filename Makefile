@@ -56,6 +56,7 @@ bench: setup infra-up
 	source .cache/infra.env && $(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/embedded_bench.py
 	source .cache/infra.env && $(BIN)/python bench/pipeline_bench.py
+	source .cache/infra.env && $(BIN)/python bench/triage_bench.py
 
 ## chaos: the long fault tests (two replicas of every service, 20 kill -9s one every 2 s, a
 ## webhook down for 60 s); CI runs the short version of the same tests
