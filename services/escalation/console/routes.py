@@ -37,7 +37,8 @@ COMMANDS: Mapping[str, CommandKind] = {
     "resolve": CommandKind.RESOLVE,
     "escalate": CommandKind.ESCALATE,
 }
-ACTIONS = (*COMMANDS, "notes")
+ACTIONS = (*COMMANDS, "snooze", "notes")
+SNOOZES: Mapping[str, int] = {"15m": 900, "1h": 3600, "4h": 14400}
 STATUS_ORDER = {Status.TRIGGERED: 0, Status.ACKNOWLEDGED: 1, Status.RESOLVED: 2}
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -257,6 +258,7 @@ def router(
             csrf=csrf,
             may_act=may_act,
             done=done,
+            snoozes=list(SNOOZES),
         )
 
     @ui.post("/incidents/{incident_id}/{action}")
@@ -281,7 +283,8 @@ def router(
                 reason=f"a {principal.role.value} may not {action} incidents",
                 user=principal,
             )
-        status, problem = await _carry_out(incident_id, action, principal, form.get("text", ""))
+        text = form.get("for", "") if action == "snooze" else form.get("text", "")
+        status, problem = await _carry_out(incident_id, action, principal, text)
         await audit.record(principal, "POST", template, params, status, via="console")
         if problem is not None:
             return page(request, "refused.html", status, reason=problem, user=principal)
@@ -309,13 +312,19 @@ def router(
             )
             await store.record(incident_id, [entry])
             return 201, None
+        snooze_seconds = None
+        if action == "snooze":
+            snooze_seconds = SNOOZES.get(text)
+            if snooze_seconds is None:
+                return 422, f"snooze for one of {', '.join(SNOOZES)}"
         command = IncidentCommand(
             occurred_at=engine.now(),
             correlation_id=incident_id,
-            command=COMMANDS[action],
+            command=CommandKind.SNOOZE if snooze_seconds else COMMANDS[action],
             incident_id=incident_id,
             actor=actor,
             via="console",
+            snooze_seconds=snooze_seconds,
         )
         try:
             lifecycle_action, until = action_of(command)
@@ -345,5 +354,6 @@ def _name(user_id: str | None, people: Mapping[str, Person]) -> str:
 
 
 def _api_route(action: str) -> str:
-    """The API route a console action mirrors (its row of the policy table)."""
-    return f"/api/v1/incidents/{{incident_id}}/{action}"
+    """The API route a console action mirrors (its row of the policy table); a snooze is the
+    API's acknowledge with `snooze`."""
+    return f"/api/v1/incidents/{{incident_id}}/{'acknowledge' if action == 'snooze' else action}"
