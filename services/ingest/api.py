@@ -65,6 +65,10 @@ def _signature_problem(caller: Caller, raw: bytes, request: Request, clock: Cloc
     return signatures.verify_tocsin(secret, raw, request.headers)
 
 
+# Formats with a hot path (`alertmanager_fast`); the others take their reference parser.
+HOT_PATHS = {"alertmanager": alertmanager_fast.parse, "grafana": alertmanager_fast.parse_grafana}
+
+
 @dataclass(frozen=True)
 class RouteTemplate:
     """What the access log and the HTTP metrics print for the lean route: its template."""
@@ -166,8 +170,9 @@ def router(
         except BadJson as error:
             return refuse(400, str(error), **who, reason="invalid_json")
         context = ParseContext(caller.integration.id, caller.integration.service_id, clock.now())
-        if caller.format.name == "alertmanager" and serialized_bus is not None:
-            serialized = alertmanager_fast.parse(document, context, caller.limits)
+        hot_path = HOT_PATHS.get(caller.format.name)
+        if hot_path is not None and serialized_bus is not None:
+            serialized = hot_path(document, context, caller.limits)
             if serialized is not None:  # else the reference path below answers
                 if not await publish_serialized(serialized_bus, serialized, caller.integration):
                     return _unavailable(caller)

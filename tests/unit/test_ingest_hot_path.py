@@ -1,12 +1,13 @@
-"""The Alertmanager hot path (`alertmanager_fast.parse`) against the reference path
-(`alertmanager.parse` + `limits.check`): whatever the hot path accepts, the reference path
-accepts too, with the same messages (every field but the fresh `event_id`); whatever the
-reference path refuses, the hot path leaves to it (None)."""
+"""The Alertmanager and Grafana hot paths (`alertmanager_fast`) against the reference paths
+(`alertmanager.parse` / `grafana.parse` + `limits.check`): whatever a hot path accepts, the
+reference path accepts too, with the same messages (every field but the fresh `event_id`);
+whatever the reference path refuses, the hot path leaves to it (None)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from schemas import AlertReceived
 from services.ingest.config import IngestLimitsConfig
 from services.ingest.domain import limits
-from services.ingest.domain.formats import alertmanager, alertmanager_fast
+from services.ingest.domain.formats import alertmanager, alertmanager_fast, grafana
 from services.ingest.domain.formats.common import ParseContext
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -27,20 +28,29 @@ SMALL = IngestLimitsConfig(
 )
 
 
-def _reference(document: object, limit: IngestLimitsConfig) -> list[AlertReceived] | None:
+REFERENCE = {"alertmanager": alertmanager.parse, "grafana": grafana.parse}
+HOT = {"alertmanager": alertmanager_fast.parse, "grafana": alertmanager_fast.parse_grafana}
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
+
+
+def _reference(
+    document: object, limit: IngestLimitsConfig, kind: str = "alertmanager"
+) -> list[AlertReceived] | None:
     """The reference path's messages, or None when it answers 4xx."""
     try:
-        messages = alertmanager.parse(document, ParseContext("prom", "checkout", NOW, "c-1"))
+        messages = REFERENCE[kind](document, ParseContext("prom", "checkout", NOW, "c-1"))
     except ValidationError:
         return None
     many = isinstance(document, dict) and "alerts" in document
     return None if limits.check(messages, limit, many=many) else messages
 
 
-def _agree(document: object, limit: IngestLimitsConfig = LIMITS) -> bool:
+def _agree(
+    document: object, limit: IngestLimitsConfig = LIMITS, kind: str = "alertmanager"
+) -> bool:
     """Assert both paths agree; True when the hot path took the body."""
-    fast = alertmanager_fast.parse(document, ParseContext("prom", "checkout", NOW, "c-1"), limit)
-    reference = _reference(document, limit)
+    fast = HOT[kind](document, ParseContext("prom", "checkout", NOW, "c-1"), limit)
+    reference = _reference(document, limit, kind)
     if fast is None:
         return False
     assert reference is not None, "the hot path accepted what the reference path refuses"
@@ -172,3 +182,67 @@ alerts = st.fixed_dictionaries(
 def test_any_body_both_paths_agree(document: dict[str, Any]) -> None:
     _agree(document)
     _agree(document, SMALL)
+
+
+# --- Grafana ---------------------------------------------------------------------------------
+
+
+def test_grafanas_documented_body_takes_the_hot_path_with_the_same_messages() -> None:
+    document = json.loads((FIXTURES / "grafana.json").read_text())
+    assert _agree(document, kind="grafana")
+    for alert in document["alerts"]:
+        alert["values"] = {"B": 12, "C": None, "A": 0.5}
+        alert["annotations"] = {}
+    assert _agree(document, kind="grafana")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"alerts": [_alert(values={"a\ud800": 1.0})]},
+        {"alerts": [_alert(values={"a": "many"})]},
+        {"alerts": [_alert(silenceURL="x" * 4097)]},
+        {"alerts": [_alert(valueString="\udfff")]},
+        {"title": "\ud800", "alerts": [_alert()]},
+        {"message": "\ud800", "alerts": [_alert()]},
+        {"state": "\ud800", "alerts": [_alert()]},
+        {"orgId": "one", "alerts": [_alert()]},
+        {"alerts": [_alert(labels={"": "x"})]},
+    ],
+)
+def test_what_grafanas_reference_path_refuses_is_left_to_it(document: object) -> None:
+    assert _reference(document, LIMITS, "grafana") is None
+    assert alertmanager_fast.parse_grafana(document, ParseContext("p", "s", NOW), LIMITS) is None
+
+
+grafana_alerts = st.fixed_dictionaries(
+    {"status": st.sampled_from(["firing", "resolved"])},
+    optional={
+        "labels": st.dictionaries(TEXT, TEXT, max_size=4),
+        "annotations": st.dictionaries(
+            st.sampled_from(["summary", "description", "panelURL", "values"]) | TEXT,
+            TEXT,
+            max_size=3,
+        ),
+        "values": st.none()
+        | st.dictionaries(TEXT, st.none() | st.floats(allow_nan=False), max_size=3),
+        "valueString": st.none() | TEXT,
+        "silenceURL": st.none() | TEXT,
+        "dashboardURL": st.none() | st.just("  "),
+        "panelURL": st.none() | TEXT,
+        "imageURL": st.none() | TEXT,
+        "fingerprint": st.none() | TEXT,
+    },
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.fixed_dictionaries(
+        {"alerts": st.lists(grafana_alerts, max_size=3)},
+        optional={"title": st.none() | TEXT, "version": st.none() | TEXT, "state": TEXT},
+    )
+)
+def test_any_grafana_body_both_paths_agree(document: dict[str, Any]) -> None:
+    _agree(document, kind="grafana")
+    _agree(document, SMALL, kind="grafana")

@@ -1,6 +1,6 @@
-"""The hot path of Alertmanager bodies (pure): the whole body validated in one call into plain
-dicts (pydantic-core, in Rust), each alert serialized straight to the `AlertReceived` JSON,
-no model per alert or per label.
+"""The hot path of Alertmanager bodies, and of Grafana's (the same shape) (pure): the whole
+body validated in one call into plain dicts (pydantic-core, in Rust), each alert serialized
+straight to the `AlertReceived` JSON, no model per alert or per label.
 
 It only ever answers for bodies it is sure about: whenever anything is off (a schema error, a
 limit, a label name the contract refuses, a naive time stamp, text that is not Unicode) it
@@ -11,6 +11,7 @@ its own, and a test checks that both paths agree message for message.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from services.ingest.domain.formats.common import (
     ParseContext,
     first_present,
     label_fingerprint,
+    present,
 )
 
 _ZERO_TIME_YEAR = 1
@@ -55,7 +57,31 @@ class _Webhook(TypedDict):
     alerts: Annotated[list[_Alert], Field(max_length=10_000)]
 
 
+class _GrafanaAlert(_Alert):
+    values: NotRequired[dict[str, float | None] | None]
+    valueString: NotRequired[str | None]
+    silenceURL: NotRequired[Annotated[str | None, Field(max_length=URL_LIMIT)]]
+    dashboardURL: NotRequired[Annotated[str | None, Field(max_length=URL_LIMIT)]]
+    panelURL: NotRequired[Annotated[str | None, Field(max_length=URL_LIMIT)]]
+    imageURL: NotRequired[Annotated[str | None, Field(max_length=URL_LIMIT)]]
+
+
+class _GrafanaWebhook(TypedDict):
+    # `grafana.GrafanaWebhook`'s fields and constraints.
+    version: NotRequired[str | None]
+    groupKey: NotRequired[str | None]
+    status: NotRequired[AlertStatus | None]
+    receiver: NotRequired[str | None]
+    alerts: Annotated[list[_GrafanaAlert], Field(max_length=10_000)]
+    orgId: NotRequired[int | None]
+    state: NotRequired[str | None]
+    title: NotRequired[str | None]
+    message: NotRequired[str | None]
+
+
 _WEBHOOK: TypeAdapter[_Webhook] = TypeAdapter(_Webhook)
+_GRAFANA_WEBHOOK: TypeAdapter[_GrafanaWebhook] = TypeAdapter(_GrafanaWebhook)
+_GRAFANA_LINKS = ("valueString", "silenceURL", "dashboardURL", "panelURL", "imageURL")
 
 
 def _is_text(value: str | None) -> bool:
@@ -102,20 +128,73 @@ def parse(
         webhook = _WEBHOOK.validate_python(document)
     except ValidationError:
         return None
-    alerts = webhook["alerts"]
-    if len(alerts) > limits.max_alerts:
+    texts = (webhook.get("version"), webhook.get("groupKey"), webhook.get("receiver"))
+    if not all(_is_text(text) for text in texts):
         return None
-    if not (
-        _is_text(webhook.get("version"))
-        and _is_text(webhook.get("groupKey"))
-        and _is_text(webhook.get("receiver"))
-    ):
+    return _messages(
+        webhook["alerts"], [{}] * len(webhook["alerts"]), None, "alertmanager", context, limits
+    )
+
+
+def parse_grafana(
+    document: object, context: ParseContext, limits: IngestLimitsConfig
+) -> list[tuple[str, bytes]] | None:
+    """`parse` for Grafana's bodies: its links and values become annotations, its title the
+    summary of last resort (as `grafana.parse` does)."""
+    try:
+        webhook = _GRAFANA_WEBHOOK.validate_python(document)
+    except ValidationError:
+        return None
+    texts = (
+        webhook.get("version"),
+        webhook.get("groupKey"),
+        webhook.get("receiver"),
+        webhook.get("state"),
+        webhook.get("title"),
+        webhook.get("message"),
+    )
+    if not all(_is_text(text) for text in texts):
+        return None
+    extras = []
+    for alert in webhook["alerts"]:
+        links = (
+            alert.get("valueString"),
+            alert.get("silenceURL"),
+            alert.get("dashboardURL"),
+            alert.get("panelURL"),
+            alert.get("imageURL"),
+        )
+        extra: dict[str, str] = {}
+        for name, link in zip(_GRAFANA_LINKS, links, strict=True):
+            value = present(link)
+            if value is not None:
+                extra[name] = value
+        values = alert.get("values")
+        if values:
+            # json.dumps escapes a lone surrogate, so orjson would not see it: check the names.
+            if not all(_is_text(name) for name in values):
+                return None
+            extra["values"] = json.dumps(values, sort_keys=True)
+        extras.append(extra)
+    return _messages(webhook["alerts"], extras, webhook.get("title"), "grafana", context, limits)
+
+
+def _messages(
+    alerts: list[_Alert] | list[_GrafanaAlert],
+    extras: list[dict[str, str]],
+    fallback_summary: str | None,
+    source: str,
+    context: ParseContext,
+    limits: IngestLimitsConfig,
+) -> list[tuple[str, bytes]] | None:
+    if len(alerts) > limits.max_alerts:
         return None
     occurred_at = context.received_at.astimezone(UTC)
     messages: list[tuple[str, bytes]] = []
-    for alert in alerts:
+    for alert, extra in zip(alerts, extras, strict=True):
         labels = alert.get("labels", {})
-        annotations = alert.get("annotations", {})
+        sent = alert.get("annotations", {})
+        annotations = {**extra, **sent} if extra else sent
         if not (_pairs_fit(labels, limits) and _pairs_fit(annotations, limits)):
             return None
         starts_at = _time(alert.get("startsAt"))
@@ -128,9 +207,9 @@ def parse(
         except UnicodeEncodeError:  # a lone surrogate in a label
             return None
         alertname = labels.get("alertname", "")
-        summary = first_present((annotations.get("summary"), annotations.get("description")))
+        summary = first_present((sent.get("summary"), sent.get("description")))
         if status is AlertStatus.FIRING:
-            summary = first_present((summary, alertname)) or fingerprint
+            summary = first_present((summary, alertname, fallback_summary)) or fingerprint
         severity = labels.get("severity")
         message = {
             "event_id": str(uuid.uuid4()),
@@ -142,7 +221,7 @@ def parse(
             "dedup_key": None,
             "status": status.value,
             "integration_id": context.integration_id,
-            "source": "alertmanager",
+            "source": source,
             "service_id": context.service_id,
             "alertname": alertname[:ALERTNAME_LIMIT],
             "summary": (summary or "")[:SUMMARY_LIMIT],
