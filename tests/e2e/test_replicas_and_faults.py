@@ -221,8 +221,10 @@ def deployment(phones: Phones, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "TOCSIN_TIMER_POLL_SECONDS": "0.1",
         # A killed replica's claimed timers are retaken after the lease: keep the drain short.
         "TOCSIN_TIMER_LEASE_SECONDS": "5",
+        # Retries every few seconds: a recovered contact is paged soon, and the 30 attempts a
+        # page gets outlast the long outage (a 2 s cap had spent them in 60 s).
         "TOCSIN_NOTIFIER_BACKOFF_SECONDS": "0.5",
-        "TOCSIN_NOTIFIER_BACKOFF_CAP_SECONDS": "2",
+        "TOCSIN_NOTIFIER_BACKOFF_CAP_SECONDS": "5",
     }
     deploy = Deployment(config, workdir, env, namespace)
     for service in SERVICES:
