@@ -16,13 +16,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from schemas import CommandKind, IncidentCommand, Severity
+from schemas import CommandKind, IncidentCommand, Severity, UpdateStatus
 from services.escalation.console.sessions import SessionStore
 from services.escalation.consumers import action_of
 from services.escalation.domain.lifecycle import Refused, Status
 from services.escalation.domain.timeline import Entry, TimelineEntry
 from services.escalation.engine import Escalation
 from services.escalation.planning import UnknownName
+from services.escalation.status_updates import PostUpdate, StatusUpdates
 from services.escalation.store import EscalationStore, IncidentFilter
 from tocsin.runtime.access import BOOTSTRAP_USER, Access, Person, Principal, permits, required
 from tocsin.runtime.audit import AuditLog
@@ -37,7 +38,7 @@ COMMANDS: Mapping[str, CommandKind] = {
     "resolve": CommandKind.RESOLVE,
     "escalate": CommandKind.ESCALATE,
 }
-ACTIONS = (*COMMANDS, "snooze", "notes")
+ACTIONS = (*COMMANDS, "snooze", "notes", "updates")
 SNOOZES: Mapping[str, int] = {"15m": 900, "1h": 3600, "4h": 14400}
 STATUS_ORDER = {Status.TRIGGERED: 0, Status.ACKNOWLEDGED: 1, Status.RESOLVED: 2}
 
@@ -69,6 +70,7 @@ def router(
     access: Access,
     audit: AuditLog,
     sessions: SessionStore,
+    updates: StatusUpdates | None = None,
 ) -> APIRouter:
     ui = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -259,6 +261,7 @@ def router(
             may_act=may_act,
             done=done,
             snoozes=list(SNOOZES),
+            update_statuses=list(UpdateStatus) if updates is not None else [],
         )
 
     @ui.post("/incidents/{incident_id}/{action}")
@@ -283,14 +286,39 @@ def router(
                 reason=f"a {principal.role.value} may not {action} incidents",
                 user=principal,
             )
-        text = form.get("for", "") if action == "snooze" else form.get("text", "")
-        status, problem = await _carry_out(incident_id, action, principal, text)
+        if action == "updates":
+            status, problem = await _post_update(incident_id, principal, form)
+        else:
+            text = form.get("for", "") if action == "snooze" else form.get("text", "")
+            status, problem = await _carry_out(incident_id, action, principal, text)
         await audit.record(principal, "POST", template, params, status, via="console")
         if problem is not None:
             return page(request, "refused.html", status, reason=problem, user=principal)
         return RedirectResponse(
             f"/ui/incidents/{incident_id}?{urlencode({'done': action})}", status_code=303
         )
+
+    async def _post_update(
+        incident_id: str, principal: Principal, form: Mapping[str, str]
+    ) -> tuple[int, str | None]:
+        """A status update, as POST /api/v1/incidents/{id}/updates posts it."""
+        incident = await store.get(incident_id)
+        if incident is None or updates is None:
+            return 404, f"no incident {incident_id}"
+        message = form.get("message", "").strip()
+        if form.get("status") not in set(UpdateStatus) or not 0 < len(message) <= 10_000:
+            return 422, "a status update needs a status and a message (at most 10000 characters)"
+        await updates.post(
+            incident,
+            PostUpdate(
+                status=UpdateStatus(form["status"]),
+                message=message,
+                public=form.get("public") == "on",
+                components=(),
+                author=f"console:{principal.user_id}",
+            ),
+        )
+        return 201, None
 
     async def _carry_out(
         incident_id: str, action: str, principal: Principal, text: str
