@@ -37,7 +37,10 @@ COMMANDS: Mapping[str, CommandKind] = {
     "acknowledge": CommandKind.ACKNOWLEDGE,
     "resolve": CommandKind.RESOLVE,
     "escalate": CommandKind.ESCALATE,
+    "responders": CommandKind.ADD_RESPONDER,
+    "commander": CommandKind.SET_COMMANDER,
 }
+NAMES_A_USER = frozenset({"responders", "commander"})
 ACTIONS = (*COMMANDS, "snooze", "notes", "updates")
 SNOOZES: Mapping[str, int] = {"15m": 900, "1h": 3600, "4h": 14400}
 STATUS_ORDER = {Status.TRIGGERED: 0, Status.ACKNOWLEDGED: 1, Status.RESOLVED: 2}
@@ -262,6 +265,7 @@ def router(
             done=done,
             snoozes=list(SNOOZES),
             update_statuses=list(UpdateStatus) if updates is not None else [],
+            people=sorted(people.values(), key=lambda p: p.name),
         )
 
     @ui.post("/incidents/{incident_id}/{action}")
@@ -289,7 +293,8 @@ def router(
         if action == "updates":
             status, problem = await _post_update(incident_id, principal, form)
         else:
-            text = form.get("for", "") if action == "snooze" else form.get("text", "")
+            field = "for" if action == "snooze" else "user" if action in NAMES_A_USER else "text"
+            text = form.get(field, "")
             status, problem = await _carry_out(incident_id, action, principal, text)
         await audit.record(principal, "POST", template, params, status, via="console")
         if problem is not None:
@@ -340,6 +345,9 @@ def router(
             )
             await store.record(incident_id, [entry])
             return 201, None
+        user = text if action in NAMES_A_USER else None
+        if action in NAMES_A_USER and not text:
+            return 422, "choose a person"
         snooze_seconds = None
         if action == "snooze":
             snooze_seconds = SNOOZES.get(text)
@@ -353,10 +361,11 @@ def router(
             actor=actor,
             via="console",
             snooze_seconds=snooze_seconds,
+            user=user,
         )
         try:
             lifecycle_action, until = action_of(command)
-            await engine.check(incident, lifecycle_action, until)
+            await engine.check(incident, lifecycle_action, until, user=user)
         except (Refused, UnknownName) as error:
             return 409, str(error)
         try:
