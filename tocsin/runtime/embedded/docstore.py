@@ -10,7 +10,8 @@ indexes are enforced; other indexes are accepted and ignored (everything is in m
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,8 @@ from tocsin.runtime.store import (
 )
 
 IndexKey = tuple[tuple[str, ...], tuple[Any, ...]]  # (fields, values)
+
+_REPLACE = "INSERT OR REPLACE INTO docs (collection, id, body) VALUES (?, ?, ?)"
 
 
 def _json_default(value: Any) -> Any:
@@ -414,6 +417,12 @@ class EmbeddedCollection:
         return clone_document(updated if return_document else doc)
 
     async def bulk_write(self, requests: Sequence[WriteRequest]) -> BulkOutcome:
+        # The documents' rows go to SQLite in one executemany at the end (also on a failure
+        # half-way: what changed in memory is written), in the same open transaction.
+        with self._database.deferred_writes():
+            return await self._bulk_write(requests)
+
+    async def _bulk_write(self, requests: Sequence[WriteRequest]) -> BulkOutcome:
         matched = modified = upserted = inserted = 0
         duplicates: list[int] = []
         for n, request in enumerate(requests):
@@ -466,6 +475,7 @@ class EmbeddedDatabase:
             " PRIMARY KEY (collection, id))"
         )
         self._collections: dict[str, EmbeddedCollection] = {}
+        self._deferred: list[tuple[str, str, bytes]] | None = None
         for name, body in file.read("SELECT collection, body FROM docs"):
             doc = _loads(body)
             self[name]._docs[doc["_id"]] = doc
@@ -486,10 +496,25 @@ class EmbeddedDatabase:
         return _dumps(doc_id).decode()
 
     def _write(self, collection: str, doc: Document) -> None:
-        self.file.write(
-            "INSERT OR REPLACE INTO docs (collection, id, body) VALUES (?, ?, ?)",
-            (collection, self._key(doc["_id"]), _dumps(doc)),
-        )
+        row = (collection, self._key(doc["_id"]), _dumps(doc))
+        if self._deferred is not None:
+            self._deferred.append(row)
+            return
+        self.file.write(_REPLACE, row)
+
+    @contextmanager
+    def deferred_writes(self) -> Iterator[None]:
+        """Collect the rows written meanwhile and write them at once on the way out."""
+        if self._deferred is not None:
+            yield  # already deferring: the outer block writes them
+            return
+        self._deferred = []
+        try:
+            yield
+        finally:
+            rows, self._deferred = self._deferred, None
+            if rows:
+                self.file.write_many(_REPLACE, rows)
 
     def _delete(self, collection: str, doc_id: Any) -> None:
         self.file.write(
