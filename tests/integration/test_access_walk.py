@@ -137,6 +137,11 @@ async def test_each_service_guards_its_operator_routes(
     app = create_service_app(service, settings, CONFIG, ProcessState())
     # Building the app opens no Kafka connection; a refused request never reaches the bus.
     await walk(app, keys)
+    # The console is escalation's, in the distributed mode too.
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tocsin") as client:
+        login = await client.get("/ui/login")
+    assert login.status_code == (200 if service == "escalation" else 404)
 
 
 async def test_keys_and_the_audit_log_through_the_api(tmp_path: Path) -> None:
