@@ -105,3 +105,31 @@ async def test_a_key_login_ends_when_the_key_is_revoked_and_logout_needs_the_tok
         )
         assert revoked.status_code == 200
         assert (await client.get("/ui/incidents")).status_code == 303
+
+
+async def test_people_make_and_revoke_their_own_keys_in_the_console(tmp_path: Path) -> None:
+    async with app_with_users(tmp_path) as client:
+        csrf = await login_form(client)
+        login = {"csrf": csrf, "user": "bob", "password": PASSWORD}
+        assert (await client.post("/ui/login", data=login)).status_code == 303
+        keys_page = await client.get("/ui/keys")
+        session_csrf = re.search(r'name="csrf" value="([^"]+)"', keys_page.text)
+        assert session_csrf is not None
+        token = session_csrf.group(1)
+        assert (await client.post("/ui/keys", data={"label": "x"})).status_code == 403
+        made = await client.post(
+            "/ui/keys", data={"csrf": token, "label": "laptop", "expires_in_days": "30"}
+        )
+        assert made.status_code == 201
+        secret = re.search(r'<code id="new-secret">([^<]+)</code>', made.text)
+        assert secret is not None
+        bearer = {"Authorization": f"Bearer {secret.group(1)}"}
+        mine = await client.get("/api/v1/keys", headers=bearer)
+        assert mine.status_code == 200
+        (key,) = mine.json()
+        assert key["user_id"] == "bob"
+        assert key["label"] == "laptop"
+        assert (await client.get("/ui/keys")).text.count(secret.group(1)) == 0  # shown once
+        revoke = await client.post(f"/ui/keys/{key['id']}/revoke", data={"csrf": token})
+        assert revoke.status_code == 303
+        assert (await client.get("/api/v1/keys", headers=bearer)).status_code == 401

@@ -9,15 +9,16 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from schemas import CommandKind, IncidentCommand, Severity, UpdateStatus
+from services.escalation.console.forms import read_form
+from services.escalation.console.keys import router as keys_router
 from services.escalation.console.sessions import SessionStore
+from services.escalation.console.web import COOKIE, Web
 from services.escalation.consumers import action_of
 from services.escalation.domain.lifecycle import Refused, Status
 from services.escalation.domain.timeline import Entry, TimelineEntry
@@ -25,11 +26,17 @@ from services.escalation.engine import Escalation
 from services.escalation.planning import UnknownName
 from services.escalation.status_updates import PostUpdate, StatusUpdates
 from services.escalation.store import EscalationStore, IncidentFilter
-from tocsin.runtime.access import BOOTSTRAP_USER, Access, Person, Principal, permits, required
+from tocsin.runtime.access import (
+    BOOTSTRAP_USER,
+    Access,
+    Person,
+    Principal,
+    permits,
+    required,
+)
 from tocsin.runtime.audit import AuditLog
 from tocsin.runtime.bus import PublishError
 
-COOKIE = "tocsin_session"
 LOGIN_COOKIE = "tocsin_login"
 COMMAND_WAIT_SECONDS = 5.0
 # Console action -> the command it sends (a note is written to the timeline directly).
@@ -45,8 +52,6 @@ ACTIONS = (*COMMANDS, "snooze", "notes", "updates")
 SNOOZES: Mapping[str, int] = {"15m": 900, "1h": 3600, "4h": 14400}
 STATUS_ORDER = {Status.TRIGGERED: 0, Status.ACKNOWLEDGED: 1, Status.RESOLVED: 2}
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-
 
 def actor_name(actor: str | None, people: Mapping[str, Person]) -> str:
     """`api:alice` / `console:alice` -> Alice's name; Tocsin's own steps -> `Tocsin`."""
@@ -61,12 +66,6 @@ def actor_name(actor: str | None, people: Mapping[str, Person]) -> str:
     return actor
 
 
-async def _form(request: Request) -> dict[str, str]:
-    # application/x-www-form-urlencoded, parsed here (no multipart dependency for 4 fields).
-    fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=20)
-    return {name: values[0] for name, values in fields.items()}
-
-
 def router(
     engine: Escalation,
     store: EscalationStore,
@@ -77,41 +76,14 @@ def router(
 ) -> APIRouter:
     ui = APIRouter(prefix="/ui", include_in_schema=False)
 
-    def secure(request: Request) -> bool:
-        forwarded = request.headers.get("x-forwarded-proto", "")
-        return request.url.scheme == "https" or forwarded == "https"
-
-    async def who(request: Request) -> tuple[str, str, Principal] | None:
-        """(session token, CSRF token, principal) of a live session, else None."""
-        token = request.cookies.get(COOKIE)
-        if not token:
-            return None
-        now = access.now()
-        session = await sessions.find(token, now)
-        if session is None:
-            return None
-        if session.key_id != "password":
-            key = await access.keys.get(session.key_id)
-            if key is None or not key.usable(now):  # revoked or expired: logged out
-                return None
-        principal = access.principal(session.user_id, session.key_id)
-        if principal is None:  # no longer in the file
-            return None
-        return token, session.csrf, principal
-
-    def page(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
-        response = templates.TemplateResponse(request, name, context, status_code=status)
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    def refused(
-        request: Request, status: int, reason: str, user: Principal | None = None
-    ) -> HTMLResponse:
-        return page(request, "refused.html", status, reason=reason, user=user)
-
-    def to_login() -> RedirectResponse:
-        return RedirectResponse("/ui/login", status_code=303)
+    web = Web(access, sessions)
+    secure, who, page, refused, to_login = (
+        web.secure,
+        web.who,
+        web.page,
+        web.refused,
+        web.to_login,
+    )
 
     @ui.get("")
     async def home() -> RedirectResponse:
@@ -132,7 +104,7 @@ def router(
 
     @ui.post("/login")
     async def login(request: Request) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         cookie = request.cookies.get(LOGIN_COOKIE)
         if not cookie or not secrets.compare_digest(form.get("csrf", ""), cookie):
             return page(request, "refused.html", 403, reason="the form is stale; log in again")
@@ -162,7 +134,7 @@ def router(
     @ui.post("/logout")
     async def logout(request: Request) -> Response:
         found = await who(request)
-        form = await _form(request)
+        form = await read_form(request)
         if found is None:
             return to_login()
         token, csrf, _ = found
@@ -203,6 +175,8 @@ def router(
             severities=list(Severity),
             query=query,
         )
+
+    ui.include_router(keys_router(web, access, audit))
 
     @ui.get("/oncall")
     async def oncall(request: Request) -> Response:
@@ -274,7 +248,7 @@ def router(
         if found is None:
             return to_login()
         _, csrf, principal = found
-        form = await _form(request)
+        form = await read_form(request)
         if action not in ACTIONS:
             return refused(request, 404, f"no action {action}", principal)
         template = _api_route(action)

@@ -1,0 +1,62 @@
+"""What every console page shares: who is logged in (the session, checked against the key it
+was opened with and the current file), rendering, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from services.escalation.console.sessions import SessionStore
+from tocsin.runtime.access import Access, Principal
+
+COOKIE = "tocsin_session"
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+class Web:
+    def __init__(self, access: Access, sessions: SessionStore) -> None:
+        self._access = access
+        self._sessions = sessions
+
+    @staticmethod
+    def secure(request: Request) -> bool:
+        forwarded = request.headers.get("x-forwarded-proto", "")
+        return request.url.scheme == "https" or forwarded == "https"
+
+    async def who(self, request: Request) -> tuple[str, str, Principal] | None:
+        """(session token, CSRF token, principal) of a live session, else None."""
+        token = request.cookies.get(COOKIE)
+        if not token:
+            return None
+        now = self._access.now()
+        session = await self._sessions.find(token, now)
+        if session is None:
+            return None
+        if session.key_id != "password":
+            key = await self._access.keys.get(session.key_id)
+            if key is None or not key.usable(now):  # revoked or expired: logged out
+                return None
+        principal = self._access.principal(session.user_id, session.key_id)
+        if principal is None:  # no longer in the file
+            return None
+        return token, session.csrf, principal
+
+    @staticmethod
+    def page(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
+        response = templates.TemplateResponse(request, name, context, status_code=status)
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def refused(
+        self, request: Request, status: int, reason: str, user: Principal | None = None
+    ) -> HTMLResponse:
+        return self.page(request, "refused.html", status, reason=reason, user=user)
+
+    @staticmethod
+    def to_login() -> RedirectResponse:
+        return RedirectResponse("/ui/login", status_code=303)
