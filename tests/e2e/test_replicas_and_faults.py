@@ -13,7 +13,7 @@ a topic namespace and a database of their own. In order:
    accepted group is paged at both levels, no incident step has two notification ids (a
    logical duplicate), no consumer group is left behind, and every dead-letter topic is empty.
 
-CI runs the short version (3 kills, 12 s outages); `make chaos` sets TOCSIN_CHAOS_LONG=1:
+CI runs the short version (3 kills, 8 s outages); `make chaos` sets TOCSIN_CHAOS_LONG=1:
 20 kills one every 2 s, 60 s outages. Each test prints its counts (the README's table).
 """
 
@@ -56,7 +56,7 @@ LONG = os.environ.get("TOCSIN_CHAOS_LONG") == "1"
 KILLS = 20 if LONG else 3
 KILL_EVERY = 2.0 if LONG else 3.0
 STORM_RATE = 4.0 if LONG else 3.0  # new alert groups per second during the storm
-OUTAGE = 60.0 if LONG else 12.0
+OUTAGE = 60.0 if LONG else 8.0
 SERVICES = ("ingest", "triage", "escalation", "notifier")
 CHECKOUT_TOKEN = "chaos-checkout-token-0123456789abcdef"
 PAYMENTS_TOKEN = "chaos-payments-token-0123456789abcdef"
