@@ -233,7 +233,12 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
             "configuration reference; `tocsin config check FILE` validates a file)"
         )
     _warn_if_operator_api_locked(settings)
-    log.info("data in %s; listening on http://%s:%d", args.data_dir.resolve(), args.host, args.port)
+    log.info(
+        "data in %s; listening on http://%s:%d (web console: /ui)",
+        args.data_dir.resolve(),
+        args.host,
+        args.port,
+    )
     return _run(app, args.host, args.port, state)
 
 
