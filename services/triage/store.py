@@ -333,10 +333,13 @@ class MongoTriageStore:
         return _content(doc) if doc is not None else None
 
     async def get_alerts(self, fingerprints: Sequence[str]) -> dict[str, StoredState]:
-        found = self._alerts.find(
-            {"_id": {"$in": list(dict.fromkeys(fingerprints))}},
-            projection={**_ALERT_STATE, **_ALERT_CONTENT, **_ALERT_SOURCE},
-        )
+        wanted = list(dict.fromkeys(fingerprints))
+        projection = {**_ALERT_STATE, **_ALERT_CONTENT, **_ALERT_SOURCE}
+        if len(wanted) == 1:
+            # FerretDB looks up {_id: x} by index, but scans the collection for an $in.
+            doc = await self._alerts.find_one({"_id": wanted[0]}, projection=projection)
+            return {doc["_id"]: StoredState(_record(doc), doc)} if doc is not None else {}
+        found = self._alerts.find({"_id": {"$in": wanted}}, projection=projection)
         return {doc["_id"]: StoredState(_record(doc), doc) async for doc in found}
 
     async def record_alert(
