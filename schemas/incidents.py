@@ -24,6 +24,9 @@ class IncidentEventKind(StrEnum):
     ALERT_ADDED = "incident.alert_added"
     SEVERITY_CHANGED = "incident.severity_changed"
     ALERTS_RESOLVED = "incident.alerts_resolved"
+    # Triage held a new alert back (silenced, in maintenance, inhibited) that relates to this
+    # open incident: a timeline line only, it never opens, pages or changes the incident.
+    ALERT_HELD = "alert_held"
 
 
 MAX_INCIDENT_CHANGES = 10
@@ -87,6 +90,12 @@ class IncidentEvent(Envelope):
         ge=0,
         description="How many incidents of this group resolved in the 30 days before this one "
         "opened (0: not a recurrence).",
+    )
+    held: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Why triage held the alert back (on alert_held), e.g. `silenced by <id>`, "
+        "`inhibited by alert <fingerprint> (inhibit_rules[0])`.",
     )
 
 
