@@ -22,6 +22,7 @@ from schemas.incidents import (
     LifecycleStatus,
     Severity,
 )
+from schemas.maintenance import MaintenanceWindowChanged
 from schemas.notifications import (
     DeliveryOutcome,
     IncidentSnapshot,
@@ -43,6 +44,7 @@ INCIDENTS_EVENTS = "incidents.events"
 INCIDENTS_COMMANDS = "incidents.commands"
 INCIDENTS_LIFECYCLE = "incidents.lifecycle"
 INCIDENTS_UPDATES = "incidents.updates"
+MAINTENANCE_WINDOWS = "maintenance.windows"
 NOTIFICATIONS_REQUESTED = "notifications.requested"
 NOTIFICATIONS_RESULTS = "notifications.results"
 
@@ -53,6 +55,7 @@ TOPICS: Mapping[str, type[Envelope]] = {
     INCIDENTS_COMMANDS: IncidentCommand,
     INCIDENTS_LIFECYCLE: IncidentLifecycleChanged,
     INCIDENTS_UPDATES: IncidentUpdatePosted,
+    MAINTENANCE_WINDOWS: MaintenanceWindowChanged,
     NOTIFICATIONS_REQUESTED: NotificationRequested,
     NOTIFICATIONS_RESULTS: NotificationResult,
 }
@@ -69,6 +72,7 @@ __all__ = [
     "INCIDENTS_EVENTS",
     "INCIDENTS_LIFECYCLE",
     "INCIDENTS_UPDATES",
+    "MAINTENANCE_WINDOWS",
     "NOTIFICATIONS_REQUESTED",
     "NOTIFICATIONS_RESULTS",
     "TOPICS",
@@ -93,6 +97,7 @@ __all__ = [
     "IncidentUpdatePosted",
     "Label",
     "LifecycleStatus",
+    "MaintenanceWindowChanged",
     "NotificationEvent",
     "NotificationRequested",
     "NotificationResult",

@@ -23,6 +23,7 @@ from schemas import (
     IncidentLifecycleChanged,
     IncidentUpdatePosted,
     Label,
+    MaintenanceWindowChanged,
     NotificationEvent,
     NotificationRequested,
     NotificationResult,
@@ -119,6 +120,16 @@ VALID: dict[type[Envelope], dict[str, Any]] = {
         "public": True,
         "components": [{"component_id": "checkout", "status": "partial_outage"}],
     },
+    MaintenanceWindowChanged: {
+        "occurred_at": NOW,
+        "correlation_id": "c",
+        "window_id": "mw-1",
+        "services": ["checkout"],
+        "starts_at": NOW,
+        "duration_seconds": 7200.0,
+        "rrule": "FREQ=WEEKLY",
+        "timezone": "Europe/Paris",
+    },
     DeadLetter: {
         "occurred_at": NOW,
         "correlation_id": "c",
@@ -166,6 +177,7 @@ def test_topics_map_to_the_expected_models() -> None:
         "incidents.commands": IncidentCommand,
         "incidents.lifecycle": IncidentLifecycleChanged,
         "incidents.updates": IncidentUpdatePosted,
+        "maintenance.windows": MaintenanceWindowChanged,
         "notifications.requested": NotificationRequested,
         "notifications.results": NotificationResult,
     }
