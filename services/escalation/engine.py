@@ -169,6 +169,13 @@ class Escalation:
 
     async def on_incident_event(self, event: IncidentEvent) -> None:
         stored = await self._store.get(event.incident_id)
+        if event.kind is IncidentEventKind.ALERT_HELD:
+            # A timeline line only: it never opens, pages or changes an incident.
+            if stored is None:
+                log.debug("incident %s: held alert for an unknown incident", event.incident_id)
+                return
+            await self._store.record(event.incident_id, alert_entries(event))
+            return
         if stored is None:
             if event.kind is IncidentEventKind.ALERTS_RESOLVED:
                 log.warning("incident %s: resolved before it was opened here", event.incident_id)
@@ -545,6 +552,18 @@ def alert_entries(event: IncidentEvent) -> list[TimelineEntry]:
                 action=Entry.ALERT_ADDED,
                 actor=TRIAGE.name,
                 detail=f"{what} ({event.firing_count} of {event.alert_count} alerts firing)",
+            )
+        ]
+    if event.kind is IncidentEventKind.ALERT_HELD:
+        alert = event.alert
+        what = (alert.summary or alert.fingerprint) if alert else event.fingerprint or "an alert"
+        return [
+            TimelineEntry(
+                id=f"held:{event.incident_id}/{event.event_id}",
+                at=event.occurred_at,
+                action=Entry.ALERT_HELD,
+                actor=TRIAGE.name,
+                detail=f"{what}: held back, {event.held or 'by triage'}",
             )
         ]
     if event.kind is IncidentEventKind.ALERTS_RESOLVED:

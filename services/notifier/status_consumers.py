@@ -15,6 +15,7 @@ from schemas import (
     INCIDENTS_LIFECYCLE,
     INCIDENTS_UPDATES,
     IncidentEvent,
+    IncidentEventKind,
     IncidentLifecycleChanged,
     IncidentUpdatePosted,
     LifecycleStatus,
@@ -87,6 +88,8 @@ class StatusConsumers:
         raise RuntimeError(f"status record of {incident_id} kept changing under us")
 
     async def on_incident_event(self, event: IncidentEvent) -> None:
+        if event.kind == IncidentEventKind.ALERT_HELD:
+            return  # a held alert is private to the incident's timeline
         before, after, again = await self._change(
             event.incident_id, str(event.event_id), lambda c: on_incident_event(c, event)
         )

@@ -122,7 +122,7 @@ def on_incident_event(current: StatusIncident | None, event: IncidentEvent) -> S
     Another alert in it, or its alerts resolving, changes nothing public: the record is
     returned as it is (no write; escalation's resolve comes on `incidents.lifecycle`)."""
     if current is not None and (
-        event.kind == IncidentEventKind.ALERTS_RESOLVED
+        event.kind in (IncidentEventKind.ALERTS_RESOLVED, IncidentEventKind.ALERT_HELD)
         or (event.kind == IncidentEventKind.ALERT_ADDED and event.severity == current.severity)
     ):
         return current

@@ -54,7 +54,7 @@ from services.triage.domain import (
 )
 from services.triage.domain.flapping import NOT_FLAPPING, FlapState, track
 from services.triage.domain.grouping import GroupingRule, group_takes
-from services.triage.domain.ids import RETRIAGE, retriage_event_id
+from services.triage.domain.ids import RETRIAGE, held_event_id, retriage_event_id
 from services.triage.domain.inhibition import SourceAlert, inhibited_by, is_source
 from services.triage.domain.maintenance import MaintenanceWindow, in_maintenance
 from services.triage.domain.recurrence import RECURRENCE_WINDOW, recurrence
@@ -160,6 +160,7 @@ class _Step:
     incident_id: str | None = None
     decision: str | None = None
     held_by: str | None = None
+    inhibitor: str | None = None  # the source alert that inhibited it, if one did
     opened: bool = False
     rule: GroupingRule | None = None
     same_content: bool = False  # the alert says what the stored alert says
@@ -407,6 +408,7 @@ class AlertTriage:
                     f"inhibited by alert {inhibitor.fingerprint} (inhibit_rules[{n}])" + step.routed
                 )
                 step.held_by = f"alert:{inhibitor.fingerprint}"
+                step.inhibitor = inhibitor.fingerprint
                 continue
             if await self._stays_in_incident(step):
                 self._count(alert, "flapping")
@@ -463,9 +465,46 @@ class AlertTriage:
         for incident_id, step in resolving.items():
             assert step.previous is not None
             events += await self._resolved_if_quiet(step.last, incident_id, step.previous.group_key)
+        events += await self._held(steps)  # after the opening of an incident it relates to
         if events:
             await self._bus.publish_many(INCIDENTS_EVENTS, events)
         return source_seen
+
+    async def _held(self, steps: Sequence[_Step]) -> list[tuple[str, IncidentEvent]]:
+        """An `alert_held` event for each alert held back by an inhibition whose source alert
+        is in an open incident: that incident's timeline says what triage held back, and why.
+        (Silenced and maintenance alerts relate to their group's open incident, which the
+        store does not look up yet.)"""
+        held = [s for s in steps if s.inhibitor is not None and s.decision is not None]
+        if not held:
+            return []
+        in_round = {s.last.fingerprint: s.incident_id for s in steps if s.incident_id}
+        missing = [s.inhibitor for s in held if s.inhibitor and s.inhibitor not in in_round]
+        stored = await self._store.get_alerts(missing) if missing else {}
+        events: list[tuple[str, IncidentEvent]] = []
+        for step in held:
+            assert step.inhibitor is not None
+            assert step.decision is not None
+            incident_id = in_round.get(step.inhibitor)
+            if incident_id is None:
+                state = stored.get(step.inhibitor)
+                incident_id = state.record.incident_id if state is not None else None
+            if incident_id is None:
+                continue
+            incident = await self._store.get_incident(incident_id)
+            if incident is None or incident.status != "open":
+                continue
+            firing_count = await self._store.firing_count(incident_id)
+            event = self._event(
+                step.last,
+                incident,
+                firing_count,
+                IncidentEventKind.ALERT_HELD,
+                held_event_id(step.last.event_id),
+            ).model_copy(update={"held": step.decision})
+            events.append((incident_id, event))
+            log.debug("incident %s: alert %s held back", incident_id, step.last.fingerprint)
+        return events
 
     async def _stays_in_incident(self, step: _Step) -> bool:
         """A flapping alert firing again stays in its incident, if that is still open (a

@@ -310,8 +310,11 @@ async def test_a_firing_source_inhibits_targets_until_it_resolves(
     await pipeline.send_alert(source)
     await pipeline.send_alert(_named("InstanceDown", "00000000000000f1", minute, dc="east"))
     await pipeline.send_alert(_named("InstanceDown", "00000000000000f2", minute, dc="west"))
-    first, second = await pipeline.wait_events(2)
-    assert {first.fingerprint, second.fingerprint} == {"00000000000000f0", "00000000000000f2"}
+    events = await pipeline.wait_events(3)  # f1 held back, on the timeline of f0's incident
+    opened = [e for e in events if e.kind is IncidentEventKind.OPENED]
+    assert {e.fingerprint for e in opened} == {"00000000000000f0", "00000000000000f2"}
+    (held,) = [e for e in events if e.kind is IncidentEventKind.ALERT_HELD]
+    assert held.fingerprint == "00000000000000f1"
 
     async def recorded() -> bool:
         found = await http.get("/api/v1/alerts", params={"fingerprint": "00000000000000f1"})
@@ -326,12 +329,12 @@ async def test_a_firing_source_inhibits_targets_until_it_resolves(
     assert await unsilencer.sweep() == 0  # the source still fires
     resolve = _named("DatacenterDown", "00000000000000f0", 2 * minute, dc="east")
     await pipeline.send_alert(resolve.model_copy(update={"status": AlertStatus.RESOLVED}))
-    await pipeline.wait_events(3)  # the source's incident resolved
+    await pipeline.wait_events(4)  # the source's incident resolved
     clock.at = T0 + 5 * minute
     assert await unsilencer.sweep() == 1
-    events = await pipeline.wait_events(4)
-    assert events[3].fingerprint == "00000000000000f1"
-    assert events[3].kind is IncidentEventKind.OPENED
+    events = await pipeline.wait_events(5)
+    assert events[4].fingerprint == "00000000000000f1"
+    assert events[4].kind is IncidentEventKind.OPENED
 
 
 async def test_a_severity_rule_sets_the_incident_severity_with_its_reason(

@@ -37,6 +37,7 @@ class Entry(StrEnum):
     REMINDED = "reminded"  # a reminder paged someone (a review or action item due, ...)
     NOTE = "note"  # an operator's note
     ALERT_ADDED = "alert_added"  # triage grouped another alert into the incident
+    ALERT_HELD = "alert_held"  # triage held back a related alert (silenced, inhibited, ...)
     ALERTS_RESOLVED = "alerts_resolved"  # every alert of the incident resolved
     REVIEW = "review"  # the post-incident review was started or changed status
     ACTION_ITEM = "action_item"  # an action item was added or changed status

@@ -29,3 +29,8 @@ def retriage_event_id(fingerprint: str, last_event_id: uuid.UUID | None) -> uuid
     ended: the same from every replica sweeping, so the consumer sees one and dedupes the
     rest; a new one after the alert changed (`last_event_id`)."""
     return uuid.uuid5(_NAMESPACE, f"retriage:{fingerprint}:{last_event_id}")
+
+
+def held_event_id(cause_event_id: uuid.UUID) -> uuid.UUID:
+    """The `alert_held` event a held alert occurrence caused on the incident it relates to."""
+    return uuid.uuid5(_NAMESPACE, f"held-event:{cause_event_id}")
