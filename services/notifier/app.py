@@ -24,7 +24,12 @@ from services.notifier.message_store import (
     message_retention_rules,
 )
 from services.notifier.status import StatusService
-from services.notifier.status_domain import MaintenanceSchedule, no_maintenance
+from services.notifier.status_domain import (
+    Expand,
+    MaintenanceSchedule,
+    no_expansion,
+    no_maintenance,
+)
 from services.notifier.status_store import StatusStore, status_retention_rules
 from services.notifier.store import MongoNotifierStore, NotifierStore, retention_rules
 from tocsin.runtime.bus import Bus, Subscription
@@ -60,8 +65,10 @@ def from_parts(
     parts: Parts,
     config: NotifierConfig | Current[NotifierConfig],
     maintenance: MaintenanceSchedule = no_maintenance,
+    expand: Expand = no_expansion,
 ) -> Service:
-    """`maintenance`: the maintenance windows' occurrences, for the status pages.
+    """`maintenance`: the maintenance windows' occurrences, for the status pages; `expand`:
+    those of a window created through triage's API (the notifier keeps copies).
     `config`: the section, or a view of it (see `with_public_url`) that a reload replaces;
     contacts apply live, providers and the public URL are taken once here."""
     if isinstance(config, NotifierConfig):
@@ -79,6 +86,7 @@ def from_parts(
         contact_store=MongoContactStore(parts.database),
         status_store=StatusStore(parts.database),
         maintenance=maintenance,
+        expand=expand,
     )
     return with_retention(
         service,
@@ -106,6 +114,7 @@ def build(
     contact_store: ContactStore | None = None,  # sms and voice need it
     status_store: StatusStore | None = None,  # status pages need it
     maintenance: MaintenanceSchedule = no_maintenance,
+    expand: Expand = no_expansion,
 ) -> Service:
     live = Fixed(config) if isinstance(config, NotifierConfig) else config
     # Providers' clients and the public URL: taken once (a reload reports them as needing a
@@ -129,7 +138,9 @@ def build(
         twilio=(contact_store, store) if contact_store is not None else None,
     )
     status = (
-        StatusService(status_store, live, clock, client, messages, maintenance=maintenance)
+        StatusService(
+            status_store, live, clock, client, messages, maintenance=maintenance, expand=expand
+        )
         if status_store
         else None
     )

@@ -13,7 +13,12 @@ from services.notifier import status_api
 from services.notifier.config import NotifierConfig
 from services.notifier.message_store import MessageStore
 from services.notifier.status_consumers import StatusConsumers
-from services.notifier.status_domain import MaintenanceSchedule, no_maintenance
+from services.notifier.status_domain import (
+    Expand,
+    MaintenanceSchedule,
+    no_expansion,
+    no_maintenance,
+)
 from services.notifier.status_notices import StatusNotices
 from services.notifier.status_pages import StatusPages
 from services.notifier.status_store import StatusStore
@@ -33,9 +38,13 @@ class StatusService:
         *,
         max_age: float = 2.0,
         maintenance: MaintenanceSchedule = no_maintenance,
+        expand: Expand = no_expansion,
     ) -> None:
-        """`maintenance`: the maintenance windows' occurrences (from the composition root)."""
-        self.pages = StatusPages(store, config, clock, max_age=max_age, maintenance=maintenance)
+        """`maintenance`: the configuration file's maintenance windows' occurrences; `expand`:
+        the occurrences of one created through triage's API (both from the composition root)."""
+        self.pages = StatusPages(
+            store, config, clock, max_age=max_age, maintenance=maintenance, expand=expand
+        )
         self.notices = StatusNotices(store, config, client, messages, clock)
         self.consumers = StatusConsumers(store, config, self.pages, self.notices)
         self.router: APIRouter = status_api.router(self.pages, self.notices, store, config, clock)

@@ -2,7 +2,9 @@
 incident opened or changed severity), `incidents.lifecycle` (resolved, re-triggered) and
 `incidents.updates` (an operator's update). Each changes the notifier's record of the incident
 (compare-and-set, idempotent on the message's id), marks the pages stale, and tells the
-subscribers what became public or was posted (status_notices.py, once per subscriber)."""
+subscribers what became public or was posted (status_notices.py, once per subscriber).
+`maintenance.windows` (a window created, replaced or deleted through triage's API) updates the
+notifier's own copy of the window (the newest message wins) and marks the pages stale."""
 
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ from schemas import (
     INCIDENTS_EVENTS,
     INCIDENTS_LIFECYCLE,
     INCIDENTS_UPDATES,
+    MAINTENANCE_WINDOWS,
     IncidentEvent,
     IncidentEventKind,
     IncidentLifecycleChanged,
     IncidentUpdatePosted,
     LifecycleStatus,
+    MaintenanceWindowChanged,
     UpdateStatus,
 )
 from services.notifier.config import NotifierConfig
@@ -64,7 +68,16 @@ class StatusConsumers:
                 INCIDENTS_LIFECYCLE, STATUS_GROUP, IncidentLifecycleChanged, self.on_lifecycle
             ),
             Subscription(INCIDENTS_UPDATES, STATUS_GROUP, IncidentUpdatePosted, self.on_update),
+            Subscription(
+                MAINTENANCE_WINDOWS, STATUS_GROUP, MaintenanceWindowChanged, self.on_window
+            ),
         ]
+
+    async def on_window(self, change: MaintenanceWindowChanged) -> None:
+        """Keep the notifier's copy of the window (the newest message wins; redelivery is a
+        no-op) and mark the pages stale."""
+        if await self._store.save_window(change):
+            self._pages.changed()
 
     async def _change(
         self,

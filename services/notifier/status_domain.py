@@ -212,6 +212,28 @@ def no_maintenance(start: datetime, end: datetime) -> Sequence[Maintenance]:
     return ()
 
 
+@dataclass(frozen=True)
+class WindowCopy:
+    """The notifier's copy of a maintenance window created through triage's API (from
+    `maintenance.windows`; no comment: it stays private)."""
+
+    window_id: str
+    services: tuple[str, ...]
+    starts_at: datetime
+    duration: timedelta
+    rrule: str | None
+    timezone: str
+
+
+Expand = Callable[[WindowCopy, datetime, datetime], Sequence[Maintenance]]
+"""A window's occurrences overlapping [start, end) (the composition root hands triage's
+expansion in; the notifier does not import triage)."""
+
+
+def no_expansion(window: WindowCopy, start: datetime, end: datetime) -> Sequence[Maintenance]:
+    return ()
+
+
 # -- one page ----------------------------------------------------------------------------------
 
 

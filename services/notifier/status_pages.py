@@ -28,10 +28,12 @@ from services.notifier.status_domain import (
     COMPONENT_LABEL,
     HISTORY,
     MAINTENANCE_AHEAD,
+    Expand,
     IncidentView,
     MaintenanceSchedule,
     PageView,
     StatusIncident,
+    no_expansion,
     no_maintenance,
     page_view,
     proactive,
@@ -76,8 +78,12 @@ class StatusPages:
         max_age: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,
         maintenance: MaintenanceSchedule = no_maintenance,
+        expand: Expand = no_expansion,
     ) -> None:
+        """`maintenance`: the configuration file's windows; `expand`: occurrences of a window
+        created through triage's API (the store keeps copies from `maintenance.windows`)."""
         self._maintenance = maintenance
+        self._expand = expand
         self._store = store
         self._config = config
         self._clock = clock
@@ -124,7 +130,10 @@ class StatusPages:
             now = self._clock.now()
             incidents = await self._store.shown(now - HISTORY)
             pages = config.status_pages
-            ahead = self._maintenance(now, now + MAINTENANCE_AHEAD)
+            ahead = [*self._maintenance(now, now + MAINTENANCE_AHEAD)]
+            if self._expand is not no_expansion:
+                for window in await self._store.windows():
+                    ahead += self._expand(window, now, now + MAINTENANCE_AHEAD)
             self._views = {page.id: page_view(page, incidents, now, ahead) for page in pages}
             self._incidents = incidents
             self._cache = {}

@@ -1,7 +1,9 @@
 """The notifier's status page collections: `status_incidents` (its public record of each
 incident, see status_domain.py; compare-and-set on `version`), `status_sent` (which subscriber
 got which update: a redelivered message tells nobody twice) and `status_subscribers` (public
-e-mail subscribers, pending until they confirm).
+e-mail subscribers, pending until they confirm) and `status_maintenance_windows` (its copy of
+the maintenance windows created through triage's API, from `maintenance.windows`; a deleted one
+stays as a small tombstone so an older message redelivered later cannot bring it back).
 
 Escalation's collections are never read: everything here comes from the topics."""
 
@@ -11,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo.errors import DuplicateKeyError
 
-from schemas import ComponentStatus, Severity, UpdateStatus
-from services.notifier.status_domain import PublicUpdate, StatusIncident
+from schemas import ComponentStatus, MaintenanceWindowChanged, Severity, UpdateStatus
+from services.notifier.status_domain import PublicUpdate, StatusIncident, WindowCopy
 from tocsin.runtime.mongo import Document
 from tocsin.runtime.retention import RetentionPolicy, RetentionRule
 from tocsin.runtime.store import DocumentDatabase
@@ -62,6 +64,7 @@ class StatusStore:
         self._incidents = database["status_incidents"]
         self._sent = database["status_sent"]
         self._subscribers = database["status_subscribers"]
+        self._windows = database["status_maintenance_windows"]
 
     async def ensure_indexes(self) -> None:
         await self._incidents.create_index([("open", 1), ("resolved_at", 1)])
@@ -152,6 +155,46 @@ class StatusStore:
     async def is_confirmed(self, page_id: str, email: str) -> bool:
         doc = await self._subscribers.find_one({"_id": f"{page_id}/{email}"})
         return bool(doc and doc.get("confirmed"))
+
+    async def save_window(self, change: MaintenanceWindowChanged) -> bool:
+        """Keep the window as the message says, unless a newer message already did (False)."""
+        fields: Document = {
+            "occurred_at": change.occurred_at,
+            "deleted": change.deleted,
+            "services": list(change.services),
+            "starts_at": change.starts_at,
+            "duration_seconds": change.duration_seconds,
+            "rrule": change.rrule,
+            "timezone": change.timezone,
+        }
+        try:
+            outcome = await self._windows.update_one(
+                {"_id": change.window_id, "occurred_at": {"$lte": change.occurred_at}},
+                {"$set": fields},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False  # the stored copy is newer
+        return bool(outcome.matched_count or outcome.upserted_id is not None)
+
+    async def windows(self) -> list[WindowCopy]:
+        """The API's windows not deleted (few: people create them)."""
+        return [
+            WindowCopy(
+                window_id=doc["_id"],
+                services=tuple(doc["services"]),
+                starts_at=_aware(doc["starts_at"]),
+                duration=timedelta(seconds=doc["duration_seconds"]),
+                rrule=doc.get("rrule"),
+                timezone=doc.get("timezone") or "UTC",
+            )
+            async for doc in self._windows.find({"deleted": False}).sort("_id", 1)
+            if doc.get("starts_at") is not None
+        ]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def status_retention_rules(policy: RetentionPolicy) -> list[RetentionRule]:

@@ -87,7 +87,7 @@ def build(
     routes.include_router(silences_router(silence_store, in_force, clock, require_api_key))
     if maintenance_store is not None:
         routes.include_router(
-            maintenance_router(maintenance_store, windows, config, clock, require_api_key)
+            maintenance_router(maintenance_store, windows, config, clock, require_api_key, bus)
         )
         on_start.append(maintenance_store.ensure_indexes)
     subscriptions: list[Subscription[Any]] = [

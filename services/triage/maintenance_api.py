@@ -10,25 +10,37 @@
 - `GET /api/v1/maintenance-windows/occurrences?service=&start=&end=`: the occurrences on a
   service in a range (default: now to 7 days ahead), what a status page shows as scheduled
   maintenance.
+
+After the store write, a create, replace or delete is published on `maintenance.windows`
+(`MaintenanceWindowChanged`, without the comment) for the notifier's status pages. Its event id
+is derived from the window's content, so a retried request publishes the same message; if the
+publish fails the route answers 503 and the operator retries the same request (the store write
+is idempotent: same upsert, a delete of a gone window still publishes when retried by id).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local `ApiKey` alias.
+import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from schemas import MAINTENANCE_WINDOWS, MaintenanceWindowChanged
 from services.triage.config import MaintenanceWindowConfig, TriageConfig
 from services.triage.domain.maintenance import MaintenanceWindow, Occurrence, scheduled
 from services.triage.maintenance_store import MaintenanceStore, WindowRecord, WindowsInForce
+from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.config_problems import IDENTIFIER_PATTERN, problems_of
 from tocsin.runtime.live_config import Current, Fixed
 
+log = logging.getLogger(__name__)
+
 _RESERVED_IDS = {"occurrences"}
+_EVENTS = uuid.UUID("5b0c7f7e-3f7a-4d0e-9a39-6d1f6f3c2a13")  # namespace of the event ids
 _MAX_RANGE = timedelta(days=366)
 
 
@@ -123,13 +135,46 @@ def _window(body: WindowBody, window_id: str, known_services: set[str]) -> Maint
     return entry.window
 
 
+def changed(
+    window_id: str, window: MaintenanceWindow | None, at: datetime
+) -> MaintenanceWindowChanged:
+    """The message telling the notifier that the window is now `window` (None: deleted). The
+    event id is a function of the content: the same change published twice is one event."""
+    correlation_id = f"maintenance-{window_id}"
+    if window is None:
+        return MaintenanceWindowChanged(
+            event_id=uuid.uuid5(_EVENTS, f"{window_id}|deleted"),
+            occurred_at=at,
+            correlation_id=correlation_id,
+            window_id=window_id,
+            deleted=True,
+        )
+    starts_at = window.starts_at.astimezone(UTC)
+    seconds = window.duration.total_seconds()
+    content = (window_id, ",".join(window.services), starts_at.isoformat(), str(seconds))
+    key = "|".join((*content, window.rrule or "", window.timezone))
+    return MaintenanceWindowChanged(
+        event_id=uuid.uuid5(_EVENTS, key),
+        occurred_at=at,
+        correlation_id=correlation_id,
+        window_id=window_id,
+        services=window.services,
+        starts_at=starts_at,
+        duration_seconds=seconds,
+        rrule=window.rrule,
+        timezone=window.timezone,
+    )
+
+
 def router(
     store: MaintenanceStore,
     in_force: WindowsInForce,
     config: TriageConfig | Current[TriageConfig],
     clock: Clock,
     require_api_key: Callable[..., str],
+    bus: Bus | None = None,
 ) -> APIRouter:
+    """`bus`: where window changes are published for the status pages (None: nowhere)."""
     api = APIRouter(prefix="/api/v1/maintenance-windows", tags=["maintenance windows"])
     ApiKey = Annotated[str, Depends(require_api_key)]
     WindowId = Annotated[str, Path(max_length=100)]
@@ -137,6 +182,21 @@ def router(
 
     def configured() -> dict[str, MaintenanceWindow]:
         return {window.id: window for window in live.current.windows}
+
+    async def publish(window_id: str, window: MaintenanceWindow | None) -> None:
+        if bus is None:
+            return
+        try:
+            await bus.publish(
+                MAINTENANCE_WINDOWS, window_id, changed(window_id, window, clock.now())
+            )
+        except Exception as error:  # the store has it; the status pages do not yet
+            log.warning(
+                "maintenance window %s: publish failed (%s)", window_id, type(error).__name__
+            )
+            raise HTTPException(
+                503, "saved, but the status pages were not told: retry the same request"
+            ) from None
 
     @api.post("", status_code=201, response_model=WindowOut, responses={400: {}, 401: {}, 409: {}})
     async def post_window(_: ApiKey, body: WindowBody) -> WindowOut:
@@ -158,6 +218,7 @@ def router(
         record = WindowRecord(window, body.created_by, created_at)
         await store.save(record)
         in_force.invalidate()
+        await publish(window_id, window)
         return WindowOut.of(window, now, record)
 
     @api.get("", response_model=list[WindowOut], responses={401: {}})
@@ -206,5 +267,6 @@ def router(
         if not await store.delete(window_id):
             raise HTTPException(404, f"no maintenance window {window_id!r}")
         in_force.invalidate()
+        await publish(window_id, None)
 
     return api

@@ -12,8 +12,9 @@ from typing import Literal, cast
 from services.escalation import app as escalation
 from services.ingest import app as ingest
 from services.notifier import app as notifier
-from services.notifier.status_domain import Maintenance, MaintenanceSchedule
+from services.notifier.status_domain import Maintenance, MaintenanceSchedule, WindowCopy
 from services.triage import app as triage
+from services.triage.domain.maintenance import MaintenanceWindow
 from tocsin.composition.config import TocsinConfig
 from tocsin.runtime.access import Access, KeyStore
 from tocsin.runtime.audit import AuditLog
@@ -42,6 +43,7 @@ BUILDERS: Mapping[ServiceName, Callable[[Parts, LiveConfig[TocsinConfig]], Servi
         parts,
         live.view(lambda config: notifier.with_public_url(config.notifier(), parts.settings)),
         maintenance_schedule(live),
+        expand_window,
     ),
 }
 
@@ -58,6 +60,23 @@ def maintenance_schedule(live: LiveConfig[TocsinConfig]) -> MaintenanceSchedule:
         ]
 
     return scheduled
+
+
+def expand_window(copy: WindowCopy, start: datetime, end: datetime) -> list[Maintenance]:
+    """Occurrences of a window created through triage's API, from the notifier's copy of it
+    (`maintenance.windows`), by triage's expansion."""
+    window = MaintenanceWindow(
+        id=copy.window_id,
+        services=copy.services,
+        starts_at=copy.starts_at,
+        duration=copy.duration,
+        rrule=copy.rrule,
+        timezone=copy.timezone,
+    )
+    return [
+        Maintenance(occurrence.window_id, copy.services, occurrence.start, occurrence.end)
+        for occurrence in window.occurrences(start, end)
+    ]
 
 
 def _with_public_url(parts: Parts, config: TocsinConfig) -> Parts:
