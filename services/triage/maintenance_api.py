@@ -15,7 +15,8 @@ After the store write, a create, replace or delete is published on `maintenance.
 (`MaintenanceWindowChanged`, without the comment) for the notifier's status pages. Its event id
 is derived from the window's content, so a retried request publishes the same message; if the
 publish fails the route answers 503 and the operator retries the same request (the store write
-is idempotent: same upsert, a delete of a gone window still publishes when retried by id).
+is idempotent: the same upsert; a DELETE of a window that is not there still publishes the
+deletion before its 404, so a retry after a 503 reaches the pages).
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local `ApiKey` alias.
@@ -265,6 +266,7 @@ def router(
                 409, f"window {window_id!r} is declared in the configuration file: edit it there"
             )
         if not await store.delete(window_id):
+            await publish(window_id, None)  # a retry after a failed publish tells the pages
             raise HTTPException(404, f"no maintenance window {window_id!r}")
         in_force.invalidate()
         await publish(window_id, None)

@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
-from schemas import Envelope, MaintenanceWindowChanged
+from schemas import MAINTENANCE_WINDOWS, Envelope, MaintenanceWindowChanged
 from services.notifier.config import NotifierConfig
 from services.notifier.message_store import MongoMessageStore
 from services.notifier.status import StatusService
@@ -29,6 +29,7 @@ from services.triage.maintenance_api import changed, router
 from services.triage.maintenance_store import MongoMaintenanceStore, windows_in_force
 from tests.integration.triage_pipeline import open_database
 from tocsin.composition.wiring import expand_window
+from tocsin.runtime.bus import Subscription
 from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.embedded.bus import EmbeddedBus
 from tocsin.runtime.embedded.docstore import EmbeddedDatabase
@@ -217,6 +218,35 @@ async def test_a_failed_publish_answers_503_and_a_retry_succeeds(tmp_path: Path)
             response = await client.post("/api/v1/maintenance-windows", json=body)
             assert response.status_code == expected
     assert (await store.get("w")) is not None
+    # A DELETE whose publish fails is retried: the retry finds no window (404) but still
+    # publishes the deletion, so the status pages drop it.
+    working = EmbeddedBus(SqliteFile(tmp_path / "bus2.sqlite"))
+    await working.start()
+    for publisher, expected in ((broken, 503), (working, 404)):
+        app = FastAPI()
+        windows = windows_in_force(store, TRIAGE, clock)
+        app.include_router(router(store, windows, TRIAGE, clock, lambda: "op", publisher))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.delete("/api/v1/maintenance-windows/w")
+            assert response.status_code == expected
+    told: list[MaintenanceWindowChanged] = []
+
+    async def keep(change: MaintenanceWindowChanged) -> None:
+        told.append(change)
+
+    consumer = asyncio.create_task(
+        working.consume(Subscription(MAINTENANCE_WINDOWS, "test", MaintenanceWindowChanged, keep))
+    )
+    for _ in range(100):
+        if told:
+            break
+        await asyncio.sleep(0.05)
+    consumer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer
+    assert [(m.window_id, m.deleted) for m in told] == [("w", True)]
+    await working.stop()
     file.close()
 
 
