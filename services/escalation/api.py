@@ -65,6 +65,11 @@ class TimelineView(BaseModel):
         "status update)."
     )
     actor: str | None = Field(description="Who did it; null for Tocsin's own steps.")
+    actor_name: str | None = Field(
+        default=None,
+        description="The person's name from the configuration when `actor` names a user "
+        "(`api:<user id>`, `console:<user id>`).",
+    )
     user_id: str | None = None
     contact_id: str | None = None
     escalation_level: int | None = None
@@ -298,10 +303,19 @@ def router(
             incidents=[IncidentSummary.of(i) for i in page], next_cursor=next_cursor
         )
 
+    def _named(views: list[TimelineView]) -> list[TimelineView]:
+        # `api:alice` -> Alice: people's names, as the configuration has them now.
+        named = []
+        for view in views:
+            user = engine.config.user((view.actor or "").partition(":")[2])
+            named.append(view.model_copy(update={"actor_name": user.name}) if user else view)
+        return named
+
     async def _view(incident: EscalationIncident) -> IncidentView:
         timeline = await store.timeline(incident.id, MAX_TIMELINE)
         recurred = await recurrence(incident.id) if recurrence is not None else None
-        return IncidentView.with_timeline(incident, timeline, recurred)
+        view = IncidentView.with_timeline(incident, timeline, recurred)
+        return view.model_copy(update={"timeline": _named(view.timeline)})
 
     @api.get("/{incident_id}", response_model=IncidentView, responses={404: {}})
     async def get_incident(incident_id: str, _: ApiKey) -> IncidentView:
@@ -321,7 +335,7 @@ def router(
             raise HTTPException(404, f"no incident {incident_id!r}")
         timeline = await store.timeline(incident_id, MAX_TIMELINE)
         return TimelinePage(
-            incident_id=incident_id, timeline=[TimelineView.of(e) for e in timeline]
+            incident_id=incident_id, timeline=_named([TimelineView.of(e) for e in timeline])
         )
 
     async def _outcome(command_id: str) -> CommandOutcome | None:
