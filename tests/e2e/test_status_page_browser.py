@@ -394,8 +394,15 @@ def test_distributed_the_notifier_serves_the_page_the_escalation_api_takes_updat
 
         wait_until(lambda: checkout_status() == "major_outage", timeout=60)
         headers = {"Authorization": f"Bearer {ADMIN}"}
-        incidents = httpx.get(f"{escalation}/api/v1/incidents", headers=headers, timeout=10)
-        incident_id = incidents.json()["incidents"][0]["id"]
+
+        def listed() -> list[dict[str, object]]:
+            answer = httpx.get(f"{escalation}/api/v1/incidents", headers=headers, timeout=10)
+            return list(answer.json()["incidents"])
+
+        # The notifier's status group reads incidents.events on its own and may be ahead of
+        # escalation's: the page can show the outage before the incident is listed.
+        wait_until(lambda: bool(listed()), timeout=60)
+        incident_id = listed()[0]["id"]
         posted = httpx.post(
             f"{escalation}/api/v1/incidents/{incident_id}/updates",
             headers=headers,

@@ -91,9 +91,13 @@ async def test_pagerduty_change_event_and_deploy_body_reach_changes_raw(
     assert answer.status_code == 202, answer.text
     assert answer.json()["status"] == "accepted"
 
-    first, second = (
-        ChangeReceived.model_validate_json(raw)
-        for raw in await read_topic(kafka_bootstrap, f"{namespace}{CHANGES_RAW}", 2)
+    # Keyed by service, so the two may sit in different partitions: read order is not send order.
+    first, second = sorted(
+        (
+            ChangeReceived.model_validate_json(raw)
+            for raw in await read_topic(kafka_bootstrap, f"{namespace}{CHANGES_RAW}", 2)
+        ),
+        key=lambda change: change.service_id != "checkout",
     )
     assert first.service_id == "checkout"
     assert first.integration_id == "deploys"
