@@ -26,6 +26,7 @@ from services.escalation.store import EscalationStore, Timer
 from tocsin.runtime.backoff import backoff_delay
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.consumer import UNAVAILABLE
+from tocsin.runtime.waiting import wait_or_timeout
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,7 @@ class TimerLoop:
                 continue
             unavailable = 0
             if idle > 0:
-                try:
-                    await asyncio.wait_for(self._store.timer_armed.wait(), timeout=idle)
-                except TimeoutError:
-                    pass
+                await wait_or_timeout(self._store.timer_armed, idle)
 
     async def _idle_seconds(self, next_sweep: datetime) -> float:
         """How long to sleep: until the next timer is due or the next sweep, within

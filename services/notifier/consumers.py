@@ -62,6 +62,7 @@ from tocsin.runtime.consumer import UNAVAILABLE
 from tocsin.runtime.live_config import Current, Fixed
 from tocsin.runtime.metrics import DEAD_LETTERED
 from tocsin.runtime.telemetry import context_of, current_traceparent, tracer
+from tocsin.runtime.waiting import wait_or_timeout
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +156,7 @@ class Delivery:
                     )
                     await asyncio.sleep(delay)
                     continue
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=idle)
-                except TimeoutError:
-                    pass
+                await wait_or_timeout(self._wakeup, idle)
         finally:
             # Stopping: attempts in flight stay pending under their lease and are claimed
             # again when it lapses (by this process after a restart, or another replica).

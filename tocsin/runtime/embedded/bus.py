@@ -23,6 +23,7 @@ from tocsin.runtime.bus import M, PublishError, Subscription
 from tocsin.runtime.consumer import Record, RecordProcessor
 from tocsin.runtime.embedded.sqlite import SqliteFile, consumer_batch, in_consumer_batch
 from tocsin.runtime.metrics import CONSUMER_LAG
+from tocsin.runtime.waiting import wait_or_timeout
 
 _BATCH = 500
 _TRIM_EVERY = 1000
@@ -127,10 +128,7 @@ class EmbeddedBus:
                 ).fetchall()
                 lag.set(self._lag(topic, position) if len(rows) == _BATCH else len(rows))
                 if not rows:
-                    try:
-                        await asyncio.wait_for(wakeup.wait(), timeout=1.0)
-                    except TimeoutError:
-                        pass
+                    await wait_or_timeout(wakeup, 1.0)
                     continue
                 records = [
                     Record(
