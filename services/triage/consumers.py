@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -160,7 +160,6 @@ class _Step:
     incident_id: str | None = None
     decision: str | None = None
     held_by: str | None = None
-    inhibitor: str | None = None  # the source alert that inhibited it, if one did
     opened: bool = False
     rule: GroupingRule | None = None
     same_content: bool = False  # the alert says what the stored alert says
@@ -180,11 +179,46 @@ class _Step:
         return self.alerts[-1]
 
 
+@dataclass(frozen=True)
+class _Held:
+    """A NEW alert occurrence triage held back: its decision, and what held it
+    (`alert:<fingerprint>`, `silence:<id>` or `maintenance:<id>`)."""
+
+    alert: AlertReceived
+    decision: str
+    held_by: str
+    group_key: str
+
+    @property
+    def inhibitor(self) -> str | None:
+        kind, _, ref = self.held_by.partition(":")
+        return ref if kind == "alert" else None
+
+
+def _held_again(
+    alert: AlertReceived, record: AlertRecord, stored: StoredState | None
+) -> _Held | None:
+    """The recorded NEW occurrence `alert` came again and was held back: what held it, as
+    recorded (its `alert_held` event is then decided again by the same rule)."""
+    if (
+        stored is None
+        or record.occurrence_event_id != alert.event_id
+        or record.incident_id is not None
+    ):
+        return None
+    held_by, decision = stored.doc.get("held_by"), stored.doc.get("decision")
+    if not isinstance(held_by, str) or not isinstance(decision, str):
+        return None
+    return _Held(alert, decision, held_by, record.group_key)
+
+
 @dataclass
 class _Round:
     steps: list[_Step] = field(default_factory=list)
     # Work that finishes what an earlier delivery recorded but may not have published.
     reannounce: list[tuple[AlertReceived, AlertRecord]] = field(default_factory=list)
+    # Recorded held occurrences whose `alert_held` event may not have been published.
+    reheld: list[_Held] = field(default_factory=list)
 
 
 class AlertTriage:
@@ -245,6 +279,10 @@ class AlertTriage:
                     return
                 for alert, record in round_.reannounce:
                     await self._finish_recorded(alert, record)
+                if round_.reheld:
+                    reheld = await self._held_events(round_.reheld, {})
+                    if reheld:
+                        await self._bus.publish_many(INCIDENTS_EVENTS, reheld)
                 if round_.steps:
                     source_seen |= await self._triage_round(
                         round_.steps, silences, windows, sources
@@ -270,6 +308,9 @@ class AlertTriage:
                 if item.recorded:
                     if state.record is not None:
                         round_.reannounce.append((item.alert, state.record))
+                        held = _held_again(item.alert, state.record, state.stored)
+                        if held is not None:
+                            round_.reheld.append(held)
                     continue
                 step = self._plan(state, item)
                 if step is None:
@@ -408,7 +449,6 @@ class AlertTriage:
                     f"inhibited by alert {inhibitor.fingerprint} (inhibit_rules[{n}])" + step.routed
                 )
                 step.held_by = f"alert:{inhibitor.fingerprint}"
-                step.inhibitor = inhibitor.fingerprint
                 continue
             if await self._stays_in_incident(step):
                 self._count(alert, "flapping")
@@ -471,39 +511,62 @@ class AlertTriage:
         return source_seen
 
     async def _held(self, steps: Sequence[_Step]) -> list[tuple[str, IncidentEvent]]:
-        """An `alert_held` event for each alert held back by an inhibition whose source alert
-        is in an open incident: that incident's timeline says what triage held back, and why.
-        (Silenced and maintenance alerts relate to their group's open incident, which the
-        store does not look up yet.)"""
-        held = [s for s in steps if s.inhibitor is not None and s.decision is not None]
+        """An `alert_held` event for each NEW alert held back (see `_held_events`)."""
+        held = [
+            _Held(s.last, s.decision, s.held_by, s.key)
+            for s in steps
+            if s.held_by is not None and s.decision is not None
+        ]
+        in_round = {s.last.fingerprint: s.incident_id for s in steps if s.incident_id}
+        return await self._held_events(held, in_round)
+
+    async def _held_events(
+        self, held: Sequence[_Held], in_round: Mapping[str, str | None]
+    ) -> list[tuple[str, IncidentEvent]]:
+        """An `alert_held` event for each alert held back that relates to an open incident:
+        an inhibited alert to its source alert's incident, a silenced or maintenance-held one
+        to its group's open incident. That incident's timeline says what triage held back, and
+        why. The ids derive from the held occurrence: a redelivery publishes the same."""
         if not held:
             return []
-        in_round = {s.last.fingerprint: s.incident_id for s in steps if s.incident_id}
-        missing = [s.inhibitor for s in held if s.inhibitor and s.inhibitor not in in_round]
+        inhibitors = {h.alert.fingerprint: h.inhibitor for h in held if h.inhibitor is not None}
+        missing = [f for f in inhibitors.values() if f not in in_round]
         stored = await self._store.get_alerts(missing) if missing else {}
+        group_keys = [h.group_key for h in held if h.inhibitor is None]
+        groups = await self._store.open_group_incidents(group_keys) if group_keys else {}
+        incidents: dict[str, tuple[IncidentRecord, int] | None] = {}
         events: list[tuple[str, IncidentEvent]] = []
-        for step in held:
-            assert step.inhibitor is not None
-            assert step.decision is not None
-            incident_id = in_round.get(step.inhibitor)
-            if incident_id is None:
-                state = stored.get(step.inhibitor)
-                incident_id = state.record.incident_id if state is not None else None
+        for item in held:
+            incident_id: str | None
+            if item.inhibitor is not None:
+                incident_id = in_round.get(item.inhibitor)
+                if incident_id is None:
+                    state = stored.get(item.inhibitor)
+                    incident_id = state.record.incident_id if state is not None else None
+            else:
+                incident_id = groups.get(item.group_key)
             if incident_id is None:
                 continue
-            incident = await self._store.get_incident(incident_id)
-            if incident is None or incident.status != "open":
+            if incident_id not in incidents:
+                incident = await self._store.get_incident(incident_id)
+                incidents[incident_id] = (
+                    (incident, await self._store.firing_count(incident_id))
+                    if incident is not None and incident.status == "open"
+                    else None
+                )
+            found = incidents[incident_id]
+            if found is None:
                 continue
-            firing_count = await self._store.firing_count(incident_id)
+            incident, firing_count = found
             event = self._event(
-                step.last,
+                item.alert,
                 incident,
                 firing_count,
                 IncidentEventKind.ALERT_HELD,
-                held_event_id(step.last.event_id),
-            ).model_copy(update={"held": step.decision})
+                held_event_id(item.alert.event_id),
+            ).model_copy(update={"held": item.decision})
             events.append((incident_id, event))
-            log.debug("incident %s: alert %s held back", incident_id, step.last.fingerprint)
+            log.debug("incident %s: alert %s held back", incident_id, item.alert.fingerprint)
         return events
 
     async def _stays_in_incident(self, step: _Step) -> bool:

@@ -226,6 +226,10 @@ class TriageStore(Protocol):
     async def firing_sources(self) -> list[SourceAlert]:
         """Firing alerts that match the source matchers of an inhibition rule."""
 
+    async def open_group_incidents(self, group_keys: Sequence[str]) -> dict[str, str]:
+        """The open incident of each of these groups that has one (group key -> incident id):
+        one read of the groups by `_id`, one of their incidents."""
+
     async def held_firing(self, after: str | None, limit: int) -> list[HeldAlert]:
         """Firing alerts a silence or an inhibition held (attached to no incident), in
         fingerprint order."""
@@ -299,6 +303,8 @@ _ALERT_CONTENT = {
 }
 
 _ALERT_SOURCE = {"service_id": 1, "integration_id": 1, "source": 1}
+# What held a NEW occurrence back, and why: a redelivery publishes its `alert_held` again.
+_ALERT_HELD = {"held_by": 1, "decision": 1}
 
 _ATTEMPTS = 3
 
@@ -334,7 +340,7 @@ class MongoTriageStore:
 
     async def get_alerts(self, fingerprints: Sequence[str]) -> dict[str, StoredState]:
         wanted = list(dict.fromkeys(fingerprints))
-        projection = {**_ALERT_STATE, **_ALERT_CONTENT, **_ALERT_SOURCE}
+        projection = {**_ALERT_STATE, **_ALERT_CONTENT, **_ALERT_SOURCE, **_ALERT_HELD}
         if len(wanted) == 1:
             # FerretDB looks up {_id: x} by index, but scans the collection for an $in.
             doc = await self._alerts.find_one({"_id": wanted[0]}, projection=projection)
@@ -385,6 +391,29 @@ class MongoTriageStore:
                 for incident_id, fingerprint in dict.fromkeys(members)
             ],
         )
+
+    async def open_group_incidents(self, group_keys: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(group_keys))
+        if not wanted:
+            return {}
+        if len(wanted) == 1:
+            # FerretDB looks up {_id: x} by index, but scans the collection for an $in.
+            one = await self._open_groups.find_one({"_id": wanted[0]})
+            groups = {one["_id"]: one["incident_id"]} if one is not None else {}
+        else:
+            found = self._open_groups.find({"_id": {"$in": wanted}})
+            groups = {doc["_id"]: doc["incident_id"] async for doc in found}
+        ids = list(dict.fromkeys(groups.values()))
+        if len(ids) == 1:
+            doc = await self._incidents.find_one({"_id": ids[0]}, projection={"status": 1})
+            docs = [doc] if doc is not None else []
+        elif ids:
+            incidents = self._incidents.find({"_id": {"$in": ids}}, projection={"status": 1})
+            docs = [d async for d in incidents]
+        else:
+            return {}
+        open_ids = {d["_id"] for d in docs if d.get("status") == "open"}
+        return {key: i for key, i in groups.items() if i in open_ids}
 
     async def firing_sources(self) -> list[SourceAlert]:
         found = self._alerts.find(
