@@ -266,3 +266,46 @@ def test_deploy_check_script_passes() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr.rstrip().endswith("deploy-check: ok")
+
+
+# Not through the Ingress: probes, metrics, docs, and the reload every process takes for itself
+# (SIGHUP, or its own address).
+PRIVATE_PATHS = (
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/openapi.json",
+    "/api/v1/config/reload",
+)
+
+
+def _routed(paths: dict[str, str], path: str) -> str | None:
+    """The backend the Ingress gives `path` (Prefix rules: the longest matching prefix)."""
+    matches = [p for p in paths if path == p or path.startswith(p.rstrip("/") + "/")]
+    return paths[max(matches, key=len)] if matches else None
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+async def test_the_ingress_sends_every_public_route_to_the_service_that_serves_it(
+    service: str, production_manifests: list[Manifest], mongo_url: str
+) -> None:
+    from tocsin.composition.config import parse_config
+    from tocsin.composition.distributed import create_service_app
+    from tocsin.runtime.service import ProcessState
+    from tocsin.runtime.settings import Settings
+
+    (ingress,) = of_kind(production_manifests, "Ingress").values()
+    backends = {
+        p["path"]: p["backend"]["service"]["name"]
+        for p in ingress["spec"]["rules"][0]["http"]["paths"]
+    }
+    settings = Settings(mongo_url=mongo_url, mongo_database="ingress-walk")
+    app = create_service_app(service, settings, parse_config({}), ProcessState())  # type: ignore[arg-type]
+    # Every documented route, and the console (served outside the OpenAPI document).
+    paths = {p for p in app.openapi()["paths"] if not p.startswith(PRIVATE_PATHS)}
+    if service == "escalation":
+        paths.add("/ui/login")
+    assert paths
+    wrong = {p: _routed(backends, p) for p in paths if _routed(backends, p) != f"tocsin-{service}"}
+    assert not wrong, f"{service}'s routes the Ingress sends elsewhere (or nowhere): {wrong}"
