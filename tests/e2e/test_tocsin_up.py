@@ -22,7 +22,7 @@ from tests.e2e.harness import (
 pytestmark = pytest.mark.e2e
 
 EXAMPLE = ROOT / "examples" / "tocsin.yaml"
-LOCKED = "the operator API (/api/v1/...) is locked: TOCSIN_ADMIN_TOKEN is not set"
+LOCKED = "TOCSIN_ADMIN_TOKEN is not set: the operator API (/api/v1/...) takes only personal"
 
 
 def _start_up(tmp_path: Path, admin_token: str | None) -> TocsinProcess:

@@ -35,8 +35,8 @@ def test_up_help_shows_the_defaults_and_the_admin_token_variable(
     assert "--host HOST address to listen on (default: 127.0.0.1)" in text
     assert "--port PORT port to listen on (default: 8080)" in text
     assert "default: $TOCSIN_CONFIG" in text
-    assert "TOCSIN_ADMIN_TOKEN the operator API key" in text
-    assert "unset, the API under /api/v1 refuses every request" in text
+    assert "TOCSIN_ADMIN_TOKEN the bootstrap admin key" in text
+    assert "the API under /api/v1 takes only personal API keys" in text
 
 
 def test_serve_help_shows_each_service_port_and_the_infrastructure_variables(

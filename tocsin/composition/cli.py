@@ -29,8 +29,9 @@ log = logging.getLogger("tocsin")
 
 UP_ENVIRONMENT = """\
 environment:
-  TOCSIN_ADMIN_TOKEN    the operator API key (Authorization: Bearer ...); unset, the
-                        API under /api/v1 refuses every request
+  TOCSIN_ADMIN_TOKEN    the bootstrap admin key (Authorization: Bearer ...); unset,
+                        the API under /api/v1 takes only personal API keys
+                        (tocsin keys create), and with none refuses every request
   TOCSIN_CONFIG         configuration file when --config is not given
   TOCSIN_EMBEDDED_SYNCHRONOUS
                         NORMAL (default: survives a process crash) or FULL (fsync
@@ -191,14 +192,16 @@ def _check(path: Path) -> int:
 
 
 def _warn_if_operator_api_locked(settings: Settings) -> None:
-    # Without the variable every key is unknown: each API call answers 401 `invalid API key`,
-    # which says nothing about why. Say it once, at start, with the way out.
+    # Without the variable only personal keys open the API: before anyone made one, each call
+    # answers 401 `invalid API key`, which says nothing about why. Say it once, at start, with
+    # the ways out.
     if settings.admin_token is None:
         log.warning(
-            "the operator API (/api/v1/...) is locked: TOCSIN_ADMIN_TOKEN is not set, so it "
-            "answers every request with 401 invalid API key. To unlock it, restart with "
-            "TOCSIN_ADMIN_TOKEN=<a long random secret> in the environment and send "
-            "`Authorization: Bearer <that secret>`"
+            "TOCSIN_ADMIN_TOKEN is not set: the operator API (/api/v1/...) takes only personal "
+            "API keys (`tocsin keys create --user ID`, see its --help) and the console's "
+            "password logins; without any it answers every request with 401 invalid API key. "
+            "To bootstrap, restart with TOCSIN_ADMIN_TOKEN=<a long random secret> in the "
+            "environment and send `Authorization: Bearer <that secret>`"
         )
 
 
