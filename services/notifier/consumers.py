@@ -363,7 +363,9 @@ class Delivery:
             latency = (now - request.occurred_at).total_seconds()
             DELIVERY_LATENCY.labels(channel).observe(max(latency, 0.0))
             first_page = time_to_page(request, now)
-            if first_page is not None:
+            # Once per incident: the first level may page several people, and a reopened
+            # incident pages again; only the first delivered page is the time to page.
+            if first_page is not None and await self._store.first_page(request.incident.id, now):
                 TIME_TO_PAGE.labels(channel).observe(first_page)
         await self._report(result)
 

@@ -1,5 +1,7 @@
 """Notifier's collection `notifier_notifications`: one document per `notification_id`, which
-is the idempotency key, the delivery queue and the record of the outcome at once.
+is the idempotency key, the delivery queue and the record of the outcome at once. (And
+`notifier_first_pages`: one document per incident whose first page was delivered, so that the
+time to page is observed once per incident.)
 
 A notification is recorded `pending` with its request and a `due_at`; delivery workers claim
 due ones with a lease (so several notifier replicas never send one attempt twice), then mark
@@ -111,6 +113,11 @@ class NotifierStore(Protocol):
 
     async def state(self, notification_id: str) -> str | None: ...
 
+    async def first_page(self, incident_id: str, at: datetime) -> bool:
+        """Note that a first page of this incident was delivered; True only the first time
+        (any replica), so the time to page counts once per incident."""
+        ...
+
     async def pending(self, notification_id: str) -> ClaimedNotification | None:
         """A notification not finished yet (its request and attempts so far); None once it is
         delivered or failed, or unknown."""
@@ -135,12 +142,14 @@ def _outbox(result: NotificationResult | None) -> Document:
 class MongoNotifierStore:
     def __init__(self, database: DocumentDatabase) -> None:
         self._notifications = database["notifier_notifications"]
+        self._first_pages = database["notifier_first_pages"]
 
     async def ensure_indexes(self) -> None:
         await self._notifications.create_index([("state", 1), ("due_at", 1)])
         await self._notifications.create_index("incident_id")
         await self._notifications.create_index([("state", 1), ("finished_at", 1)])
         await self._notifications.create_index([("report", 1), ("lease_until", 1)])
+        await self._first_pages.create_index("at")
 
     async def record(self, request: NotificationRequested, at: datetime) -> bool:
         before = await self._notifications.find_one_and_update(
@@ -311,6 +320,15 @@ class MongoNotifierStore:
             except (ValueError, KeyError, TypeError) as error:
                 await self._quarantine(doc["_id"], owner, now, "result", error)
 
+    async def first_page(self, incident_id: str, at: datetime) -> bool:
+        before = await self._first_pages.find_one_and_update(
+            {"_id": incident_id},
+            {"$setOnInsert": {"at": at}},
+            upsert=True,
+            return_document=ReturnDocument.BEFORE,
+        )
+        return before is None
+
     async def state(self, notification_id: str) -> str | None:
         doc = await self._notifications.find_one({"_id": notification_id}, projection={"state": 1})
         return str(doc["state"]) if doc else None
@@ -334,5 +352,6 @@ def retention_rules(policy: RetentionPolicy) -> list[RetentionRule]:
             "finished_at",
             policy.notifications,
             {"state": {"$in": ["delivered", "failed"]}},
-        )
+        ),
+        RetentionRule("notifier_first_pages", "at", policy.notifications),
     ]

@@ -398,3 +398,28 @@ async def test_the_webhook_body_carries_the_alerts_and_the_incident_url(
         "escalation_level": 0,
         "sent_at": "2026-11-25T10:00:00+00:00",
     }
+
+
+async def test_the_time_to_page_counts_once_per_incident(
+    notifier: Notifier, receiver: WebhookReceiver
+) -> None:
+    from datetime import UTC, datetime
+
+    from prometheus_client import REGISTRY
+
+    def observed() -> float:
+        sample = REGISTRY.get_sample_value(
+            "tocsin_time_to_page_seconds_count", {"channel": "webhook"}
+        )
+        return sample or 0.0
+
+    before = observed()
+    arrived = AlertDetails(fingerprint="5f1a", summary="s", received_at=datetime.now(UTC))
+    # Two first-level pages of one incident (two people, or a reopened incident's page).
+    for notification_id in ("n-first-a", "n-first-b"):
+        page = request(notification_id, "alice")
+        incident = page.incident.model_copy(update={"id": "i-ttp", "alerts": (arrived,)})
+        await notifier.delivery.handle(page.model_copy(update={"incident": incident}))
+    await notifier.wait_for_results(2, timeout=10)
+    assert len(receiver.snapshot()) == 2
+    assert observed() - before == 1
