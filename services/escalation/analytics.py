@@ -53,6 +53,10 @@ class IncidentFacts:
     resolved_at: datetime | None = None
     responders: tuple[str, ...] = ()
     escalated: bool = False
+    recurrence_of: str | None = None
+    """The previous incident of its group, when triage linked it as a recurrence."""
+    previous_review_published: bool = False
+    """Whether that previous incident's post-incident review is published."""
 
     @property
     def seconds_to_acknowledge(self) -> float | None:
@@ -101,6 +105,11 @@ class Figures:
     """Share (0..1) of the incidents acknowledged within ACK_TARGET; None without incidents."""
     escalation_rate: float | None
     """Share (0..1) of the incidents escalated past the first level; None without incidents."""
+    recurrences: int = 0
+    """Incidents that recur an earlier one of their group (triage's recurrence link)."""
+    recurrences_with_published_review: float | None = None
+    """Share (0..1) of those recurrences whose previous incident had a published review; None
+    without recurrences."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,8 @@ def figures(incidents: Sequence[IncidentFacts]) -> Figures:
     to_ack = [s for i in incidents if (s := i.seconds_to_acknowledge) is not None]
     to_resolve = [s for i in incidents if (s := i.seconds_to_resolve) is not None]
     escalated = sum(1 for i in incidents if i.escalated)
+    recurrences = [i for i in incidents if i.recurrence_of is not None]
+    reviewed = sum(1 for i in recurrences if i.previous_review_published)
     return Figures(
         incidents=count,
         acknowledged=len(to_ack),
@@ -142,6 +153,8 @@ def figures(incidents: Sequence[IncidentFacts]) -> Figures:
             sum(1 for i in incidents if i.acknowledged_in_time) / count if count else None
         ),
         escalation_rate=escalated / count if count else None,
+        recurrences=len(recurrences),
+        recurrences_with_published_review=reviewed / len(recurrences) if recurrences else None,
     )
 
 

@@ -5,11 +5,14 @@ incidents opened in `[from, to)`, optionally of one service and one severity.
 The figures are computed in Python (services/escalation/analytics.py) over a bounded window:
 one range query on the `listing_key` index of `escalation_incidents` (open time first) with a
 projection of the fields the figures need. A window longer than `MAX_RANGE`, or holding more
-than `MAX_INCIDENTS` incidents, is refused with 400 and asks for a narrower one.
+than `MAX_INCIDENTS` incidents, is refused with 400 and asks for a narrower one. The share of
+recurrences whose previous incident had a published review reads those incidents' recurrence
+links and the previous incidents' reviews by `_id`, in chunks.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local `ApiKey` alias.
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -55,6 +58,9 @@ class AnalyticsReader:
 
     def __init__(self, database: DocumentDatabase) -> None:
         self._incidents = database["escalation_incidents"]
+        # Read only too: the recurrence links and reviews (review_store.py) of the incidents.
+        self._recurrences = database["escalation_recurrences"]
+        self._reviews = database["escalation_reviews"]
 
     async def opened_between(
         self,
@@ -72,12 +78,44 @@ class AnalyticsReader:
             query["service_id"] = service
         if severity is not None:
             query["severity"] = severity.value
-        facts: list[IncidentFacts] = []
+        found: list[tuple[str, IncidentFacts]] = []
         async for doc in self._incidents.find(query, projection=_FIELDS).limit(MAX_INCIDENTS + 1):
-            if len(facts) == MAX_INCIDENTS:
+            if len(found) == MAX_INCIDENTS:
                 raise WindowTooBusy
-            facts.append(_facts(doc))
-        return facts
+            found.append((str(doc["_id"]), _facts(doc)))
+        links = await self._recurrence_links([incident_id for incident_id, _ in found])
+        published = await self._published_reviews(sorted(set(links.values())))
+        return [
+            replace(
+                facts,
+                recurrence_of=links.get(incident_id),
+                previous_review_published=links.get(incident_id) in published,
+            )
+            if incident_id in links
+            else facts
+            for incident_id, facts in found
+        ]
+
+    async def _recurrence_links(self, incident_ids: list[str]) -> dict[str, str]:
+        """Incident id -> the previous incident it recurs, by `_id` in bounded chunks."""
+        links: dict[str, str] = {}
+        for start in range(0, len(incident_ids), _CHUNK):
+            chunk = incident_ids[start : start + _CHUNK]
+            async for doc in self._recurrences.find({"_id": {"$in": chunk}}):
+                links[str(doc["_id"])] = str(doc["recurrence_of"])
+        return links
+
+    async def _published_reviews(self, incident_ids: list[str]) -> set[str]:
+        published: set[str] = set()
+        for start in range(0, len(incident_ids), _CHUNK):
+            chunk = incident_ids[start : start + _CHUNK]
+            query = {"_id": {"$in": chunk}, "status": "published"}
+            async for doc in self._reviews.find(query, projection={"status": 1}):
+                published.add(str(doc["_id"]))
+        return published
+
+
+_CHUNK = 500
 
 
 def _prefix(at: datetime) -> str:
@@ -127,6 +165,13 @@ class FiguresView(BaseModel):
         description="Share (0..1) of the incidents acknowledged within 5 minutes."
     )
     escalation_rate: float | None = Field(description="Share (0..1) of incidents escalated.")
+    recurrences: int = Field(
+        description="Incidents linked as a recurrence of an earlier incident of their group."
+    )
+    recurrences_with_published_review: float | None = Field(
+        description="Share (0..1) of those recurrences whose previous incident had a published "
+        "post-incident review; null without recurrences."
+    )
 
     @classmethod
     def of(cls, figures: Figures) -> "FiguresView":
@@ -139,6 +184,8 @@ class FiguresView(BaseModel):
             mttr=DurationsView.of(figures.mttr),
             acknowledged_within_5m=figures.acknowledged_within_5m,
             escalation_rate=figures.escalation_rate,
+            recurrences=figures.recurrences,
+            recurrences_with_published_review=figures.recurrences_with_published_review,
         )
 
 

@@ -20,6 +20,7 @@ from services.escalation import analytics_api
 from services.escalation.domain.lifecycle import Action
 from services.escalation.engine import Actor, Escalation
 from services.escalation.oncall_store import MongoOncallStore
+from services.escalation.review_store import ReviewStore
 from services.escalation.store import MongoEscalationStore
 from tests.unit.escalation_harness import FakeClock, RecordingBus, config, incident_event
 from tocsin.composition.config import TocsinConfig
@@ -94,9 +95,21 @@ async def story(database: DocumentDatabase, tmp_path: Path) -> FakeClock:
     return clock
 
 
+async def recurrences(database: DocumentDatabase) -> None:
+    """b recurs a (whose review is published), c recurs an older incident without a review."""
+    reviews = ReviewStore(database)
+    await reviews.ensure_indexes()
+    await reviews.record_recurrence("b", "a", 1, DAY1)
+    await reviews.record_recurrence("c", "older", 2, DAY1)
+    # Only the review's status is read; the rest of a review is review_store.py's business.
+    await database["escalation_reviews"].insert_one({"_id": "a", "status": "published"})
+    await database["escalation_reviews"].insert_one({"_id": "older", "status": "draft"})
+
+
 @pytest.fixture
 async def client(database: DocumentDatabase, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     clock = await story(database, tmp_path)
+    await recurrences(database)
     app = FastAPI()
     reader = analytics_api.AnalyticsReader(database)
     app.include_router(analytics_api.router(reader, clock, lambda: "ops"))
@@ -124,6 +137,16 @@ async def test_incidents_per_day_with_mtta_mttr_and_shares(client: httpx.AsyncCl
     assert monday["escalation_rate"] == 0.5
     assert body["total"]["incidents"] == 3
     assert body["intervals"][1]["mtta"]["mean"] is None
+
+
+async def test_the_share_of_recurrences_with_a_published_previous_review(
+    client: httpx.AsyncClient,
+) -> None:
+    body = await get(client, "incidents", **{"from": "2026-11-23", "to": "2026-11-30"})
+    assert body["total"]["recurrences"] == 2
+    assert body["total"]["recurrences_with_published_review"] == 0.5
+    monday = body["intervals"][0]
+    assert (monday["recurrences"], monday["recurrences_with_published_review"]) == (1, 1.0)
 
 
 async def test_filters_and_weeks(client: httpx.AsyncClient) -> None:

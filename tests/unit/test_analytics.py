@@ -139,3 +139,15 @@ def test_by_responder_counts_pages_and_times_only_their_own_acknowledgements() -
     assert (bob.incidents, bob.acknowledged) == (2, 1)
     assert bob.mtta.median == 540.0
     assert bob.acknowledged_within_5m == 0.0
+
+
+def test_the_share_of_recurrences_whose_previous_incident_had_a_published_review() -> None:
+    from dataclasses import replace
+
+    first, second, third = incident(), incident(), incident()
+    reviewed = replace(second, recurrence_of="a", previous_review_published=True)
+    unreviewed = replace(third, recurrence_of="b")
+    result = figures([first, reviewed, unreviewed])
+    assert result.recurrences == 2
+    assert result.recurrences_with_published_review == 0.5
+    assert figures([first]).recurrences_with_published_review is None
