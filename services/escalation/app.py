@@ -168,7 +168,17 @@ def build(
         on_start.append(audit.ensure_indexes)
     if access is not None and audit is not None and database is not None:
         sessions = SessionStore(database)
-        api.include_router(console.router(engine, store, access, audit, sessions, status_updates))
+        api.include_router(
+            console.router(
+                engine,
+                store,
+                access,
+                audit,
+                sessions,
+                status_updates,
+                recurrence=after.recurrence if after else None,
+            )
+        )
         on_start.append(sessions.ensure_indexes)
     if after is not None:
         api.include_router(after_incident_api.router(after, require_api_key))

@@ -12,6 +12,7 @@ tests/unit/test_after_incident_api.py.)
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -245,8 +246,24 @@ def test_timeline_review_action_items_and_bad_input(stack: Stack) -> None:
     second = _until(new_incident)
     assert second is not None
     shown = _until(lambda: stack.api("GET", f"/api/v1/incidents/{second}").json()["recurrence"])
-    if shown is None:
-        pytest.skip("triage does not link recurrences yet (issue 11)")
+    assert shown is not None, "triage linked no recurrence"
     assert shown["previous_incident"] == incident_id
     assert shown["root_causes"] == ["the DB pool was too small"]
     assert shown["summary"].endswith("2 action items still open")
+
+    # The console's incident page shows it too (logged in with alice's personal key).
+    made = stack.api("POST", "/api/v1/keys", {"user_id": "alice", "label": "console"})
+    assert made.status_code in (200, 201), made.text
+    with httpx.Client(base_url=stack.api_url, timeout=15) as browser:
+        form = browser.get("/ui/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        login = browser.post(
+            "/ui/login", data={"csrf": token.group(1), "api_key": made.json()["secret"]}
+        )
+        assert login.status_code == 303, login.text
+        console = browser.get(f"/ui/incidents/{second}")
+    assert console.status_code == 200
+    assert "Recurred" in console.text
+    assert "the DB pool was too small" in console.text
+    assert "2 action items still open" in console.text

@@ -8,13 +8,14 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from schemas import CommandKind, IncidentCommand, Severity, UpdateStatus
+from services.escalation.after_incident import RecurrenceView
 from services.escalation.console.forms import read_form
 from services.escalation.console.keys import router as keys_router
 from services.escalation.console.sessions import SessionStore
@@ -73,6 +74,7 @@ def router(
     audit: AuditLog,
     sessions: SessionStore,
     updates: StatusUpdates | None = None,
+    recurrence: Callable[[str], Awaitable[RecurrenceView | None]] | None = None,
 ) -> APIRouter:
     ui = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -240,6 +242,7 @@ def router(
             snoozes=list(SNOOZES),
             update_statuses=list(UpdateStatus) if updates is not None else [],
             people=sorted(people.values(), key=lambda p: p.name),
+            recurrence=await recurrence(incident_id) if recurrence is not None else None,
         )
 
     @ui.post("/incidents/{incident_id}/{action}")
