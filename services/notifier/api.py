@@ -4,6 +4,8 @@ can reach."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter
 
 from services.notifier import inbound_email, inbound_slack, inbound_twilio
@@ -23,13 +25,16 @@ def router(
     messages: MessageStore,
     *,
     twilio: tuple[ContactStore, NotifierStore] | None = None,
+    woken: Callable[[], None] = lambda: None,
 ) -> APIRouter:
     api = APIRouter()
     providers = config.providers
     if providers.twilio is not None and twilio is not None:
         contacts, queue = twilio
         api.include_router(
-            inbound_twilio.router(providers.twilio, config.public_url, contacts, queue, bus, clock)
+            inbound_twilio.router(
+                providers.twilio, config.public_url, contacts, queue, bus, clock, woken
+            )
         )
     if providers.smtp is not None:
         links = AckLinks(messages, clock, config.public_url)

@@ -136,6 +136,7 @@ def build(
         clock,
         messages,
         twilio=(contact_store, store) if contact_store is not None else None,
+        woken=delivery.wake,
     )
     status = (
         StatusService(

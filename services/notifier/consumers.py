@@ -118,6 +118,10 @@ class Delivery:
         await self._store.record(request, self._clock.now())
         self._wakeup.set()
 
+    def wake(self) -> None:
+        """Something made a queued notification due now (a provider's final status): claim."""
+        self._wakeup.set()
+
     async def run(self) -> None:
         """Claim due notifications and deliver up to `concurrency` of them at once."""
         in_flight: set[asyncio.Task[None]] = set()

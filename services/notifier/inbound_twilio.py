@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
@@ -116,7 +117,10 @@ def router(
     queue: NotifierStore,
     bus: Bus,
     clock: Clock,
+    woken: Callable[[], None] = lambda: None,
 ) -> APIRouter:
+    """`woken` tells this process's delivery loop that a page a final status made due again is
+    waiting (else it would sleep until its next due time, up to a few seconds)."""
     api = APIRouter(tags=["twilio"])
     token = config.auth_token.get_secret_value()
     statuses = StatusReporter(bus, queue)
@@ -273,6 +277,7 @@ def router(
         PROVIDER_STATUSES.labels(message.kind, known_status(status)).inc()
         if final:
             await queue.wake(message.notification_ids, now)
+            woken()
             return
         outcome = progress(message.kind, status)
         if outcome is not None and message.receipt is Receipt.PENDING:
