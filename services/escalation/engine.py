@@ -538,13 +538,17 @@ class Escalation:
         )
 
 
+def _alert_name(event: IncidentEvent) -> str:
+    alert = event.alert
+    return (alert.summary or alert.fingerprint) if alert else event.fingerprint or "an alert"
+
+
 def alert_entries(event: IncidentEvent) -> list[TimelineEntry]:
     """What triage's news says on the timeline: an alert grouped in, every alert resolved
     (the resolve itself, or nothing when someone resolved it before, follows as its own
     entry)."""
     if event.kind is IncidentEventKind.ALERT_ADDED:
-        alert = event.alert
-        what = (alert.summary or alert.fingerprint) if alert else event.fingerprint or "an alert"
+        what = _alert_name(event)
         return [
             TimelineEntry(
                 id=f"alert:{event.incident_id}/{event.event_id}",
@@ -555,8 +559,7 @@ def alert_entries(event: IncidentEvent) -> list[TimelineEntry]:
             )
         ]
     if event.kind is IncidentEventKind.ALERT_HELD:
-        alert = event.alert
-        what = (alert.summary or alert.fingerprint) if alert else event.fingerprint or "an alert"
+        what = _alert_name(event)
         return [
             TimelineEntry(
                 id=f"held:{event.incident_id}/{event.event_id}",
