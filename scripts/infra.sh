@@ -9,6 +9,10 @@
 #   scripts/infra.sh status        show state; exit 0 only if both answer
 #   scripts/infra.sh kafka-up      start only Kafka (idempotent) and wait until ready
 #   scripts/infra.sh kafka-down [--wipe]  stop only Kafka; --wipe also deletes its data
+#   scripts/infra.sh ferretdb-up   start only FerretDB (and its PostgreSQL) and wait until ready
+#   scripts/infra.sh ferretdb-down stop only FerretDB (its PostgreSQL keeps running)
+#   scripts/infra.sh postgres-down stop only the PostgreSQL behind FerretDB (FerretDB keeps
+#                                  running and answers errors until `ferretdb-up` starts it again)
 #
 # Then: `source .cache/infra.env` exports TOCSIN_KAFKA_BOOTSTRAP and TOCSIN_MONGO_URL.
 #
@@ -549,6 +553,25 @@ cmd_kafka_down() {
   esac
 }
 
+cmd_ferretdb_up() {
+  need python3 "used for readiness probes"
+  mkdir -p "$FDIR"
+  if ! pid_alive "$FPID" tocsin-ferretdb && probe port "$FERRET_PORT"; then
+    die "port $FERRET_PORT is taken by another process (set TOCSIN_FERRETDB_PORT)"
+  fi
+  if pid_alive "$FPID" tocsin-ferretdb; then
+    # Running on PostgreSQL (its cluster exists): start PostgreSQL again if it was stopped.
+    if [[ -f "$PGDATA_DIR/PG_VERSION" ]]; then pg_start; fi
+  else
+    choose_backend
+    if [[ "$BACKEND" == postgresql ]]; then pg_start; fi
+    ferret_start
+  fi
+  wait_ready FerretDB mongo "$FERRET_PORT" "$FPID" tocsin-ferretdb "$FLOG" \
+    || die "FerretDB did not come up (see logs above)"
+  log "ready: FerretDB $HOST:$FERRET_PORT"
+}
+
 cmd_status() {
   local rc=0 pid
   if pid_alive "$KPID" kafka.Kafka; then
@@ -580,5 +603,8 @@ case "${1:-}" in
   status) shift; cmd_status "$@" ;;
   kafka-up) shift; cmd_kafka_up "$@" ;;
   kafka-down) shift; cmd_kafka_down "$@" ;;
-  *) echo "usage: $0 {up|down [--wipe]|status|kafka-up|kafka-down [--wipe]}" >&2; exit 2 ;;
+  ferretdb-up) shift; cmd_ferretdb_up "$@" ;;
+  ferretdb-down) shift; stop_proc FerretDB "$FPID" tocsin-ferretdb ;;
+  postgres-down) shift; pg_stop ;;
+  *) echo "usage: $0 {up|down [--wipe]|status|kafka-up|kafka-down [--wipe]|ferretdb-up|ferretdb-down|postgres-down}" >&2; exit 2 ;;
 esac
