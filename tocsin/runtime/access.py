@@ -43,6 +43,11 @@ LAST_USED_EVERY = timedelta(minutes=1)
 KEY_PREFIX = "tsk_"
 BOOTSTRAP_USER = "admin"
 BOOTSTRAP_KEY_ID = "bootstrap"
+# A personal key is made by its owner (API, CLI, console); a session key by the console at
+# login, for the console to call other services' APIs as that person (its secret lives only in
+# the session cookie); it ends with the session and is not listed among the person's keys.
+PERSONAL = "personal"
+SESSION = "session"
 
 
 class Role(StrEnum):
@@ -175,6 +180,7 @@ class StoredKey:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+    kind: str = PERSONAL
 
     def usable(self, now: datetime) -> bool:
         if self.revoked_at is not None:
@@ -192,6 +198,7 @@ class StoredKey:
             expires_at=document.get("expires_at"),
             revoked_at=document.get("revoked_at"),
             last_used_at=document.get("last_used_at"),
+            kind=document.get("kind", PERSONAL),
         )
 
 
@@ -214,6 +221,7 @@ class KeyStore:
         created_by: str,
         now: datetime,
         expires_at: datetime | None = None,
+        kind: str = PERSONAL,
     ) -> tuple[StoredKey, str]:
         """The new key and its secret (returned once; only the digest is stored)."""
         secret = new_secret()
@@ -224,6 +232,7 @@ class KeyStore:
             created_at=now,
             created_by=created_by,
             expires_at=expires_at,
+            kind=kind,
         )
         await self._keys.insert_one(
             {
@@ -236,6 +245,7 @@ class KeyStore:
                 "expires_at": expires_at,
                 "revoked_at": None,
                 "last_used_at": None,
+                "kind": kind,
             }
         )
         return key, secret
@@ -249,7 +259,10 @@ class KeyStore:
         return StoredKey.of(document) if document is not None else None
 
     async def list(self, user_id: str | None = None) -> list[StoredKey]:
-        where = {} if user_id is None else {"user_id": user_id}
+        """Personal keys (session keys are the console's, not listed)."""
+        where: dict[str, Any] = {"kind": {"$ne": SESSION}}
+        if user_id is not None:
+            where["user_id"] = user_id
         cursor = self._keys.find(where).sort([("created_at", 1)])
         return [StoredKey.of(document) async for document in cursor]
 
