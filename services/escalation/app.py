@@ -28,7 +28,9 @@ from services.escalation.api import router
 from services.escalation.audit_api import audit_rules
 from services.escalation.config import EscalationConfig
 from services.escalation.console import routes as console
+from services.escalation.console.catalogue import Catalogue
 from services.escalation.console.sessions import SessionStore, session_rules
+from services.escalation.console.triage_client import TriageLink
 from services.escalation.consumers import CommandHandler
 from services.escalation.deliveries import DeliveryResults
 from services.escalation.domain.cadence import UpdatesConfig
@@ -59,8 +61,13 @@ def from_parts(
     parts: Parts,
     config: EscalationConfig | Current[EscalationConfig],
     updates_config: Current[UpdatesConfig] | None = None,
+    *,
+    triage: TriageLink | None = None,
+    catalogue: Current[Catalogue] | None = None,
 ) -> Service:
-    """`updates_config`: the status update cadence and components (from `status_pages:`)."""
+    """`updates_config`: the status update cadence and components (from `status_pages:`);
+    `triage`: where the console reaches triage's silences API; `catalogue`: the declared
+    services and integrations the console shows."""
     settings = parts.settings
     service = build(
         parts.bus,
@@ -77,6 +84,8 @@ def from_parts(
         updates_config=updates_config,
         access=parts.access,
         audit=parts.audit,
+        triage=triage,
+        catalogue=catalogue,
     )
     return with_retention(
         service,
@@ -107,6 +116,8 @@ def build(
     updates_config: Current[UpdatesConfig] | None = None,
     access: Access | None = None,
     audit: AuditLog | None = None,
+    triage: TriageLink | None = None,
+    catalogue: Current[Catalogue] | None = None,
 ) -> Service:
     """`public_url`: where the operator API is reached (pages link to the incident there).
     `config`: the section itself (fixed) or a holder of the current one (reloadable).
@@ -177,6 +188,9 @@ def build(
                 sessions,
                 status_updates,
                 recurrence=after.recurrence if after else None,
+                triage=triage,
+                catalogue=catalogue,
+                public_url=public_url,
             )
         )
         on_start.append(sessions.ensure_indexes)

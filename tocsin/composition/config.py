@@ -28,6 +28,11 @@ from services.escalation.config import (
     ScheduleConfig,
     ServiceUrgencyConfig,
 )
+from services.escalation.console.catalogue import (
+    Catalogue,
+    DeclaredIntegration,
+    DeclaredService,
+)
 from services.escalation.domain.cadence import UpdatesConfig
 from services.ingest.config import HeartbeatConfig, IngestConfig, IntegrationConfig
 from services.notifier.config import (
@@ -337,6 +342,17 @@ class TocsinConfig(StrictModel):
             providers=self.providers,
             public_url=self.public_url,
             status_pages=self.status_pages,
+        )
+
+    def catalogue(self) -> Catalogue:
+        """The console's services page: services with their integrations and heartbeats."""
+        return Catalogue.of(
+            [DeclaredService(s.id, s.name, s.tier, s.escalation_policy) for s in self.services],
+            [
+                DeclaredIntegration(i.id, i.type, i.service, i.token, signed=i.hmac is not None)
+                for i in self.integrations
+            ]
+            + [DeclaredIntegration(h.id, "heartbeat", h.service, h.token) for h in self.heartbeats],
         )
 
     def status_updates(self) -> UpdatesConfig:

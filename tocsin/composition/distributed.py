@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from services.escalation.console.triage_client import ConsoleSettings, TriageLink
 from tocsin.composition.config import TocsinConfig
 from tocsin.composition.reload import ConfigReloader, reload_service
 from tocsin.composition.wiring import ServiceName, access_control, build_service
@@ -81,7 +82,11 @@ def create_service_app(
     parts = Parts(
         bus, database, settings, clock, http_client, instance_id, require_api_key, access, audit
     )
-    service = build_service(name, parts, live)
+    triage = None
+    if name == "escalation":
+        triage_url = ConsoleSettings().triage_url
+        triage = TriageLink(http_client, triage_url) if triage_url else None
+    service = build_service(name, parts, live, triage)
     reload = reload_service(ConfigReloader(config_path, live, [name]), require_api_key)
 
     async def mongo_ready() -> bool:

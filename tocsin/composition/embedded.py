@@ -19,6 +19,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.escalation.console.triage_client import TriageLink
 from tocsin.composition.config import TocsinConfig
 from tocsin.composition.reload import ConfigReloader, reload_service
 from tocsin.composition.wiring import SERVICE_NAMES, access_control, build_service
@@ -49,6 +50,19 @@ class CommitBeforeAnswering:
             await send(message)
 
         await self._app(scope, receive, commit_then_send)
+
+
+class ThisApp:
+    """The process's own app, set once it exists: the console calls triage's API through it
+    in-process (an ASGI transport), as it would call triage's URL in the distributed mode."""
+
+    def __init__(self) -> None:
+        self.app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            raise RuntimeError("the app is not built yet")
+        await self.app(scope, receive, send)
 
 
 class DataDirInUse(Exception):
@@ -102,7 +116,14 @@ def create_embedded_app(
     parts = Parts(
         bus, database, settings, clock, http_client, instance_id, require_api_key, access, audit
     )
-    services = [build_service(name, parts, live) for name in SERVICE_NAMES]
+    itself = ThisApp()
+    # No timeout of its own beyond the usual: the call never leaves the process.
+    loopback = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=itself, raise_app_exceptions=False),
+        timeout=httpx.Timeout(5.0),
+    )
+    triage = TriageLink(loopback, "http://tocsin.internal")
+    services = [build_service(name, parts, live, triage) for name in SERVICE_NAMES]
     services.append(
         reload_service(ConfigReloader(config_path, live, SERVICE_NAMES), require_api_key)
     )
@@ -116,6 +137,7 @@ def create_embedded_app(
 
     async def close() -> None:
         await http_client.aclose()
+        await loopback.aclose()
         file.close()
         lock.close()
 
@@ -131,4 +153,5 @@ def create_embedded_app(
     )
 
     app.add_middleware(CommitBeforeAnswering, commit=file.commit)
+    itself.app = app
     return app

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Literal, cast
 
 from services.escalation import app as escalation
+from services.escalation.console.triage_client import TriageLink
 from services.ingest import app as ingest
 from services.notifier import app as notifier
 from services.notifier.status_domain import Maintenance, MaintenanceSchedule, WindowCopy
@@ -34,11 +35,7 @@ SERVICE_NAMES: tuple[ServiceName, ...] = ("ingest", "triage", "escalation", "not
 BUILDERS: Mapping[ServiceName, Callable[[Parts, LiveConfig[TocsinConfig]], Service]] = {
     "ingest": lambda parts, live: ingest.from_parts(parts, live.view(TocsinConfig.ingest)),
     "triage": lambda parts, live: triage.from_parts(parts, live.view(TocsinConfig.triage)),
-    "escalation": lambda parts, live: escalation.from_parts(
-        _with_public_url(parts, live.current),
-        live.view(TocsinConfig.escalation),
-        live.view(TocsinConfig.status_updates),
-    ),
+    "escalation": lambda parts, live: escalation_service(parts, live, None),
     "notifier": lambda parts, live: notifier.from_parts(
         parts,
         live.view(lambda config: notifier.with_public_url(config.notifier(), parts.settings)),
@@ -101,5 +98,26 @@ def access_control(
     return access, audit, guard
 
 
-def build_service(name: ServiceName, parts: Parts, config: LiveConfig[TocsinConfig]) -> Service:
+def escalation_service(
+    parts: Parts, live: LiveConfig[TocsinConfig], triage: TriageLink | None
+) -> Service:
+    """`triage`: where the console reaches triage's API (see its triage_client)."""
+    return escalation.from_parts(
+        _with_public_url(parts, live.current),
+        live.view(TocsinConfig.escalation),
+        live.view(TocsinConfig.status_updates),
+        triage=triage,
+        catalogue=live.view(TocsinConfig.catalogue),
+    )
+
+
+def build_service(
+    name: ServiceName,
+    parts: Parts,
+    config: LiveConfig[TocsinConfig],
+    triage: TriageLink | None = None,
+) -> Service:
+    """`triage`: for escalation's console (the other services ignore it)."""
+    if name == "escalation":
+        return escalation_service(parts, config, triage)
     return BUILDERS[name](parts, config)

@@ -16,9 +16,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from schemas import CommandKind, IncidentCommand, Severity, UpdateStatus
 from services.escalation.after_incident import RecurrenceView
+from services.escalation.console.catalogue import Catalogue
 from services.escalation.console.forms import read_form
 from services.escalation.console.keys import router as keys_router
-from services.escalation.console.sessions import SessionStore
+from services.escalation.console.login_limit import LoginLimiter, address_key, user_key
+from services.escalation.console.services_page import router as services_router
+from services.escalation.console.sessions import SESSION_LIFETIME, SessionStore
+from services.escalation.console.silences import router as silences_router
+from services.escalation.console.triage_client import SilencesClient, TriageLink
 from services.escalation.console.web import COOKIE, Web
 from services.escalation.consumers import action_of
 from services.escalation.domain.lifecycle import Refused, Status
@@ -29,6 +34,7 @@ from services.escalation.status_updates import PostUpdate, StatusUpdates
 from services.escalation.store import EscalationStore, IncidentFilter
 from tocsin.runtime.access import (
     BOOTSTRAP_USER,
+    SESSION,
     Access,
     Person,
     Principal,
@@ -37,6 +43,7 @@ from tocsin.runtime.access import (
 )
 from tocsin.runtime.audit import AuditLog
 from tocsin.runtime.bus import PublishError
+from tocsin.runtime.live_config import Current
 
 LOGIN_COOKIE = "tocsin_login"
 COMMAND_WAIT_SECONDS = 5.0
@@ -75,8 +82,18 @@ def router(
     sessions: SessionStore,
     updates: StatusUpdates | None = None,
     recurrence: Callable[[str], Awaitable[RecurrenceView | None]] | None = None,
+    *,
+    triage: TriageLink | None = None,
+    catalogue: Current[Catalogue] | None = None,
+    public_url: str | None = None,
+    limiter: LoginLimiter | None = None,
 ) -> APIRouter:
+    """`triage`: where triage's silences API is (None: the silences page says it is not set);
+    `catalogue`: the declared services and integrations (None: no services page);
+    `public_url`: the start of the webhook URLs shown (None: the address the page was asked at);
+    `limiter`: failed logins (one per process unless given)."""
     ui = APIRouter(prefix="/ui", include_in_schema=False)
+    limiter = limiter if limiter is not None else LoginLimiter()
 
     web = Web(access, sessions)
     secure, who, page, refused, to_login = (
@@ -110,16 +127,49 @@ def router(
         cookie = request.cookies.get(LOGIN_COOKIE)
         if not cookie or not secrets.compare_digest(form.get("csrf", ""), cookie):
             return page(request, "refused.html", 403, reason="the form is stale; log in again")
-        principal = None
         api_key = form.get("api_key", "").strip()
+        user, password = form.get("user", "").strip(), form.get("password", "")
+        # Counted per address, and per user for a password (a key names its user only once
+        # it is known to be good).
+        counted = [address_key(request.client.host if request.client else "unknown")]
+        if not api_key and user:
+            counted.append(user_key(user))
+        now = access.now()
+        wait = limiter.retry_after(counted, now)
+        if wait is not None:
+            minutes = max(1, round(wait / 60))
+            refusal = login_form(
+                request,
+                429,
+                f"Too many failed logins. Try again in about {minutes} minute"
+                + ("s." if minutes > 1 else "."),
+            )
+            refusal.headers["Retry-After"] = str(wait)
+            return refusal
+        principal = None
         if api_key:
             principal = await access.authenticate(api_key)
-        elif form.get("user") and form.get("password"):
-            principal = access.verify_password(form["user"], form["password"])
+            if principal is not None and not await _personal(principal):
+                principal = None  # a session's own key opens no other session
+        elif user and password:
+            principal = access.verify_password(user, password)
         if principal is None or principal.user_id == BOOTSTRAP_USER:
             # The bootstrap token is for the API's first keys, not for people.
+            limiter.failed(counted, now)
             return login_form(request, 401, "Unknown key or password.")
-        token, _ = await sessions.open(principal.user_id, principal.key_id, access.now())
+        limiter.succeeded(user_key(principal.user_id))
+        expires = now + SESSION_LIFETIME
+        session_key, secret = await access.keys.create(
+            principal.user_id,
+            "console session",
+            f"console:{principal.user_id}",
+            now,
+            expires,
+            kind=SESSION,
+        )
+        token, _ = await sessions.open(
+            principal.user_id, principal.key_id, now, secret, session_key.id
+        )
         response = RedirectResponse("/ui/incidents", status_code=303)
         response.set_cookie(
             COOKIE,
@@ -128,10 +178,14 @@ def router(
             samesite="lax",
             secure=secure(request),
             path="/ui",
-            max_age=12 * 3600,
+            max_age=int(SESSION_LIFETIME.total_seconds()),
         )
         response.delete_cookie(LOGIN_COOKIE, path="/ui")
         return response
+
+    async def _personal(principal: Principal) -> bool:
+        key = await access.keys.get(principal.key_id)
+        return key is None or key.kind != SESSION  # None: the bootstrap token (refused after)
 
     @ui.post("/logout")
     async def logout(request: Request) -> Response:
@@ -142,7 +196,11 @@ def router(
         token, csrf, _ = found
         if not secrets.compare_digest(form.get("csrf", ""), csrf):
             return page(request, "refused.html", 403, reason="missing or wrong CSRF token")
+        session = await sessions.find(token, access.now())
         await sessions.close(token)
+        if session is not None and session.session_key_id is not None:
+            await access.keys.revoke(session.session_key_id, access.now())
+            access.forget(session.session_key_id)
         response = to_login()
         response.delete_cookie(COOKIE, path="/ui")
         return response
@@ -179,6 +237,9 @@ def router(
         )
 
     ui.include_router(keys_router(web, access, audit))
+    ui.include_router(silences_router(web, SilencesClient(triage), store))
+    if catalogue is not None:
+        ui.include_router(services_router(web, catalogue, audit, public_url))
 
     @ui.get("/oncall")
     async def oncall(request: Request) -> Response:
@@ -238,6 +299,7 @@ def router(
             user=principal,
             csrf=csrf,
             may_act=may_act,
+            may_silence=permits(principal, required("POST", "/api/v1/silences"), {}),
             done=done,
             snoozes=list(SNOOZES),
             update_statuses=list(UpdateStatus) if updates is not None else [],

@@ -1,6 +1,7 @@
 """Console sessions: `console_sessions`, one document per login, keyed by the digest of the
-cookie's random token; each with its own CSRF token. Logout deletes it; expired ones go by
-retention."""
+cookie's token; each with its own CSRF token. The token is the secret of the session's own key
+(kind `session` in `access_keys`, see triage_client), so the server keeps only digests of it.
+Logout deletes the session and revokes its key; expired ones go by retention."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class Session:
     key_id: str  # the key logged in with, or "password"
     csrf: str
     expires_at: datetime
+    # The session's own key (None for a session opened before sessions had one).
+    session_key_id: str | None = None
 
     def csrf_ok(self, sent: str | None) -> bool:
         return sent is not None and hmac.compare_digest(sent.encode(), self.csrf.encode())
@@ -39,10 +42,19 @@ class SessionStore:
     async def ensure_indexes(self) -> None:
         await self._sessions.create_index([("expires_at", 1)])
 
-    async def open(self, user_id: str, key_id: str, now: datetime) -> tuple[str, Session]:
-        """A new session and the token for its cookie."""
-        token = secrets.token_urlsafe(32)
-        session = Session(user_id, key_id, secrets.token_urlsafe(24), now + SESSION_LIFETIME)
+    async def open(
+        self,
+        user_id: str,
+        key_id: str,
+        now: datetime,
+        token: str | None = None,
+        session_key_id: str | None = None,
+    ) -> tuple[str, Session]:
+        """A new session and the token for its cookie (`token`: the session key's secret)."""
+        token = token or secrets.token_urlsafe(32)
+        session = Session(
+            user_id, key_id, secrets.token_urlsafe(24), now + SESSION_LIFETIME, session_key_id
+        )
         await self._sessions.insert_one(
             {
                 "_id": _digest(token),
@@ -51,6 +63,7 @@ class SessionStore:
                 "csrf": session.csrf,
                 "created_at": now,
                 "expires_at": session.expires_at,
+                "session_key_id": session_key_id,
             }
         )
         return token, session
@@ -60,7 +73,11 @@ class SessionStore:
         if document is None or document["expires_at"] <= now:
             return None
         return Session(
-            document["user_id"], document["key_id"], document["csrf"], document["expires_at"]
+            document["user_id"],
+            document["key_id"],
+            document["csrf"],
+            document["expires_at"],
+            document.get("session_key_id"),
         )
 
     async def close(self, token: str) -> None:

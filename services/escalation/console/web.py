@@ -3,6 +3,7 @@ was opened with and the current file), rendering, refusals."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import Request
@@ -21,6 +22,9 @@ class Web:
     def __init__(self, access: Access, sessions: SessionStore) -> None:
         self._access = access
         self._sessions = sessions
+
+    def now(self) -> datetime:
+        return self._access.now()
 
     @staticmethod
     def secure(request: Request) -> bool:
