@@ -16,7 +16,8 @@ MAX_MATCHERS = 64
 MAX_DURATION = timedelta(days=365)
 # name, operator, then a double-quoted value (with \" \\ \n escapes) or the bare rest.
 _LINE = re.compile(
-    r'^\s*(?P<name>"(?:[^"\\]|\\.)*"|[^\s=!~"]+)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>.*?)\s*$'
+    r'^\s*(?P<name>"(?:[^"\\]|\\.)*"|[^\s=!~"]+)\s*(?P<op>=~|!~|!=|=)\s*'
+    r'(?P<value>"(?:[^"\\]|\\.)*"?|[^"=~\s][^"]*?|)\s*$'
 )
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*$")
 OPERATORS = {"=": (False, True), "!=": (False, False), "=~": (True, True), "!~": (True, False)}
