@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -217,5 +218,123 @@ def test_console_login_live_list_acknowledge_and_refusals(
     assert ("console", "notes", 201) in done
     refusals = stack.api("GET", "/api/v1/audit", params={"user": "vic"}).json()
     assert [(e["action"], e["status"]) for e in refusals] == [("resolve", 403)]
+    responder.close()
+    viewer.close()
+
+
+def fire_payments(stack: Stack, instance: str, fingerprint: str) -> None:
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "PaymentsSlow", "severity": "warning", "instance": instance},
+        "annotations": {"summary": f"Payments latency high on {instance}"},
+        "startsAt": "2026-12-03T15:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus/graph",
+        "fingerprint": fingerprint,
+    }
+    answer = httpx.post(
+        f"{stack.url}/v1/ingest/{TOKEN}", json=alertmanager_payload("firing", [alert]), timeout=10
+    )
+    assert answer.status_code == 202, answer.text
+
+
+def decision_of(stack: Stack, fingerprint: str) -> str | None:
+    found = stack.api("GET", "/api/v1/alerts", params={"fingerprint": fingerprint}).json()
+    return found["alerts"][0]["decision"] if found["alerts"] else None
+
+
+def test_console_silences_from_an_alert_and_services_page(
+    stack: Stack, browser: Browser, tmp_path: Path
+) -> None:
+    """Silence an alert's labels from its incident (matchers edited), see it listed and the
+    next matching alert recorded as silenced, expire it; the services page masks the token; a
+    viewer and a form without the CSRF token are refused."""
+    responder = browser.new_context(viewport={"width": 1000, "height": 800})
+    page = responder.new_page()
+    page.goto(f"{stack.url}/ui/login")
+    page.get_by_label("User id").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/ui/incidents$"))
+
+    fire_payments(stack, "pay-1", "5a5a000000000001")
+    row = page.locator("#rows tr[data-incident]", has_text="Payments latency")
+    expect(row).to_have_count(1, timeout=20_000)
+    row.get_by_role("link").click()
+    page.get_by_role("button", name=re.compile(r"^Silence alert")).click()
+    expect(page).to_have_url(re.compile(r"/ui/silences\?incident="))
+    matchers = page.get_by_label(re.compile(r"^Matchers"))
+    expect(matchers).to_have_value(re.compile(r'alertname="PaymentsSlow"'))
+    expect(matchers).to_have_value(re.compile(r'instance="pay-1"'))
+    # Widen it to every instance: drop the instance line.
+    kept = [ln for ln in matchers.input_value().splitlines() if not ln.startswith("instance")]
+    matchers.fill("\n".join(kept))
+    page.get_by_label(re.compile("^Duration")).fill("1h")
+    page.get_by_label("Comment").fill("Payments provider incident, tracked upstream")
+    page.get_by_role("button", name="Create silence").click()
+    expect(page.get_by_role("status")).to_contain_text("created")
+    listed = page.locator("#silences tr[data-silence]")
+    expect(listed).to_have_count(1)
+    expect(listed).to_contain_text("active")
+    expect(listed).to_contain_text('alertname="PaymentsSlow"')
+    silence_id = listed.get_attribute("data-silence")
+    assert silence_id
+
+    # The next alert it matches is held back, recorded as silenced by it.
+    fire_payments(stack, "pay-2", "5a5a000000000002")
+    deadline = time.monotonic() + 20
+    while decision_of(stack, "5a5a000000000002") is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert decision_of(stack, "5a5a000000000002") == f"silenced by {silence_id}"
+    page.reload()
+    page.screenshot(path=str(tmp_path / "console-silences.png"), full_page=True)
+
+    # Without the CSRF token, creating one is refused.
+    forged = page.request.post(
+        f"{stack.url}/ui/silences",
+        form={"matchers": 'alertname="X"', "duration": "1h", "comment": "x"},
+    )
+    assert forged.status == 403
+
+    # The services page: the integration's URL with its token masked.
+    page.get_by_role("link", name="Services").click()
+    services = page.locator("#services")
+    expect(services).to_contain_text("Checkout API")
+    url_field = services.locator("tr[data-integration='integration:prom'] input.url")
+    expect(url_field).to_have_value(f"{stack.url}/v1/ingest/••••••cdef")
+    assert TOKEN not in page.content()
+    page.screenshot(path=str(tmp_path / "console-services.png"), full_page=True)
+
+    # A viewer sees the silence, no form, and is refused when posting anyway.
+    made = stack.api("POST", "/api/v1/keys", json={"user_id": "vic", "label": "silences"})
+    assert made.status_code == 201, made.text
+    viewer = browser.new_context()
+    vpage = viewer.new_page()
+    vpage.goto(f"{stack.url}/ui/login")
+    vpage.get_by_label("API key").fill(made.json()["secret"])
+    vpage.get_by_role("button", name="Log in").click()
+    vpage.get_by_role("link", name="Silences").click()
+    expect(vpage.locator("#silences tr[data-silence]")).to_have_count(1)
+    expect(vpage.get_by_role("button", name="Create silence")).to_have_count(0)
+    expect(vpage.get_by_role("button", name=re.compile("^Expire"))).to_have_count(0)
+    refused = vpage.request.post(
+        f"{stack.url}/ui/silences",
+        form={
+            "csrf": csrf_of(vpage),
+            "matchers": 'alertname="X"',
+            "duration": "1h",
+            "comment": "x",
+        },
+    )
+    assert refused.status == 403
+    assert "viewer" in refused.text()
+
+    # Expire it: it stays listed as expired, without the button.
+    page.goto(f"{stack.url}/ui/silences")
+    page.get_by_role("button", name=f"Expire silence {silence_id}").click()
+    expect(page.locator(f"#silences tr[data-silence='{silence_id}']")).to_contain_text("expired")
+    expect(page.get_by_role("button", name=f"Expire silence {silence_id}")).to_have_count(0)
+    state = stack.api("GET", f"/api/v1/silences/{silence_id}").json()["status"]["state"]
+    assert state == "expired"
     responder.close()
     viewer.close()
