@@ -7,6 +7,14 @@ Consumer loop: fetches batches, hands each record to the shared `RecordProcessor
 order (validation, bounded retries, dead-lettering), and commits offsets only after every
 record of the batch was handled or dead-lettered.
 
+A producer that a broker outage left wedged is replaced. aiokafka 0.14's idempotent producer
+numbers each partition's batches when it first sends them; a batch that then expires while the
+partition has no leader (the broker is down) is failed, but its numbers are not given back, so
+every later batch to that partition is refused with `OutOfOrderSequenceNumber`, for ever. A
+publish failing with such an error (or one saying the broker no longer knows the producer id or
+epoch, or that the partition had no leader, which is what precedes the gap) starts a new
+producer (a new producer id, sequences from 0); the old one is stopped in the background.
+
 Rebalances never stop a consumer. aiokafka rebalances in the background while a batch is
 being handled; a partition revoked mid-batch ends that partition's batch without committing
 (its new owner redoes it from the last commit; handlers are idempotent), and a commit refused
@@ -38,8 +46,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
     KafkaError,
+    LeaderNotAvailableError,
+    NotLeaderForPartitionError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
     TopicAlreadyExistsError,
+    UnknownProducerId,
 )
 from aiokafka.helpers import create_ssl_context
 from opentelemetry import trace
@@ -55,6 +70,19 @@ log = logging.getLogger(__name__)
 
 # Below the broker's default `message.max.bytes` (1 MiB).
 MAX_BATCH_BYTES = 512 * 1024
+
+# Publish failures after which the producer is replaced (module docstring): the broker refuses
+# its sequence numbers, producer id or epoch, or a batch was failed for want of a leader (the
+# gap in the sequence that the next batch is refused for).
+PRODUCER_WEDGED: tuple[type[Exception], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerIdMapping,
+    InvalidProducerEpoch,
+    ProducerFenced,
+    LeaderNotAvailableError,
+    NotLeaderForPartitionError,
+)
 
 
 @dataclass(frozen=True)
@@ -140,6 +168,9 @@ class KafkaBus:
         if self._timing.batch_budget_seconds >= self._timing.max_poll_interval_seconds:
             raise ValueError("the batch budget must be shorter than max.poll.interval")
         self._producer: AIOKafkaProducer | None = None
+        self._renewing = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()  # old producers being stopped
+        self.producer_renewals = 0
         self._tracer = telemetry.tracer(__name__)
         self._processor = RecordProcessor(
             self.publish, attempts=handler_attempts, backoff_seconds=handler_backoff_seconds
@@ -180,7 +211,10 @@ class KafkaBus:
 
     async def start(self) -> None:
         await self.ensure_topics()
-        self._producer = AIOKafkaProducer(
+        self._producer = await self._new_producer()
+
+    async def _new_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
             acks="all",
@@ -192,12 +226,39 @@ class KafkaBus:
             request_timeout_ms=int(self._publish_timeout * 1000),
             **self._options,
         )
-        await self._producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    async def _renew_producer(self, wedged: AIOKafkaProducer) -> None:
+        """Replace `wedged` by a new producer, unless another publish already did. If the new
+        one cannot start (the broker is still away), the old one stays for the next try."""
+        async with self._renewing:
+            if self._producer is not wedged:
+                return
+            try:
+                fresh = await asyncio.wait_for(self._new_producer(), self._publish_timeout)
+            except (KafkaError, TimeoutError, OSError) as error:
+                log.warning("cannot start a new Kafka producer yet: %r", error)
+                return
+            self._producer = fresh
+            self.producer_renewals += 1
+            log.warning("Kafka producer replaced after the broker refused its sequence")
+            # Its pending batches end (delivered or failed) before it stops: not on this path.
+            task = asyncio.create_task(_retire(wedged), name="retire a Kafka producer")
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
 
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
 
     async def ready(self) -> bool:
         if self._producer is None:
@@ -239,6 +300,8 @@ class KafkaBus:
                 acks = futures[0] if len(futures) == 1 else asyncio.gather(*futures)
                 await asyncio.wait_for(acks, timeout=self._publish_timeout)
             except (KafkaError, TimeoutError, OSError) as error:
+                if isinstance(error, PRODUCER_WEDGED):
+                    await self._renew_producer(producer)
                 raise PublishError(f"{topic}: {type(error).__name__}: {error}") from error
 
     async def consume(self, subscription: Subscription[M]) -> None:
@@ -342,6 +405,10 @@ class KafkaBus:
             # The group moved on: another member owns the partition now and redoes the
             # uncommitted records (handlers are idempotent). Nothing is lost; go on.
             log.info("commit of %s at %d dropped after a rebalance: %s", partition, done, error)
+
+
+async def _retire(producer: AIOKafkaProducer) -> None:
+    await producer.stop()
 
 
 async def _record_lag(consumer: AIOKafkaConsumer, lag: Gauge) -> None:
