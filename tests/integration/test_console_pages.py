@@ -194,8 +194,8 @@ async def test_services_page_masks_tokens_and_only_an_admin_reveals_one(tmp_path
             (e["user_id"], e["status"], e["params"]) for e in audit if e["action"] == "reveal"
         ]
         assert sorted(reveals) == [
-            ("ann", 200, [{"name": "ref", "value": "integration:prom"}]),
-            ("vic", 403, [{"name": "ref", "value": "integration:prom"}]),
+            ("ann", 200, [{"name": "integration", "value": "integration:prom"}]),
+            ("vic", 403, [{"name": "integration", "value": "integration:prom"}]),
         ]
 
 

@@ -1,8 +1,8 @@
 """The console's services and integrations page: each declared service (tier, escalation
 policy) with its integrations and heartbeats, their kind and the URL a sender posts to, token
 masked. An admin may reveal one token: a POST with the CSRF token, recorded in the audit log
-(`POST /ui/integrations/{ref}/reveal`, not in the API's policy table, so admin only: the table
-fails closed); the page that shows it is never cached and nothing logs it.
+(`POST /ui/services/reveal` with the integration named, a route not in the API's policy
+table, so admin only: the table fails closed); the page that shows it is never cached and nothing logs it.
 
 The URLs start with the public URL (`public_url` in the file, else `TOCSIN_PUBLIC_URL`), else
 the address the console was reached at."""
@@ -21,7 +21,7 @@ from tocsin.runtime.access import Principal, permits, required
 from tocsin.runtime.audit import AuditLog
 from tocsin.runtime.live_config import Current
 
-REVEAL = "/ui/integrations/{ref}/reveal"
+REVEAL = "/ui/services/reveal"
 
 
 def router(
@@ -67,7 +67,7 @@ def router(
         if not secrets.compare_digest(form.get("csrf", ""), csrf):
             return web.refused(request, 403, "missing or wrong CSRF token", principal)
         ref = form.get("integration", "")[:300]
-        params = {"ref": ref}
+        params = {"integration": ref}
         if not permits(principal, required("POST", REVEAL), params):
             await audit.record(principal, "POST", REVEAL, params, 403, via="console")
             return web.refused(
