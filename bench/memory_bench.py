@@ -174,8 +174,11 @@ class Service:
     port: int
     popen: subprocess.Popen[bytes]
     log: Path
+    argv: list[str]
+    env: dict[str, str]
     samples: list[tuple[float, int]] = field(default_factory=list)
     ready_at: float | None = None
+    restarts: int = 0
 
     @property
     def url(self) -> str:
@@ -192,12 +195,14 @@ class Sampler:
         self._thread.start()
 
     def _run(self) -> None:
-        processes = {s.name: psutil.Process(s.popen.pid) for s in self._services}
+        processes: dict[int, psutil.Process] = {}
         while not self._stop.wait(0.2):
             now = time.monotonic()
             for service in self._services:
+                pid = service.popen.pid  # a new one after a restart
                 try:
-                    service.samples.append((now, processes[service.name].memory_info().rss))
+                    process = processes.setdefault(pid, psutil.Process(pid))
+                    service.samples.append((now, process.memory_info().rss))
                 except psutil.Error:
                     pass
 
@@ -226,15 +231,16 @@ def spawn(name: str, argv: list[str], env: dict[str, str], workdir: Path, trace:
             "signal.signal(signal.SIGUSR1, dump)\n"
             "from tocsin.composition.cli import main; sys.exit(main())"
         )
-    with log.open("wb") as out:
-        popen = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            [sys.executable, "-c", code, *argv, "--port", str(port)],
-            env={**os.environ, **env, "TOCSIN_INSTANCE_ID": f"{name}-{uuid.uuid4().hex[:6]}"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
+    command = [sys.executable, "-c", code, *argv, "--port", str(port)]
+    full_env = {**os.environ, **env, "TOCSIN_INSTANCE_ID": f"{name}-{uuid.uuid4().hex[:6]}"}
+    return Service(name, port, launch(command, full_env, log), log, command, full_env)
+
+
+def launch(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
         )
-    return Service(name, port, popen, log)
 
 
 def wait_ready(services: list[Service], timeout: float = 300.0) -> None:
@@ -243,7 +249,14 @@ def wait_ready(services: list[Service], timeout: float = 300.0) -> None:
     while pending:
         for service in list(pending):
             if service.popen.poll() is not None:
-                raise SystemExit(f"{service.name} exited:\n{service.log.read_text()[-3000:]}")
+                # As a supervisor would: a process that gave up at start (e.g. the store too
+                # slow to answer its index builds within 3 s) is started again, and counted.
+                if service.restarts >= 5:
+                    log = service.log.read_text()[-3000:]
+                    raise SystemExit(f"{service.name} exited 6 times:\n{log}")
+                service.restarts += 1
+                print(f"{service.name} exited at start; restart {service.restarts}", flush=True)
+                service.popen = launch(service.argv, service.env, service.log)
             try:
                 if httpx.get(f"{service.url}/readyz", timeout=5).status_code == 200:
                     service.ready_at = time.monotonic()
@@ -544,19 +557,19 @@ async def console_client(escalation: str) -> httpx.AsyncClient:
 
 
 async def exercise(
-    deployment: Deployment, sink: Sink, round_no: int, groups: int, copies: int, phases: Phases
+    deployment: Deployment, sink: Sink, tag: str, groups: int, copies: int, phases: Phases
 ) -> dict[str, Any]:
     phases.mark("alerts and API")
     headers = {"Authorization": f"Bearer {ADMIN}"}
     timings: dict[str, Any] = {}
     async with httpx.AsyncClient(timeout=120, headers=headers) as client:
         began = time.monotonic()
-        new = [f"MemBenchNew-r{round_no}-{n}" for n in range(5)]
+        new = [f"MemBenchNew-{tag}-{n}" for n in range(5)]
         for name in new:
             await post(client, deployment.ingest, alert_body(name, ["host-new:9100"]))
         # New alerts into old groups: seeded ones and cloned ones.
         for group in (0, 1, groups * (copies - 1), groups * copies - 1 - groups // 2):
-            body = alert_body(group_name(group), [f"host-r{round_no}:9100"])
+            body = alert_body(group_name(group), [f"host-{tag}:9100"])
             await post(client, deployment.ingest, body)
 
         async def paged() -> bool:
@@ -647,6 +660,7 @@ def rss_summary(service: Service, phases: Phases) -> dict[str, Any]:
         "rss_peak_mb_by_phase": {name: mb(value) for name, value in peaks.items()},
         "rss_steady_mb": mb(statistics.median(idle)) if idle else None,
         "within_target": peak <= TARGET_MB * 2**20,
+        "restarts_at_start": service.restarts,
         "samples": len(service.samples),
     }
 
@@ -665,21 +679,29 @@ async def run_mode(mode: str, args: argparse.Namespace, sink: Sink) -> dict[str,
         "TOCSIN_KAFKA_NAMESPACE": f"membench-{run_id}.",
         "TOCSIN_MONGO_DATABASE": f"membench_{run_id}",
     }
-    print(f"[{mode}] seeding through the pipeline (logs in {workdir})", flush=True)
-    deployment = start_deployment(mode, config, env, workdir, set())
-    try:
-        wait_ready(deployment.services)
-        seeded = await seed(deployment, sink, args)
-    finally:
-        stop(deployment.services)
-    print(f"[{mode}] seeded: {seeded}; cloning x{args.copies}", flush=True)
     groups = args.groups + args.resolved
-    if mode == "embedded":
-        filled = fill_sqlite(workdir / "data" / "tocsin.sqlite", args.copies, groups)
+    seeded: dict[str, Any] = {}
+    filled: dict[str, Any] = {}
+    if args.reuse and mode == "distributed":
+        # A database a run with --keep left filled: measure again (e.g. under --trace).
+        env["TOCSIN_MONGO_DATABASE"] = args.reuse
+        filled = {"reused_database": args.reuse}
     else:
-        url = os.environ["TOCSIN_MONGO_URL"]
-        filled = fill_mongo(url, env["TOCSIN_MONGO_DATABASE"], args.copies, groups)
-    print(f"[{mode}] filled: {json.dumps(filled)}", flush=True)
+        database = env["TOCSIN_MONGO_DATABASE"]
+        print(f"[{mode}] seeding through the pipeline (logs in {workdir}, {database})", flush=True)
+        deployment = start_deployment(mode, config, env, workdir, set())
+        try:
+            wait_ready(deployment.services)
+            seeded = await seed(deployment, sink, args)
+        finally:
+            stop(deployment.services)
+        print(f"[{mode}] seeded: {seeded}; cloning x{args.copies}", flush=True)
+        if mode == "embedded":
+            filled = fill_sqlite(workdir / "data" / "tocsin.sqlite", args.copies, groups)
+        else:
+            url = os.environ["TOCSIN_MONGO_URL"]
+            filled = fill_mongo(url, env["TOCSIN_MONGO_DATABASE"], args.copies, groups)
+        print(f"[{mode}] filled: {json.dumps(filled)}", flush=True)
     deployment = start_deployment(mode, config, env, workdir, set(args.trace))
     sampler = Sampler(deployment.services)
     phases = Phases()
@@ -689,7 +711,8 @@ async def run_mode(mode: str, args: argparse.Namespace, sink: Sink) -> dict[str,
         wait_ready(deployment.services)
         startup = round(time.monotonic() - began, 1)
         for round_no in range(args.rounds):
-            rounds.append(await exercise(deployment, sink, round_no, groups, args.copies, phases))
+            tag = f"{run_id}-r{round_no}"
+            rounds.append(await exercise(deployment, sink, tag, groups, args.copies, phases))
         phases.mark("idle")
         await asyncio.sleep(args.idle)
         phases.mark("tracemalloc")
@@ -701,7 +724,7 @@ async def run_mode(mode: str, args: argparse.Namespace, sink: Sink) -> dict[str,
     finally:
         sampler.stop()
         stop(deployment.services)
-        if mode == "distributed" and not args.keep:
+        if mode == "distributed" and not args.keep and not args.reuse:
             drop_database(env["TOCSIN_MONGO_DATABASE"])
     processes = {s.name: rss_summary(s, phases) for s in deployment.services}
     for name, summary in processes.items():
@@ -737,6 +760,7 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 copies, 1 round, 5 s idle")
     parser.add_argument("--trace", default="", help="processes to run under tracemalloc")
     parser.add_argument("--keep", action="store_true", help="keep the MongoDB database")
+    parser.add_argument("--reuse", default=None, help="measure a kept database again (its name)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     args.trace = [name for name in args.trace.split(",") if name]
