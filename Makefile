@@ -57,6 +57,7 @@ bench: setup infra-up
 	$(BIN)/python bench/embedded_bench.py
 	source .cache/infra.env && $(BIN)/python bench/pipeline_bench.py
 	source .cache/infra.env && $(BIN)/python bench/triage_bench.py
+	source .cache/infra.env && $(BIN)/python bench/memory_bench.py $(MEMORY_BENCH_ARGS)
 
 ## chaos: the long fault tests (two replicas of every service, 20 kill -9s one every 2 s, a
 ## webhook down for 60 s); CI runs the short version of the same tests
