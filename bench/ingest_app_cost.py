@@ -1,9 +1,10 @@
 """Ingest's own CPU cost per webhook (not a test): the service app as `tocsin serve ingest`
-composes it (FastAPI app, middleware, routes), called in-process with ready-made ASGI messages,
-on a bus that only serializes what it is given. No HTTP server, no broker, no other process:
-the figure moves with the code, not with whatever else the machine is doing, so it shows what
-a change to the hot path is worth even on a busy machine (`bench/ingest_bench.py` measures the
-real thing, side by side with Alertmanager).
+composes it (FastAPI app, middleware, routes, telemetry set up as the process does: no OTLP
+endpoint, access log at INFO through the process's formatter, written to /dev/null), called
+in-process with ready-made ASGI messages, on a bus that only serializes what it is given. No
+HTTP server, no broker, no other process: the figure moves with the code, not with whatever
+else the machine is doing, so it shows what a change to the hot path is worth even on a busy
+machine (`bench/ingest_bench.py` measures the real thing, side by side with Alertmanager).
 
     .venv/bin/python bench/ingest_app_cost.py                  # 1- and 100-alert bodies
     .venv/bin/python bench/ingest_app_cost.py --requests 5000 --only 1
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 import time
 from collections.abc import MutableMapping, Sequence
@@ -30,6 +33,7 @@ from services.ingest import app as ingest
 from services.ingest.domain.heartbeats import Heartbeat
 from services.ingest.store import HeartbeatDeclaration, Integration, Outbox
 from tocsin.composition.config import parse_config
+from tocsin.runtime import telemetry
 from tocsin.runtime.bus import Subscription
 from tocsin.runtime.clock import SystemClock
 from tocsin.runtime.service import create_app
@@ -156,12 +160,22 @@ async def measure(alerts: int, requests: int) -> float:
     return (time.process_time() - started) / requests
 
 
+def process_telemetry() -> None:
+    """Logging and tracing as `tocsin serve ingest` sets them up, the log going nowhere."""
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (until exit)
+    handler.setFormatter(telemetry.TraceTextFormatter())
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+    telemetry.setup("tocsin-ingest")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000, help="1-alert requests timed")
     parser.add_argument("--only", type=int, choices=(1, 100))
     args = parser.parse_args()
     print(f"machine: {machine()}; commit {commit()}")
+    process_telemetry()
     for alerts in [args.only] if args.only else [1, 100]:
         requests = max(100, args.requests // alerts * 3) if alerts > 1 else args.requests
         seconds = uvloop.run(measure(alerts, requests))

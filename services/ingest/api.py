@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -40,7 +41,7 @@ from services.ingest.intake import (
 from services.ingest.metrics import UNKNOWN, observe_response, payload_bytes
 from tocsin.runtime.bus import Bus
 from tocsin.runtime.clock import Clock
-from tocsin.runtime.http import TokenDirectory
+from tocsin.runtime.http import HotRoute, TokenDirectory
 from tocsin.runtime.store import StoreUnavailable
 
 
@@ -83,7 +84,9 @@ _WEBHOOK_TEMPLATE = RouteTemplate(WEBHOOK_PATH)
 class LeanWebhook:
     """`POST /v1/ingest/{token}` as a plain ASGI endpoint: no dependency injection, no
     per-request model of the route. It runs `before_request` (apply a reloaded section) itself,
-    then `handle`; the documented FastAPI route behind it has the same handler."""
+    then `handle`; the documented FastAPI route behind it has the same handler. A service app
+    serves it as a hot route (`WebhookRoutes.hot`), ahead of the middleware; an app that only
+    mounts the router reaches it there."""
 
     def __init__(
         self,
@@ -101,6 +104,12 @@ class LeanWebhook:
         await response(scope, receive, send)
 
 
+@dataclass(frozen=True)
+class WebhookRoutes:
+    router: APIRouter
+    hot: HotRoute  # the lean webhook, for the service app to serve first
+
+
 def router(
     bus: Bus,
     integrations: TokenDirectory[Caller],
@@ -109,7 +118,7 @@ def router(
     clock: Clock,
     limiter: RateLimiter,
     before_request: Callable[[], Awaitable[JSONResponse | None]],
-) -> APIRouter:
+) -> WebhookRoutes:
     api = APIRouter(tags=["ingest"])
     # Checked once: a runtime protocol check costs more than the rest of a small request.
     serialized_bus = bus if isinstance(bus, SerializedPublisher) else None
@@ -123,14 +132,8 @@ def router(
         return response
 
     # Served first (see LeanWebhook); the route below documents it in the OpenAPI schema.
-    api.routes.append(
-        Route(
-            WEBHOOK_PATH,
-            LeanWebhook(before_request, ingest),
-            methods=["POST"],
-            include_in_schema=False,
-        )
-    )
+    lean = LeanWebhook(before_request, ingest)
+    api.routes.append(Route(WEBHOOK_PATH, lean, methods=["POST"], include_in_schema=False))
 
     @api.post(
         WEBHOOK_PATH,
@@ -226,11 +229,28 @@ def router(
             )
         return JSONResponse({"status": "ok", "heartbeat": heartbeat_id}, status_code=202)
 
-    return api
+    return WebhookRoutes(api, HotRoute("POST", WEBHOOK_PATH, lean))
+
+
+class _Accepted(JSONResponse):
+    """`202 {"status": "accepted", "alerts": n}`, its body and headers rendered once per n."""
+
+    def __init__(self, alerts: int) -> None:
+        body, headers = _accepted_parts(alerts)
+        self.status_code = 202
+        self.background = None
+        self.body = body
+        self.raw_headers = list(headers)
+
+
+@lru_cache(maxsize=512)
+def _accepted_parts(alerts: int) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
+    rendered = JSONResponse({"status": "accepted", "alerts": alerts}, status_code=202)
+    return bytes(rendered.body), tuple(rendered.raw_headers)
 
 
 def _accepted(alerts: int) -> JSONResponse:
-    return JSONResponse({"status": "accepted", "alerts": alerts}, status_code=202)
+    return _Accepted(alerts)
 
 
 def _unavailable(caller: Caller) -> JSONResponse:

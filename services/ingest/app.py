@@ -149,9 +149,8 @@ def build(
         return None
 
     api = APIRouter(dependencies=[Depends(apply_before_request)])
-    api.include_router(
-        router(bus, integrations, heartbeats, monitor, clock, limiter, reloaded_or_refused)
-    )
+    webhooks = router(bus, integrations, heartbeats, monitor, clock, limiter, reloaded_or_refused)
+    api.include_router(webhooks.router)
     api.include_router(enqueue.router(bus, integrations, clock, limiter))
     api.include_router(changes.router(bus, integrations, clock, limiter))
 
@@ -164,4 +163,5 @@ def build(
         on_start=[apply_config],
         # Always running: a reload may declare the first heartbeat (no ids: no query).
         loops=[check_heartbeats],
+        hot_routes=[webhooks.hot],
     )

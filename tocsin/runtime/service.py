@@ -2,7 +2,8 @@
 
 One process can host one service (distributed mode) or all four (embedded mode); `create_app`
 composes whichever it is given into one FastAPI app whose lifespan starts the bus, the consumer
-loops and the background loops, and stops them in reverse order.
+loops and the background loops, and stops them in reverse order. A service's hot routes
+(`tocsin.runtime.http.HotRoute`) are dispatched by that app before anything else.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import Receive, Scope, Send
 
 from tocsin.runtime.bus import Bus, Subscription
-from tocsin.runtime.http import ReadinessCheck, install_docs, install_ops
+from tocsin.runtime.http import HotRoute, HotRoutes, ReadinessCheck, install_docs, install_ops
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,23 @@ class Service:
     subscriptions: list[Subscription[Any]] = field(default_factory=list)
     loops: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Served ahead of the middleware stack and the router (see HotRoute).
+    hot_routes: list[HotRoute] = field(default_factory=list)
+
+
+class ServiceApp(FastAPI):
+    """The app of a process: its hot routes first, then FastAPI (middleware, router)."""
+
+    hot: HotRoutes = HotRoutes([])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.hot:
+            route = self.hot.match(scope)
+            if route is not None:
+                scope["app"] = self
+                await self.hot.serve(route, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 @dataclass
@@ -84,12 +103,14 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            app.hot.summary.flush()
             await bus.stop()
             for close in on_close:
                 await close()
 
     # /docs is installed by install_docs, with assets served locally; no CDN-backed /redoc.
-    app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = ServiceApp(title=title, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.hot = HotRoutes([route for service in services for route in service.hot_routes])
     install_ops(app, checks)
     install_docs(app)
     for service in services:

@@ -43,6 +43,7 @@ OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TR
 
 _configured = False
 _logging_configured = False
+_recording = False
 
 
 def otlp_configured(environ: Mapping[str, str] = os.environ) -> bool:
@@ -126,7 +127,7 @@ def configure_logging(log_format: LogFormat | None = None) -> None:
 
 def setup(service_name: str, *, console_spans: bool = False) -> None:
     """Configure logging and the tracer provider once per process."""
-    global _configured
+    global _configured, _recording
     if _configured:
         return
     _configured = True
@@ -139,7 +140,8 @@ def setup(service_name: str, *, console_spans: bool = False) -> None:
     # otherwise they are non-recording but still carry real trace ids across Kafka headers.
     # Recording spans nobody reads costs a quarter of the embedded pipeline's time.
     sampler = None
-    if not (console_spans or export) and "OTEL_TRACES_SAMPLER" not in os.environ:
+    _recording = console_spans or export or "OTEL_TRACES_SAMPLER" in os.environ
+    if not _recording:
         sampler = ParentBased(ALWAYS_OFF)
     attributes = {"service.name": os.environ.get("OTEL_SERVICE_NAME") or service_name}
     provider = TracerProvider(resource=Resource.create(attributes), sampler=sampler)
@@ -152,6 +154,13 @@ def setup(service_name: str, *, console_spans: bool = False) -> None:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         logging.getLogger(__name__).info("exporting traces with OTLP/HTTP")
     trace.set_tracer_provider(provider)
+
+
+def spans_recorded() -> bool:
+    """Whether `setup` made spans recorded (exported, printed, or sampled as the standard
+    variables say). When not, a hot path may skip spans that would only carry ids: the bus's
+    publish span still starts a trace, so log lines of one alert still join."""
+    return _recording
 
 
 def inject_headers() -> list[tuple[str, bytes]]:
