@@ -181,6 +181,7 @@ class StoredKey:
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
     kind: str = PERSONAL
+    opened_with: str | None = None
 
     def usable(self, now: datetime) -> bool:
         if self.revoked_at is not None:
@@ -199,6 +200,7 @@ class StoredKey:
             revoked_at=document.get("revoked_at"),
             last_used_at=document.get("last_used_at"),
             kind=document.get("kind", PERSONAL),
+            opened_with=document.get("opened_with"),
         )
 
 
@@ -222,8 +224,10 @@ class KeyStore:
         now: datetime,
         expires_at: datetime | None = None,
         kind: str = PERSONAL,
+        opened_with: str | None = None,
     ) -> tuple[StoredKey, str]:
-        """The new key and its secret (returned once; only the digest is stored)."""
+        """The new key and its secret (returned once; only the digest is stored).
+        `opened_with`: a session key's login key, whose revocation revokes it too."""
         secret = new_secret()
         key = StoredKey(
             id="key_" + secrets.token_hex(8),
@@ -233,6 +237,7 @@ class KeyStore:
             created_by=created_by,
             expires_at=expires_at,
             kind=kind,
+            opened_with=opened_with,
         )
         await self._keys.insert_one(
             {
@@ -246,6 +251,7 @@ class KeyStore:
                 "revoked_at": None,
                 "last_used_at": None,
                 "kind": kind,
+                "opened_with": opened_with,
             }
         )
         return key, secret
@@ -267,9 +273,14 @@ class KeyStore:
         return [StoredKey.of(document) async for document in cursor]
 
     async def revoke(self, key_id: str, now: datetime) -> StoredKey | None:
-        """Revoke (idempotent: a revoked key keeps its first revocation time)."""
+        """Revoke (idempotent: a revoked key keeps its first revocation time), with the session
+        keys of console logins made with it."""
         await self._keys.update_one(
             {"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": now}}
+        )
+        await self._keys.update_many(
+            {"opened_with": key_id, "kind": SESSION, "revoked_at": None},
+            {"$set": {"revoked_at": now}},
         )
         return await self.get(key_id)
 
@@ -336,8 +347,12 @@ class Access:
         return principal
 
     def forget(self, key_id: str) -> None:
-        """Drop a key from the cache (after revoking it here)."""
-        self._cache = {d: e for d, e in self._cache.items() if e[0] is None or e[0].id != key_id}
+        """Drop a key from the cache (after revoking it here), with its session keys."""
+        self._cache = {
+            d: e
+            for d, e in self._cache.items()
+            if e[0] is None or key_id not in (e[0].id, e[0].opened_with)
+        }
 
     def verify_password(self, user_id: str, password: str) -> Principal | None:
         person = self.person(user_id)
