@@ -238,3 +238,21 @@ async def test_a_session_key_opens_no_console_session_and_logout_revokes_it(
             assert again.status_code == 401
         await client.post("/ui/logout", data={"csrf": csrf})
         assert (await client.get("/api/v1/silences", headers=bearer)).status_code == 401
+
+
+async def test_revoking_the_login_key_revokes_the_sessions_own_key(tmp_path: Path) -> None:
+    async with app(tmp_path) as client:
+        made = await client.post(
+            "/api/v1/keys", json={"user_id": "bob", "label": "laptop"}, headers=ADMIN
+        )
+        key = made.json()
+        login_csrf = csrf_in((await client.get("/ui/login")).text)
+        login = await client.post("/ui/login", data={"csrf": login_csrf, "api_key": key["secret"]})
+        assert login.status_code == 303
+        bearer = {"Authorization": f"Bearer {client.cookies['tocsin_session']}"}
+        assert (await client.get("/api/v1/silences", headers=bearer)).status_code == 200
+        revoked = await client.delete(f"/api/v1/keys/{key['id']}", headers=ADMIN)
+        assert revoked.status_code == 200
+        # Without the console being visited again, the cookie's value is no API key any more.
+        assert (await client.get("/api/v1/silences", headers=bearer)).status_code == 401
+        assert (await client.get("/ui/silences")).status_code == 303

@@ -166,6 +166,7 @@ def router(
             now,
             expires,
             kind=SESSION,
+            opened_with=None if principal.key_id == "password" else principal.key_id,
         )
         token, _ = await sessions.open(
             principal.user_id, principal.key_id, now, secret, session_key.id

@@ -23,6 +23,14 @@ class Web:
         self._access = access
         self._sessions = sessions
 
+    async def _end(self, token: str, session_key_id: str | None, now: datetime) -> None:
+        """The session and its own key end with the key it was opened with (the cookie's value
+        must not outlive it as an API key)."""
+        await self._sessions.close(token)
+        if session_key_id is not None:
+            await self._access.keys.revoke(session_key_id, now)
+            self._access.forget(session_key_id)
+
     def now(self) -> datetime:
         return self._access.now()
 
@@ -43,6 +51,7 @@ class Web:
         if session.key_id != "password":
             key = await self._access.keys.get(session.key_id)
             if key is None or not key.usable(now):  # revoked or expired: logged out
+                await self._end(token, session.session_key_id, now)
                 return None
         principal = self._access.principal(session.user_id, session.key_id)
         if principal is None:  # no longer in the file
