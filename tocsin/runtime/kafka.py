@@ -12,8 +12,12 @@ numbers each partition's batches when it first sends them; a batch that then exp
 partition has no leader (the broker is down) is failed, but its numbers are not given back, so
 every later batch to that partition is refused with `OutOfOrderSequenceNumber`, for ever. A
 publish failing with such an error (or one saying the broker no longer knows the producer id or
-epoch, or that the partition had no leader, which is what precedes the gap) starts a new
-producer (a new producer id, sequences from 0); the old one is stopped in the background.
+epoch) starts a new producer (a new producer id, sequences from 0), unless another publish is
+doing so already; the old one is stopped in the background. These errors come from a broker
+that is up again, so the new producer starts at once. What the old one still holds is sent or
+failed while it stops; its callers had their answer already (ingest: 503, and the sender
+retries; consumers retry the record), so a record may reach its topic twice, as after any
+publish timeout; consumers are idempotent.
 
 Rebalances never stop a consumer. aiokafka rebalances in the background while a batch is
 being handled; a partition revoked mid-batch ends that partition's batch without committing
@@ -49,8 +53,6 @@ from aiokafka.errors import (
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
     KafkaError,
-    LeaderNotAvailableError,
-    NotLeaderForPartitionError,
     OutOfOrderSequenceNumber,
     ProducerFenced,
     TopicAlreadyExistsError,
@@ -72,16 +74,13 @@ log = logging.getLogger(__name__)
 MAX_BATCH_BYTES = 512 * 1024
 
 # Publish failures after which the producer is replaced (module docstring): the broker refuses
-# its sequence numbers, producer id or epoch, or a batch was failed for want of a leader (the
-# gap in the sequence that the next batch is refused for).
+# its sequence numbers, producer id or epoch.
 PRODUCER_WEDGED: tuple[type[Exception], ...] = (
     OutOfOrderSequenceNumber,
     UnknownProducerId,
     InvalidProducerIdMapping,
     InvalidProducerEpoch,
     ProducerFenced,
-    LeaderNotAvailableError,
-    NotLeaderForPartitionError,
 )
 
 
@@ -235,7 +234,10 @@ class KafkaBus:
 
     async def _renew_producer(self, wedged: AIOKafkaProducer) -> None:
         """Replace `wedged` by a new producer, unless another publish already did. If the new
-        one cannot start (the broker is still away), the old one stays for the next try."""
+        one cannot start (the broker went away again), the old one stays for the next try.
+        A publish that finds a renewal under way fails at once instead of queueing behind it."""
+        if self._renewing.locked():
+            return
         async with self._renewing:
             if self._producer is not wedged:
                 return
