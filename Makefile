@@ -60,9 +60,10 @@ bench: setup infra-up
 	source .cache/infra.env && $(BIN)/python bench/memory_bench.py $(MEMORY_BENCH_ARGS)
 
 ## chaos: the long fault tests (two replicas of every service, 20 kill -9s one every 2 s, a
-## webhook down for 60 s); CI runs the short version of the same tests
+## webhook down for 60 s; Kafka, FerretDB and PostgreSQL restarted under load, 20 s each on a
+## private set of servers); CI runs the short version of the same tests
 chaos: setup infra-up
-	source .cache/infra.env && TOCSIN_CHAOS_LONG=1 $(BIN)/pytest -s tests/e2e/test_replicas_and_faults.py
+	source .cache/infra.env && TOCSIN_CHAOS_LONG=1 $(BIN)/pytest -s tests/e2e/test_replicas_and_faults.py tests/e2e/test_infra_restarts.py
 
 lint: setup
 	$(BIN)/ruff check .
