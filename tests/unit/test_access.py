@@ -194,6 +194,33 @@ def test_password_login_checks_the_argon2_hash(database: EmbeddedDatabase) -> No
     assert access.verify_password("nobody", "correct horse") is None
 
 
+def test_new_password_hashes_cost_19_mib_and_old_default_hashes_still_verify(
+    database: EmbeddedDatabase,
+) -> None:
+    from argon2 import PasswordHasher
+
+    made = hash_password("correct horse")
+    assert made.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    old = PasswordHasher().hash("battery staple")  # argon2-cffi's defaults: 64 MiB
+    assert "m=65536" in old
+    people = {
+        "vic": Person("vic", "Vic", Role.VIEWER, made),
+        "old": Person("old", "Old", Role.VIEWER, old),
+    }
+    access = access_over(database, StepClock(T0), people)
+    assert access.verify_password("old", "battery staple") is not None
+    assert access.verify_password("old", "correct horse") is None
+
+
+async def test_check_password_verifies_off_the_event_loop(database: EmbeddedDatabase) -> None:
+    people = {"vic": Person("vic", "Vic", Role.VIEWER, hash_password("correct horse"))}
+    access = access_over(database, StepClock(T0), people)
+    found = await access.check_password("vic", "correct horse")
+    assert found is not None
+    assert found.key_id == "password"
+    assert await access.check_password("vic", "wrong") is None
+
+
 def test_users_are_responders_unless_the_file_says_otherwise() -> None:
     config = parse_config(
         {"users": [{"id": "bob", "name": "Bob"}, {"id": "vic", "name": "Vic", "role": "viewer"}]}

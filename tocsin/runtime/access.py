@@ -23,9 +23,11 @@ admin, for the first keys and for emergencies.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -358,14 +360,16 @@ class Access:
         person = self.person(user_id)
         if person is None or person.password_hash is None:
             return None
-        from argon2 import PasswordHasher
-        from argon2.exceptions import InvalidHashError, VerificationError
-
-        try:
-            PasswordHasher().verify(person.password_hash, password)
-        except (VerificationError, InvalidHashError):
+        if not _argon2_matches(person.password_hash, password):
             return None
         return self.principal(person.id, "password")
+
+    async def check_password(self, user_id: str, password: str) -> Principal | None:
+        """`verify_password` off the event loop: an argon2 verify takes a few hundred
+        milliseconds and as much memory as the hash was made with (64 MiB with argon2-cffi's
+        defaults), so it runs in a worker thread, one verify at a time per process (the
+        failed-login limit bounds the queue)."""
+        return await asyncio.to_thread(self.verify_password, user_id, password)
 
     async def _lookup(self, key_digest: str) -> StoredKey | None:
         cached = self._cache.get(key_digest)
@@ -381,7 +385,31 @@ class Access:
         self._cache[key_digest] = (key, time.monotonic())
 
 
+# OWASP's argon2id parameters (19 MiB, 2 passes, 1 lane): a verify costs 19 MiB rather than
+# argon2-cffi's default 64 MiB. Hashes made with other parameters still verify: argon2 reads
+# them from the hash.
+PASSWORD_TIME_COST = 2
+PASSWORD_MEMORY_KIB = 19 * 1024
+PASSWORD_PARALLELISM = 1
+_ONE_VERIFY_AT_A_TIME = threading.Lock()
+
+
+def _argon2_matches(password_hash: str, password: str) -> bool:
+    from argon2 import PasswordHasher
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    with _ONE_VERIFY_AT_A_TIME:
+        try:
+            return PasswordHasher().verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
 def hash_password(password: str) -> str:
     from argon2 import PasswordHasher
 
-    return PasswordHasher().hash(password)
+    return PasswordHasher(
+        time_cost=PASSWORD_TIME_COST,
+        memory_cost=PASSWORD_MEMORY_KIB,
+        parallelism=PASSWORD_PARALLELISM,
+    ).hash(password)

@@ -152,7 +152,7 @@ def router(
             if principal is not None and not await _personal(principal):
                 principal = None  # a session's own key opens no other session
         elif user and password:
-            principal = access.verify_password(user, password)
+            principal = await access.check_password(user, password)
         if principal is None or principal.user_id == BOOTSTRAP_USER:
             # The bootstrap token is for the API's first keys, not for people.
             limiter.failed(counted, now)
