@@ -1,7 +1,8 @@
 """Memory with a big store: each service's RSS with 100,000 open alerts (issue 15, target 150 MB).
 
 How the store is filled, per mode (the four `tocsin serve` processes on the local Kafka and a
-private MongoDB database; `tocsin up` on its SQLite file):
+FerretDB of their own, started by scripts/infra.sh under .cache/memory-bench on other ports;
+`tocsin up` on its SQLite file):
 
 1. Seed through the real pipeline: the services run on an empty store and this process posts
    `--groups` Alertmanager bodies of `--alerts` alerts each (one alert group, one incident,
@@ -668,7 +669,9 @@ def rss_summary(service: Service, phases: Phases) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-async def run_mode(mode: str, args: argparse.Namespace, sink: Sink) -> dict[str, Any]:
+async def run_mode(
+    mode: str, args: argparse.Namespace, sink: Sink, mongo_url: str
+) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     workdir = Path(tempfile.mkdtemp(prefix=f"memory-bench-{mode}-"))
     config = workdir / "tocsin.yaml"
@@ -678,6 +681,7 @@ async def run_mode(mode: str, args: argparse.Namespace, sink: Sink) -> dict[str,
         "TOCSIN_LOG_LEVEL": "WARNING",
         "TOCSIN_KAFKA_NAMESPACE": f"membench-{run_id}.",
         "TOCSIN_MONGO_DATABASE": f"membench_{run_id}",
+        "TOCSIN_MONGO_URL": mongo_url,
     }
     groups = args.groups + args.resolved
     seeded: dict[str, Any] = {}
@@ -699,8 +703,7 @@ async def run_mode(mode: str, args: argparse.Namespace, sink: Sink) -> dict[str,
         if mode == "embedded":
             filled = fill_sqlite(workdir / "data" / "tocsin.sqlite", args.copies, groups)
         else:
-            url = os.environ["TOCSIN_MONGO_URL"]
-            filled = fill_mongo(url, env["TOCSIN_MONGO_DATABASE"], args.copies, groups)
+            filled = fill_mongo(mongo_url, env["TOCSIN_MONGO_DATABASE"], args.copies, groups)
         print(f"[{mode}] filled: {json.dumps(filled)}", flush=True)
     deployment = start_deployment(mode, config, env, workdir, set(args.trace))
     sampler = Sampler(deployment.services)
@@ -725,7 +728,7 @@ async def run_mode(mode: str, args: argparse.Namespace, sink: Sink) -> dict[str,
         sampler.stop()
         stop(deployment.services)
         if mode == "distributed" and not args.keep and not args.reuse:
-            drop_database(env["TOCSIN_MONGO_DATABASE"])
+            drop_database(mongo_url, env["TOCSIN_MONGO_DATABASE"])
     processes = {s.name: rss_summary(s, phases) for s in deployment.services}
     for name, summary in processes.items():
         print(f"[{mode}] {name}: {summary}", flush=True)
@@ -740,12 +743,43 @@ async def run_mode(mode: str, args: argparse.Namespace, sink: Sink) -> dict[str,
     }
 
 
-def drop_database(name: str) -> None:
-    client: MongoClient[dict[str, Any]] = MongoClient(os.environ["TOCSIN_MONGO_URL"])
+def drop_database(url: str, name: str) -> None:
+    client: MongoClient[dict[str, Any]] = MongoClient(url)
     try:
         client.drop_database(name)
     finally:
         client.close()
+
+
+@dataclass
+class PrivateStore:
+    """A FerretDB (on its own PostgreSQL when installed) for this benchmark alone, started by
+    scripts/infra.sh as the shared one is, with its state under .cache/memory-bench: a store
+    scan over 100,000 alerts must not stall other work's FerretDB."""
+
+    ferretdb_port: int
+    postgres_port: int
+    infra_dir: Path = ROOT / ".cache" / "memory-bench"
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.ferretdb_port}/?directConnection=true&retryWrites=false"
+
+    def _infra(self, *command: str) -> None:
+        env = {
+            **os.environ,
+            "TOCSIN_INFRA_DIR": str(self.infra_dir),
+            "TOCSIN_FERRETDB_PORT": str(self.ferretdb_port),
+            "TOCSIN_POSTGRES_PORT": str(self.postgres_port),
+        }
+        subprocess.run([str(ROOT / "scripts" / "infra.sh"), *command], env=env, check=True)  # noqa: S603
+
+    def up(self) -> None:
+        self._infra("ferretdb-up")
+
+    def down(self) -> None:
+        self._infra("ferretdb-down")
+        self._infra("postgres-down")
 
 
 async def main() -> None:
@@ -761,6 +795,13 @@ async def main() -> None:
     parser.add_argument("--trace", default="", help="processes to run under tracemalloc")
     parser.add_argument("--keep", action="store_true", help="keep the MongoDB database")
     parser.add_argument("--reuse", default=None, help="measure a kept database again (its name)")
+    parser.add_argument(
+        "--shared-store",
+        action="store_true",
+        help="use TOCSIN_MONGO_URL's server instead of a private FerretDB (not on a shared one!)",
+    )
+    parser.add_argument("--ferretdb-port", type=int, default=27118, help="the private FerretDB")
+    parser.add_argument("--postgres-port", type=int, default=27532, help="the PostgreSQL behind it")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     args.trace = [name for name in args.trace.split(",") if name]
@@ -770,7 +811,17 @@ async def main() -> None:
     sink.start()
     about = machine()
     print(f"memory bench: {about}", flush=True)
-    modes = [await run_mode(mode, args, sink) for mode in args.modes.split(",")]
+    store = None
+    mongo_url = os.environ.get("TOCSIN_MONGO_URL", "")
+    if "distributed" in args.modes and not args.shared_store:
+        store = PrivateStore(args.ferretdb_port, args.postgres_port)
+        store.up()
+        mongo_url = store.url
+    try:
+        modes = [await run_mode(mode, args, sink, mongo_url) for mode in args.modes.split(",")]
+    finally:
+        if store is not None and not args.keep:
+            store.down()
     results = {"machine": about, "target_mb": TARGET_MB, "modes": modes}
     for mode in modes:
         for name, summary in mode["processes"].items():
