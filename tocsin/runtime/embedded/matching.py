@@ -267,6 +267,12 @@ _UPDATERS: Mapping[str, Callable[[Document, str, Any], None]] = {
 }
 
 
+# Operators that change a field's value in place (the others replace it).
+_IN_PLACE = frozenset({"$addToSet", "$push"})
+# Operators whose value becomes the field's value as it is.
+_TAKEN = frozenset({"$set", "$setOnInsert"})
+
+
 def touched_fields(update: Mapping[str, Any]) -> set[str]:
     """The top-level fields an update can change."""
     return {path for fields in update.values() for path in fields}
@@ -291,32 +297,40 @@ def check_update(update: Mapping[str, Any]) -> None:
         raise InvalidUpdate("$inc by something else than a number")
 
 
-def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool) -> Document:
+def apply_update(
+    doc: Document, update: Mapping[str, Any], *, inserting: bool, owned: bool = False
+) -> Document:
     """Return a new document with `update` applied (`$setOnInsert` only when inserting).
 
-    Copy on write: the result shares untouched top-level values with `doc`; every field the
-    update touches is copied first, so `doc` itself never changes, also when the update fails
-    half-way with `InvalidUpdate` (as MongoDB, which then changes nothing).
+    Copy on write: the result shares untouched top-level values with `doc`; a field an array
+    operator changes in place (`$push`, `$addToSet`) is copied first, so `doc` itself never
+    changes, also when the update fails half-way with `InvalidUpdate` (as MongoDB, which then
+    changes nothing). `owned`: the update's values are the caller's to give away (fresh copies
+    nobody changes in place), so the result takes them as they are instead of copies; the
+    caller also checked the update (`check_update`) already.
     """
-    check_update(update)
-    paths = touched_fields(update)
+    if not owned:
+        check_update(update)
     result = dict(doc)
-    for field in paths:
-        if field in result:
-            result[field] = clone(result[field])
+    changes: list[tuple[str, str, Any]] = []
+    for operator, fields in update.items():
+        if operator == "$setOnInsert" and not inserting:
+            continue
+        in_place = operator in _IN_PLACE
+        for field, value in fields.items():
+            if in_place and field in result:
+                result[field] = clone(result[field])
+            changes.append((field, operator, value))
     # MongoDB (5.0+) applies an update's fields in lexicographic order, which decides where new
-    # fields land; no field is in two operators (check_update).
-    changes = sorted(
-        (
-            (field, operator, value)
-            for operator, fields in update.items()
-            if inserting or operator != "$setOnInsert"
-            for field, value in fields.items()
-        ),
-        key=lambda change: change[0],
-    )
+    # fields land (fields already there keep their place); no field is in two operators
+    # (check_update).
+    if any(field not in result for field, _, _ in changes):
+        changes.sort(key=lambda change: change[0])
     for field, operator, value in changes:
-        _UPDATERS[operator](result, field, value)
+        if owned and operator in _TAKEN:
+            result[field] = value
+        else:
+            _UPDATERS[operator](result, field, value)
     return result
 
 
