@@ -122,8 +122,8 @@ def _scope(body: bytes) -> dict[str, Any]:
     }
 
 
-async def measure(alerts: int, requests: int) -> float:
-    """CPU seconds per request through the whole app."""
+async def measure(alerts: int, requests: int, concurrency: int = 1) -> float:
+    """CPU seconds per request through the whole app, `concurrency` requests at a time."""
     import yaml
 
     config = parse_config(yaml.safe_load(CONFIG))
@@ -154,9 +154,13 @@ async def measure(alerts: int, requests: int) -> float:
         status = await post(n)
         if status != 202:
             raise SystemExit(f"the app answered {status}")
+
+    async def worker(first: int) -> None:
+        for n in range(first, requests, concurrency):
+            await post(n)
+
     started = time.process_time()
-    for n in range(requests):
-        await post(n)
+    await asyncio.gather(*(worker(first) for first in range(concurrency)))
     return (time.process_time() - started) / requests
 
 
@@ -173,16 +177,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000, help="1-alert requests timed")
     parser.add_argument("--only", type=int, choices=(1, 100))
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="requests in flight (1: one after another)"
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}; commit {commit()}")
     process_telemetry()
     for alerts in [args.only] if args.only else [1, 100]:
         requests = max(100, args.requests // alerts * 3) if alerts > 1 else args.requests
-        seconds = uvloop.run(measure(alerts, requests))
+        seconds = uvloop.run(measure(alerts, requests, args.concurrency))
         print(
             f"{alerts:>3} alert(s)/body: {seconds * 1e6:7.0f} us CPU per request, "
             f"{seconds * 1e6 / alerts:6.1f} us per alert, {alerts / seconds:8.0f} alerts/CPU-s "
-            f"({requests} requests)",
+            f"({requests} requests, {args.concurrency} at a time)",
             flush=True,
         )
     return 0

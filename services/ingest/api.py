@@ -29,6 +29,7 @@ from services.ingest.intake import (
     BadJson,
     BodyTooLarge,
     Caller,
+    Coalescing,
     SerializedPublisher,
     decode_json,
     publish,
@@ -121,7 +122,7 @@ def router(
 ) -> WebhookRoutes:
     api = APIRouter(tags=["ingest"])
     # Checked once: a runtime protocol check costs more than the rest of a small request.
-    serialized_bus = bus if isinstance(bus, SerializedPublisher) else None
+    serialized_bus = Coalescing(bus) if isinstance(bus, SerializedPublisher) else None
 
     async def ingest(token: str, request: Request) -> JSONResponse:
         started = time.perf_counter()

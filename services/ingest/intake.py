@@ -4,14 +4,17 @@ publishing so that 2xx means durable."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 from pydantic import ValidationError
 
 from schemas import ALERTS_RAW, AlertReceived
@@ -20,6 +23,7 @@ from services.ingest.domain.formats import Format
 from services.ingest.domain.formats.errors import problems
 from services.ingest.metrics import BACKPRESSURE, REQUESTS_REJECTED, alerts_accepted
 from services.ingest.store import Integration
+from tocsin.runtime import telemetry
 from tocsin.runtime.bus import Bus, PublishError
 
 log = logging.getLogger(__name__)
@@ -103,6 +107,82 @@ class SerializedPublisher(Protocol):
 
     async def publish_serialized(self, topic: str, messages: Sequence[tuple[str, bytes]]) -> None:
         """Publish (key, JSON) pairs; return once all are durable, else PublishError."""
+
+
+@dataclass
+class _Batch:
+    records: list[tuple[str, bytes]] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+class Coalescing:
+    """A `SerializedPublisher` that hands the bus the records of concurrent requests in one
+    call: the requests that reach it within one turn of the event loop share one publish (one
+    producer span, one set of trace headers, one wait for all acknowledgements) instead of
+    paying for one each. Each request still returns only once its own records are durable: a
+    batch's outcome is every one of its requests' (a failed batch answers 503 to each, which
+    senders retry as after any 503; records of a failed publish may have been written, as
+    with a failed publish of one body). No request waits for another batch: one starts as
+    soon as the loop has run the requests that were ready.
+
+    Only requests outside any trace are coalesced: when spans are recorded, or a caller sent
+    its trace context, a request publishes alone, so that its messages carry its trace."""
+
+    def __init__(
+        self,
+        bus: SerializedPublisher,
+        *,
+        spans_recorded: Callable[[], bool] = telemetry.spans_recorded,
+    ) -> None:
+        self._bus = bus
+        self._spans_recorded = spans_recorded
+        self._batches: dict[str, _Batch] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def publish_serialized(self, topic: str, messages: Sequence[tuple[str, bytes]]) -> None:
+        if self._spans_recorded() or trace.get_current_span().get_span_context().is_valid:
+            await self._bus.publish_serialized(topic, messages)
+            return
+        loop = asyncio.get_running_loop()
+        batch = self._batches.get(topic)
+        if batch is None:
+            batch = self._batches[topic] = _Batch()
+            # After the callbacks already due in this turn: the requests ready now join.
+            loop.call_soon(self._send, topic)
+        done: asyncio.Future[None] = loop.create_future()
+        batch.records.extend(messages)
+        batch.waiters.append(done)
+        await done
+
+    def _send(self, topic: str) -> None:
+        batch = self._batches.pop(topic)
+        # Outside any request's context: the publish starts a trace of its own.
+        task = asyncio.create_task(self._publish(topic, batch), context=contextvars.Context())
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _publish(self, topic: str, batch: _Batch) -> None:
+        try:
+            await self._bus.publish_serialized(topic, batch.records)
+        except asyncio.CancelledError:
+            for waiter in batch.waiters:
+                waiter.cancel()
+            raise
+        except Exception as error:  # PublishError (503), or whatever a request would raise
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_exception(_copy(error))
+            return
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _copy(error: Exception) -> Exception:
+    """One exception per waiting request (each raise adds to its traceback)."""
+    if isinstance(error, PublishError):
+        return PublishError(*error.args)
+    return error
 
 
 async def publish(bus: Bus, messages: Sequence[AlertReceived], caller: Integration) -> bool:
