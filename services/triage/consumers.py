@@ -71,7 +71,6 @@ from services.triage.silence_store import SilencesInForce, no_silences
 from services.triage.store import (
     AlertRecord,
     AlertWrite,
-    ContentKey,
     GroupJoin,
     IncidentRecord,
     NewIncident,
@@ -138,10 +137,12 @@ class _Working:
             return _content_of(self.latest)
         return self.stored.content() if self.stored is not None else None
 
-    def content_key(self) -> ContentKey | None:
+    def says(self, alert: AlertReceived) -> bool:
+        """Whether the alert as recorded says what `alert` says (a repeat that does is
+        recorded without rewriting what it says)."""
         if self.latest is not None:
-            return alert_content_key(self.latest)
-        return self.stored.content_key() if self.stored is not None else None
+            return alert_content_key(self.latest) == alert_content_key(alert)
+        return self.stored is not None and self.stored.says(alert)
 
 
 @dataclass
@@ -324,7 +325,7 @@ class AlertTriage:
                         and not state.pending[0].alert.correlation_id.startswith(RETRIAGE)
                     ):
                         step.alerts.append(self._completed(state, state.pending.pop(0).alert))
-                step.same_content = state.content_key() == alert_content_key(step.last)
+                step.same_content = state.says(step.last)
                 step.flap = self._flap(step)
                 round_.steps.append(step)
                 break

@@ -134,6 +134,21 @@ class StoredState:
     def content(self) -> AlertContent:
         return _content(self.doc)
 
+    def says(self, alert: AlertReceived) -> bool:
+        """Whether the stored alert says what `alert` says (content_key, compared in place)."""
+        doc = self.doc
+        return (
+            doc.get("summary", "") == alert.summary
+            and doc.get("alertname", "") == alert.alertname
+            and doc.get("service_id") == alert.service_id
+            and doc.get("integration_id") == alert.integration_id
+            and doc.get("source") == alert.source
+            and doc.get("severity") == alert.severity
+            and doc.get("generator_url") == alert.generator_url
+            and _same_pairs(doc.get("labels"), alert.labels)
+            and _same_pairs(doc.get("annotations"), alert.annotations)
+        )
+
     def content_key(self) -> ContentKey:
         doc = self.doc
         return (
@@ -668,10 +683,13 @@ class MongoTriageStore:
         return [_stored_alert(doc) async for doc in found]
 
 
+_STATUSES = {status.value: status for status in AlertStatus}
+
+
 def _record(doc: Document) -> AlertRecord:
     return AlertRecord(
         fingerprint=doc["_id"],
-        status=AlertStatus(doc["status"]),
+        status=_STATUSES.get(doc["status"]) or AlertStatus(doc["status"]),
         incident_id=doc.get("incident_id"),
         group_key=doc["group_key"],
         last_event_id=_uuid(doc.get("last_event_id")),
@@ -739,6 +757,16 @@ def _content(doc: Document) -> AlertContent:
 
 def _labels(labels: list[Document] | None) -> tuple[Label, ...]:
     return tuple(Label(name=label["name"], value=label["value"]) for label in labels or ())
+
+
+def _same_pairs(stored: list[Document] | None, labels: tuple[Label, ...]) -> bool:
+    stored = stored or []
+    if len(stored) != len(labels):
+        return False
+    return all(
+        pair["name"] == label.name and pair["value"] == label.value
+        for pair, label in zip(stored, labels, strict=True)
+    )
 
 
 def _pairs(labels: list[Document] | None) -> tuple[tuple[str, str], ...]:

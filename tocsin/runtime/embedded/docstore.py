@@ -54,6 +54,8 @@ _UPSERT = (
 
 def _json_default(value: Any) -> Any:
     # Called by the encoder only for what JSON lacks: datetimes (and tuples never reach it).
+    if type(value) is datetime and value.tzinfo is UTC:
+        return {"$date": value.isoformat()}  # as stored (normalized): UTC already
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return {"$date": aware.astimezone(UTC).isoformat()}

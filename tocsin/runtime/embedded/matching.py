@@ -354,4 +354,12 @@ def project(doc: Document, projection: Mapping[str, Any] | None) -> Document:
         return clone_document(doc)
     if any(not value or "." in key for key, value in projection.items()):
         raise UnsupportedOperation("projections other than top-level inclusion")
-    return {key: clone(doc[key]) for key in doc if key in projection or key == "_id"}
+    return {
+        key: value if type(value) in _IMMUTABLE else clone(value)
+        for key, value in doc.items()
+        if key in projection or key == "_id"
+    }
+
+
+# Values a copy may share (stored documents are never changed in place; these cannot be).
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), datetime})
