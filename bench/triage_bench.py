@@ -238,7 +238,7 @@ async def main() -> None:
                 what = "batched" if batched else "per alert"
                 print(
                     f"{mode:8} {what:9} run {run + 1}: {alerts:,} alerts, {rate:,.0f}/s, "
-                    f"{cpu_rate:,.0f} per CPU-second",
+                    f"{cpu_rate:,.0f} per CPU-second (load average {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
             result[batched] = (statistics.median(rates), statistics.median(per_cpu))
