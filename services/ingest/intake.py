@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
@@ -69,8 +70,25 @@ def _no_constants(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
+# orjson reads an integer beyond 64 bits as a float; the reference reads it exactly. A body
+# with a run of 19 digits anywhere (-9223372036854775809 has 19) goes to the reference.
+_DIGITS = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
+_LONG_INTEGER = b"1" * 19
+
+
 def decode_json(raw: bytes) -> object:
-    """Strict UTF-8 JSON (no NaN/Infinity, no BOM); BadJson says why not."""
+    """Strict UTF-8 JSON (no NaN/Infinity, no BOM); BadJson says why not.
+
+    orjson first (a tenth of the cost): it refuses everything the reference decoder refuses
+    (and more: lone surrogate escapes, numbers out of a double's range, deep nesting), and
+    what it accepts it reads to the same values, integers of 19 digits and more aside (those
+    bodies go to the reference). Whatever it refuses, the reference decides, with its own
+    error messages: answers are unchanged."""
+    if _LONG_INTEGER not in raw.translate(_DIGITS):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except UnicodeDecodeError as error:

@@ -260,6 +260,66 @@ def test_bad_json_is_refused(raw: bytes) -> None:
         decode_json(raw)
 
 
+def _reference_json(raw: bytes) -> object:
+    def no_constants(name: str) -> object:
+        raise ValueError(name)
+
+    try:
+        return ("ok", json.loads(raw.decode("utf-8"), parse_constant=no_constants))
+    except (ValueError, RecursionError):
+        return ("refused",)
+
+
+def _decoded(raw: bytes) -> object:
+    try:
+        return ("ok", decode_json(raw))
+    except BadJson:
+        return ("refused",)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(JSON_VALUES)
+@settings(max_examples=300, deadline=None)
+def test_json_is_read_as_the_reference_reads_it(value: object) -> None:
+    raw = json.dumps(value).encode()
+    assert _decoded(raw) == _reference_json(raw)
+    assert repr(_decoded(raw)) == repr(_reference_json(raw))  # 1 and 1.0 are not the same
+
+
+@given(st.binary(max_size=40) | st.text(max_size=40).map(lambda t: t.encode("utf-8", "replace")))
+@settings(max_examples=300, deadline=None)
+def test_json_takes_and_refuses_what_the_reference_does(raw: bytes) -> None:
+    assert repr(_decoded(raw)) == repr(_reference_json(raw))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"12345678901234567890",
+        b"18446744073709551616",
+        b"-9223372036854775809",
+        b'{"a": -123456789012345678901234}',
+        b"[1e400]",
+        b'"\\ud800"',
+    ],
+)
+def test_json_the_fast_decoder_reads_otherwise_goes_to_the_reference(raw: bytes) -> None:
+    assert repr(_decoded(raw)) == repr(_reference_json(raw))
+
+
 def test_json_path_brackets_names_that_are_not_identifiers() -> None:
     assert json_path(("alerts", 0, "labels", "app.kubernetes.io/name")) == (
         '$.alerts[0].labels["app.kubernetes.io/name"]'
