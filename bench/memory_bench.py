@@ -203,9 +203,11 @@ class Sampler:
                 pid = service.popen.pid  # a new one after a restart
                 try:
                     process = processes.setdefault(pid, psutil.Process(pid))
-                    service.samples.append((now, process.memory_info().rss))
+                    rss = process.memory_info().rss
                 except psutil.Error:
-                    pass
+                    continue
+                if rss:  # 0: exited, not yet reaped
+                    service.samples.append((now, rss))
 
     def stop(self) -> None:
         self._stop.set()
