@@ -27,6 +27,7 @@ from services.triage.maintenance_store import (
     maintenance_retention,
     windows_in_force,
 )
+from services.triage.quiet import QuietSweep
 from services.triage.silence_store import MongoSilenceStore, SilenceStore, silences_in_force
 from services.triage.silences_api import router as silences_router
 from services.triage.store import MongoTriageStore, TriageStore, retention_rules
@@ -77,6 +78,7 @@ def build(
     windows = windows_in_force(maintenance_store, config, clock)
     triage = AlertTriage(bus, store, config, in_force, clock, windows=windows, changes=change_store)
     unsilencer = Unsilencer(bus, store, silence_store, config, clock, windows=windows)
+    quiet = QuietSweep(bus, store, config, clock)
     lifecycle = LifecycleTriage(store)
     on_start: list[Callable[[], Awaitable[None]]] = [
         store.ensure_indexes,
@@ -113,6 +115,6 @@ def build(
         name="triage",
         router=routes,
         subscriptions=subscriptions,
-        loops=[unsilencer.run],
+        loops=[unsilencer.run, quiet.run],
         on_start=on_start,
     )

@@ -105,6 +105,19 @@ class HeldAlert:
     content: AlertContent
 
 
+@dataclass(frozen=True)
+class QuietFlapping:
+    """A resolved alert still flagged flapping: what the quiet sweep needs to re-triage it."""
+
+    fingerprint: str
+    last_event_id: uuid.UUID | None
+    last_change: datetime
+    integration_id: str
+    source: str
+    service_id: str
+    content: AlertContent
+
+
 # What an alert says and where it comes from, as plain values (cheap to compare): a repeat
 # that says the same is recorded without rewriting it.
 ContentKey = tuple[object, ...]
@@ -245,6 +258,12 @@ class TriageStore(Protocol):
         """The open incident of each of these groups that has one (group key -> incident id):
         one read of the groups by `_id`, one of their incidents."""
 
+    async def quiet_flapping(
+        self, changed_before: datetime, after: str | None, limit: int
+    ) -> list[QuietFlapping]:
+        """Resolved alerts still flagged flapping whose last change (firing <-> resolved) was
+        at or before `changed_before`, in fingerprint order."""
+
     async def held_firing(self, after: str | None, limit: int) -> list[HeldAlert]:
         """Firing alerts a silence or an inhibition held (attached to no incident), in
         fingerprint order."""
@@ -341,6 +360,8 @@ class MongoTriageStore:
         await self._members.create_index("incident_id")
         await self._alerts.create_index([("status", 1), ("last_seen", 1)])
         await self._alerts.create_index([("inhibit_source", 1), ("status", 1)])
+        # The flapping sweep: resolved alerts still flagged flapping, by their last change.
+        await self._alerts.create_index([("flapping", 1), ("status", 1), ("flap_last_change", 1)])
         await self._incidents.create_index([("status", 1), ("resolved_at", 1)])
         # Recurrence: a group's incidents resolved since a time.
         await self._incidents.create_index([("group_key", 1), ("status", 1), ("resolved_at", 1)])
@@ -436,6 +457,30 @@ class MongoTriageStore:
             projection={"labels": 1},
         )
         return [SourceAlert(doc["_id"], dict(_pairs(doc.get("labels")))) async for doc in found]
+
+    async def quiet_flapping(
+        self, changed_before: datetime, after: str | None, limit: int
+    ) -> list[QuietFlapping]:
+        query: Document = {
+            "flapping": True,
+            "status": AlertStatus.RESOLVED.value,
+            "flap_last_change": {"$lte": changed_before},
+        }
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        found = self._alerts.find(query).sort("_id", 1).limit(limit)
+        return [
+            QuietFlapping(
+                fingerprint=doc["_id"],
+                last_event_id=_uuid(doc.get("last_event_id")),
+                last_change=doc["flap_last_change"],
+                integration_id=doc["integration_id"],
+                source=doc["source"],
+                service_id=doc["service_id"],
+                content=_content(doc),
+            )
+            async for doc in found
+        ]
 
     async def held_firing(self, after: str | None, limit: int) -> list[HeldAlert]:
         query: Document = {
@@ -735,6 +780,8 @@ def _alert_update(write: AlertWrite) -> Document:
         fields["flap_changes"] = list(write.flap.changes)
         fields["flap_last_change"] = write.flap.last_change
         fields["flapping_since"] = write.flap.since
+        # An equality the quiet sweep finds flapping alerts by (FerretDB hands it down).
+        fields["flapping"] = write.flap.since is not None
     if alert.status is AlertStatus.RESOLVED:
         fields["resolved_at"] = alert.ends_at or alert.occurred_at
     return {

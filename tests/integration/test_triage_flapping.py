@@ -4,16 +4,20 @@ nobody (no resolve, no new incident), each says `flapping`; once quiet, it resol
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-from schemas import AlertReceived, AlertStatus, IncidentEventKind
+from schemas import ALERTS_RAW, AlertReceived, AlertStatus, IncidentEventKind
 from services.triage.config import FlappingConfig, TriageConfig
-from services.triage.store import AlertFilter, TriageStore
+from services.triage.domain import AlertContent
+from services.triage.quiet import QuietSweep
+from services.triage.quiet import occurrence as quiet_occurrence
+from services.triage.store import AlertFilter, QuietFlapping, TriageStore
 from tests.integration.triage_pipeline import T0, eventually, occurrence, run_pipeline
 
 CONFIG = TriageConfig(
@@ -90,3 +94,65 @@ async def test_a_flapping_alert_keeps_its_incident_open_and_pages_nobody(tmp_pat
         )
         [stored] = await pipeline.store.list_alerts(AlertFilter(fingerprint=FINGERPRINT), None, 1)
         assert stored.flapping_since is None
+
+
+async def test_a_flapping_alert_quiet_while_resolved_resolves_its_incident_by_the_sweep(
+    tmp_path: Path,
+) -> None:
+    # The alert flaps, then stays resolved: no occurrence of it comes any more. The sweep
+    # finds it once the quiet period passed, and its incident resolves (paged to nobody).
+    firing, resolved = AlertStatus.FIRING, AlertStatus.RESOLVED
+    clock = SettableClock(T0)
+    async for pipeline in run_pipeline(tmp_path, CONFIG, clock):
+        sweep = QuietSweep(pipeline.bus, pipeline.store, CONFIG, clock)
+        for minute, status in enumerate([firing, resolved, firing, resolved, firing, resolved]):
+            await pipeline.send_alert(at(minute, status))
+        opened = (await pipeline.wait_events(3))[2]
+        await eventually(functools.partial(resolved_now, pipeline.store))
+        [stored] = await pipeline.store.list_alerts(AlertFilter(fingerprint=FINGERPRINT), None, 1)
+        assert stored.flapping_since is not None
+        clock.now_is = T0 + timedelta(minutes=34)  # 29 minutes after its last change
+        assert await sweep.sweep() == 0
+        clock.now_is = T0 + timedelta(minutes=35)
+        assert await sweep.sweep() == 1
+        closed = (await pipeline.wait_events(5))[4]
+        assert (closed.kind, closed.incident_id, closed.flapping) == (
+            IncidentEventKind.ALERTS_RESOLVED,
+            opened.incident_id,
+            False,
+        )
+        incident = await pipeline.store.get_incident(opened.incident_id)
+        assert incident is not None
+        assert (incident.status, incident.flapping) == ("resolved", False)
+        [stored] = await pipeline.store.list_alerts(AlertFilter(fingerprint=FINGERPRINT), None, 1)
+        assert stored.flapping_since is None
+        # Recorded: the next sweep finds nothing, and a repeated publish changes nothing.
+        assert await sweep.sweep() == 0
+        await pipeline.bus.publish(
+            ALERTS_RAW,
+            FINGERPRINT,
+            quiet_occurrence(
+                QuietFlapping(
+                    FINGERPRINT,
+                    None,
+                    T0,
+                    "prom",
+                    "alertmanager",
+                    "checkout",
+                    AlertContent("x", "x", None, (), (), None),
+                ),
+                clock.now_is,
+            ),
+        )
+        await pipeline.send_alert(at(36, resolved))
+        await eventually(functools.partial(resolved_now, pipeline.store))
+        await asyncio.sleep(0.2)
+        assert len(pipeline.events) == 5
+
+
+class SettableClock:
+    def __init__(self, now: datetime) -> None:
+        self.now_is = now
+
+    def now(self) -> datetime:
+        return self.now_is

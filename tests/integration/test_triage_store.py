@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,15 @@ from schemas import AlertStatus, Severity
 from services.ingest.domain.formats import FORMATS, ParseContext
 from services.triage.config import TriageConfig
 from services.triage.consumers import AlertTriage, LifecycleTriage
-from services.triage.store import AlertFilter, AlertRecord, IncidentRecord, MongoTriageStore
+from services.triage.domain import Occurrence
+from services.triage.domain.flapping import FlapState
+from services.triage.store import (
+    AlertFilter,
+    AlertRecord,
+    AlertWrite,
+    IncidentRecord,
+    MongoTriageStore,
+)
 from tests.integration.triage_pipeline import T0, occurrence, open_database, resolved_by_person
 from tocsin.runtime.embedded.bus import EmbeddedBus
 from tocsin.runtime.embedded.sqlite import SqliteFile
@@ -303,3 +312,40 @@ async def test_an_incident_counted_the_old_way_keeps_its_count(
     await triage.handle(occurrence("00000000000000f4"))
 
     assert (await incident_of(store, incident.id)).alert_count == 2
+
+
+# -- the flapping sweep's query ----------------------------------------------------------------
+
+
+async def test_quiet_flapping_finds_resolved_flapping_alerts_by_their_last_change(
+    store: MongoTriageStore,
+) -> None:
+    def write(fingerprint: str, status: AlertStatus, minutes: int, flapping: bool) -> AlertWrite:
+        changed = T0 + timedelta(minutes=minutes)
+        return AlertWrite(
+            alert=occurrence(fingerprint, status=status).model_copy(
+                update={"event_id": uuid.uuid4()}
+            ),
+            occurrence=Occurrence.RESOLVED if status is AlertStatus.RESOLVED else Occurrence.NEW,
+            group_key=GROUP,
+            incident_id="i1",
+            flap=FlapState((changed,), changed, changed if flapping else None),
+        )
+
+    resolved, firing = AlertStatus.RESOLVED, AlertStatus.FIRING
+    await store.record_alerts(
+        [
+            write("a1", resolved, 0, True),
+            write("a2", resolved, 10, True),
+            write("a3", resolved, 0, False),  # not flapping
+            write("a4", firing, 0, True),  # still firing: its own occurrences clear it
+            write("a5", resolved, 5, True),
+        ]
+    )
+    found = await store.quiet_flapping(T0 + timedelta(minutes=5), None, 10)
+    assert [(a.fingerprint, a.last_change) for a in found] == [
+        ("a1", T0),
+        ("a5", T0 + timedelta(minutes=5)),
+    ]
+    later = await store.quiet_flapping(T0 + timedelta(hours=1), "a1", 1)
+    assert [a.fingerprint for a in later] == ["a2"]
