@@ -200,6 +200,10 @@ class Sampler:
         while not self._stop.wait(0.2):
             now = time.monotonic()
             for service in self._services:
+                try:
+                    supervise(service, limit=20)  # one that dies while measured, too
+                except NotReady:
+                    pass
                 pid = service.popen.pid  # a new one after a restart
                 try:
                     process = processes.setdefault(pid, psutil.Process(pid))
@@ -246,6 +250,21 @@ def launch(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
         )
 
 
+_SUPERVISING = threading.Lock()
+
+
+def supervise(service: Service, limit: int = 5) -> None:
+    """As a supervisor (systemd, Kubernetes) would: start an exited process again, counted."""
+    with _SUPERVISING:
+        if service.popen.poll() is None:
+            return
+        if service.restarts >= limit:
+            raise NotReady(f"{service.name} exited {limit + 1} times (see {service.log})")
+        service.restarts += 1
+        print(f"{service.name} exited; restart {service.restarts}", flush=True)
+        service.popen = launch(service.argv, service.env, service.log)
+
+
 class NotReady(Exception):
     """Some process did not become ready (named), even after restarts."""
 
@@ -255,14 +274,9 @@ def wait_ready(services: list[Service], timeout: float = 300.0) -> None:
     pending = list(services)
     while pending:
         for service in list(pending):
-            if service.popen.poll() is not None:
-                # As a supervisor would: a process that gave up at start (e.g. the store too
-                # slow to answer its index builds within 3 s) is started again, and counted.
-                if service.restarts >= 5:
-                    raise NotReady(f"{service.name} exited 6 times at start (see {service.log})")
-                service.restarts += 1
-                print(f"{service.name} exited at start; restart {service.restarts}", flush=True)
-                service.popen = launch(service.argv, service.env, service.log)
+            # A process that gave up at start (e.g. the store too slow to answer its index
+            # builds within 3 s) is started again, and counted.
+            supervise(service)
             try:
                 if httpx.get(f"{service.url}/readyz", timeout=5).status_code == 200:
                     service.ready_at = time.monotonic()
@@ -335,7 +349,7 @@ async def wait_for(what: str, check: Callable[[], Any], seconds: float) -> None:
         if await check():
             return
         if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
+            raise TimeoutError(f"timed out waiting for {what}")
         await asyncio.sleep(0.5)
 
 
@@ -582,8 +596,11 @@ async def exercise(
             with sink.lock:
                 return all(f"{name} is down" in sink.first for name in new)
 
-        await wait_for("the new groups' pages", paged, 120)
-        timings["new_groups_paged_s"] = round(time.monotonic() - began, 2)
+        try:
+            await wait_for("the new groups' pages", paged, 120)
+            timings["new_groups_paged_s"] = round(time.monotonic() - began, 2)
+        except TimeoutError:
+            timings["new_groups_paged_s"] = "not all within 120 s"
         reads = {
             "alerts": (deployment.triage, "/api/v1/alerts"),
             "alerts_firing": (deployment.triage, "/api/v1/alerts?status=firing"),
@@ -597,13 +614,20 @@ async def exercise(
         }
         for name, (base, path) in reads.items():
             start = time.monotonic()
-            answer = await client.get(base + path)
+            try:
+                answer = await client.get(base + path)
+            except httpx.HTTPError as error:
+                timings[name] = {"error": type(error).__name__}
+                continue
             timings[name] = {
                 "status": answer.status_code,
                 "ms": round(1000 * (time.monotonic() - start)),
                 "bytes": len(answer.content),
             }
-        listing = (await client.get(f"{deployment.escalation}/api/v1/incidents")).json()
+        try:
+            listing = (await client.get(f"{deployment.escalation}/api/v1/incidents")).json()
+        except (httpx.HTTPError, ValueError):
+            listing = {}
         if listing.get("incidents"):
             one = listing["incidents"][-1]["id"]
             start = time.monotonic()
@@ -613,8 +637,13 @@ async def exercise(
                 "ms": round(1000 * (time.monotonic() - start)),
             }
     phases.mark("password login")
-    console = await console_client(deployment.escalation)
-    phases.mark("alerts and API")
+    try:
+        console = await console_client(deployment.escalation)
+    except (SystemExit, httpx.HTTPError) as error:
+        timings["console_incidents"] = {"error": str(error)}
+        return timings
+    finally:
+        phases.mark("alerts and API")
     try:
         start = time.monotonic()
         answer = await console.get("/ui/incidents")
