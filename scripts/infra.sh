@@ -26,6 +26,8 @@
 #                         in README, "The distributed pipeline").
 #   TOCSIN_POSTGRES_PORT  (27432) PostgreSQL behind FerretDB, loopback only, trust auth
 #   TOCSIN_INFRA_TIMEOUT  seconds `up` waits for readiness (90)
+#   TOCSIN_KAFKA_HEAP     the broker's maximum heap (512m); kept data with many thousands of
+#                         partitions (benchmark and test topics) can need more to start at all
 #   TOCSIN_INFRA_FRESH=1  `up` stops anything running and wipes Kafka/FerretDB data first
 #                         (`kafka-up`: Kafka only)
 #   TOCSIN_INFRA_DIR      state directory: configs, data, logs, pid files, infra.env (<repo>/.cache).
@@ -62,6 +64,7 @@ KAFKA_CPORT="${TOCSIN_KAFKA_CONTROLLER_PORT:-19093}"
 FERRET_PORT="${TOCSIN_FERRETDB_PORT:-27018}"
 PG_PORT="${TOCSIN_POSTGRES_PORT:-27432}"
 TIMEOUT="${TOCSIN_INFRA_TIMEOUT:-90}"
+KAFKA_HEAP="${TOCSIN_KAFKA_HEAP:-512m}"
 JAVA="${JAVA:-java}"
 HOST=127.0.0.1
 
@@ -266,7 +269,7 @@ EOF
 # kafka_cmd ARGS...: the java command line on the broker classpath (used for the broker itself
 # and for StorageTool), stored in the global array KCMD.
 kafka_cmd() {
-  KCMD=("$JAVA" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+  KCMD=("$JAVA" -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
     -Dlog4j2.configurationFile="$KCONF/log4j2.properties" -cp "$KLIBS/*" "$@")
 }
