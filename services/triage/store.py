@@ -360,6 +360,8 @@ class MongoTriageStore:
         await self._members.create_index("incident_id")
         await self._alerts.create_index([("status", 1), ("last_seen", 1)])
         await self._alerts.create_index([("inhibit_source", 1), ("status", 1)])
+        # The unsilence sweep: firing alerts a silence, window or inhibition holds.
+        await self._alerts.create_index([("held", 1), ("status", 1)])
         # The flapping sweep: resolved alerts still flagged flapping, by their last change.
         await self._alerts.create_index([("flapping", 1), ("status", 1), ("flap_last_change", 1)])
         await self._incidents.create_index([("status", 1), ("resolved_at", 1)])
@@ -483,11 +485,9 @@ class MongoTriageStore:
         ]
 
     async def held_firing(self, after: str | None, limit: int) -> list[HeldAlert]:
-        query: Document = {
-            "status": AlertStatus.FIRING.value,
-            "incident_id": None,
-            "held_by": {"$gt": ""},
-        }
+        # Equalities only: FerretDB hands them to PostgreSQL, where `incident_id: null` and
+        # `held_by: {$gt: ""}` made it decode every firing alert in Go, every sweep.
+        query: Document = {"held": True, "status": AlertStatus.FIRING.value}
         if after is not None:
             query["_id"] = {"$gt": after}
         found = self._alerts.find(query).sort("_id", 1).limit(limit)
@@ -774,6 +774,10 @@ def _alert_update(write: AlertWrite) -> Document:
         fields["occurrence_event_id"] = event_id
         fields["incident_id"] = write.incident_id
         fields["held_by"] = write.held_by
+        # Firing, held and in no incident: what the unsilence sweep reads (by equality).
+        fields["held"] = write.held_by is not None and write.incident_id is None
+    elif alert.status is AlertStatus.RESOLVED:
+        fields["held"] = False
     if write.decision is not None:
         fields["decision"] = write.decision
     if write.flap is not None:

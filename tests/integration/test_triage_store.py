@@ -349,3 +349,51 @@ async def test_quiet_flapping_finds_resolved_flapping_alerts_by_their_last_chang
     ]
     later = await store.quiet_flapping(T0 + timedelta(hours=1), "a1", 1)
     assert [a.fingerprint for a in later] == ["a2"]
+
+
+# -- the unsilence sweep's query ---------------------------------------------------------------
+
+
+async def test_held_firing_finds_firing_held_alerts_by_equality_only(
+    store: MongoTriageStore, db: AsyncDatabase[Document]
+) -> None:
+    def write(
+        fingerprint: str, kind: Occurrence, held_by: str | None, incident_id: str | None
+    ) -> AlertWrite:
+        status = AlertStatus.RESOLVED if kind is Occurrence.RESOLVED else AlertStatus.FIRING
+        return AlertWrite(
+            alert=occurrence(fingerprint, status=status).model_copy(
+                update={"event_id": uuid.uuid4()}
+            ),
+            occurrence=kind,
+            group_key=GROUP,
+            incident_id=incident_id,
+            held_by=held_by,
+        )
+
+    new, repeat, resolved = Occurrence.NEW, Occurrence.REPEAT, Occurrence.RESOLVED
+    await store.record_alerts(
+        [
+            write("h1", new, "silence:s1", None),
+            write("h2", new, "alert:00000000000000aa", None),
+            write("h3", new, None, "i1"),  # paged: in an incident
+            write("h4", new, "silence:s1", None),
+        ]
+    )
+    await store.record_alerts(
+        [
+            write("h2", repeat, None, None),  # a repeat keeps what held it
+            write("h4", resolved, None, None),  # resolved while held: nothing to triage
+        ]
+    )
+    found = await store.held_firing(None, 10)
+    assert [(a.fingerprint, a.held_by) for a in found] == [
+        ("h1", "silence:s1"),
+        ("h2", "alert:00000000000000aa"),
+    ]
+    assert [a.fingerprint for a in await store.held_firing("h1", 1)] == ["h2"]
+    # Triaged once nothing holds it: the alert joins an incident and leaves the sweep's reach.
+    await store.record_alerts([write("h1", new, None, "i2")])
+    assert [a.fingerprint for a in await store.held_firing(None, 10)] == ["h2"]
+    # The flag is what the query reads: no filter on null or ranges besides the page's `_id`.
+    assert await db["triage_alerts"].count_documents({"held": True}) == 1
