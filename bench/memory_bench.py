@@ -225,7 +225,7 @@ def spawn(name: str, argv: list[str], env: dict[str, str], workdir: Path, trace:
     if trace:
         # tracemalloc from the first import; SIGUSR1 writes the top allocation sites.
         code = (
-            "import sys, signal, tracemalloc; tracemalloc.start(12)\n"
+            "import sys, signal, tracemalloc; tracemalloc.start(8)\n"
             "def dump(*_):\n"
             "    snap = tracemalloc.take_snapshot().filter_traces("
             "[tracemalloc.Filter(False, tracemalloc.__file__)])\n"
@@ -234,7 +234,8 @@ def spawn(name: str, argv: list[str], env: dict[str, str], workdir: Path, trace:
             "tracemalloc.get_traced_memory()], file=out)\n"
             "        for stat in snap.statistics('traceback')[:25]:\n"
             "            print(round(stat.size / 2**20, 2), 'MB', stat.count, 'blocks', file=out)\n"
-            "            for line in stat.traceback.format()[-24:]: print('   ', line, file=out)\n"
+            "            for line in stat.traceback.format()[-16:]: print('   ', line, file=out)\n"
+            "        print('end of traceback list', file=out)\n"
             "signal.signal(signal.SIGUSR1, dump)\n"
             "from tocsin.composition.cli import main; sys.exit(main())"
         )
@@ -763,8 +764,13 @@ async def run_mode(
         for service in deployment.services:
             if service.name in args.trace:
                 service.popen.send_signal(signal.SIGUSR1)
-        if args.trace:
-            await asyncio.sleep(10)
+        for service in deployment.services:
+            dump = workdir / f"{service.name}.tracemalloc"
+            deadline = time.monotonic() + 300  # a snapshot of a big heap takes minutes
+            while service.name in args.trace and time.monotonic() < deadline:
+                if dump.exists() and "end of traceback list" in dump.read_text():
+                    break
+                await asyncio.sleep(2)
     finally:
         sampler.stop()
         stop(deployment.services)
