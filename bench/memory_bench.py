@@ -223,17 +223,22 @@ def spawn(name: str, argv: list[str], env: dict[str, str], workdir: Path, trace:
     log = workdir / f"{name}.log"
     code = "import sys; from tocsin.composition.cli import main; sys.exit(main())"
     if trace:
-        # tracemalloc from the first import; SIGUSR1 writes the top allocation sites.
+        # tracemalloc from the first import. The first SIGUSR1 takes a baseline snapshot (once
+        # ready), the second writes what grew since, by allocation site.
         code = (
             "import sys, signal, tracemalloc; tracemalloc.start(8)\n"
+            "base = []\n"
             "def dump(*_):\n"
             "    snap = tracemalloc.take_snapshot().filter_traces("
             "[tracemalloc.Filter(False, tracemalloc.__file__)])\n"
+            "    if not base:\n"
+            "        base.append(snap); return\n"
             f"    with open({str(workdir / (name + '.tracemalloc'))!r}, 'w') as out:\n"
             "        print('traced now/peak MB', [round(v / 2**20, 1) for v in "
             "tracemalloc.get_traced_memory()], file=out)\n"
-            "        for stat in snap.statistics('traceback')[:25]:\n"
-            "            print(round(stat.size / 2**20, 2), 'MB', stat.count, 'blocks', file=out)\n"
+            "        for stat in snap.compare_to(base[0], 'traceback')[:20]:\n"
+            "            print(round(stat.size_diff / 2**20, 2), 'MB more,', stat.count_diff, "
+            "'blocks', file=out)\n"
             "            for line in stat.traceback.format()[-16:]: print('   ', line, file=out)\n"
             "        print('end of traceback list', file=out)\n"
             "signal.signal(signal.SIGUSR1, dump)\n"
@@ -751,6 +756,11 @@ async def run_mode(
         try:
             wait_ready(deployment.services)
             startup = round(time.monotonic() - began, 1)
+            for service in deployment.services:
+                if service.name in args.trace:
+                    service.popen.send_signal(signal.SIGUSR1)  # the baseline
+            if args.trace:
+                await asyncio.sleep(60)
         except NotReady as error:
             # Still a result: what each process used while trying; nothing to exercise.
             not_ready = str(error)
