@@ -258,9 +258,13 @@ class KafkaBus:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
-        for task in list(self._retiring):
-            task.cancel()
-        await asyncio.gather(*self._retiring, return_exceptions=True)
+        retiring = list(self._retiring)
+        if retiring:
+            # A replaced producer still sending what it held: a moment to finish, no more.
+            await asyncio.wait(retiring, timeout=self._publish_timeout)
+            for task in retiring:
+                task.cancel()
+            await asyncio.gather(*retiring, return_exceptions=True)
 
     async def ready(self) -> bool:
         if self._producer is None:
