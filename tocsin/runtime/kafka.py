@@ -218,7 +218,12 @@ class KafkaBus:
             client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=2,
+            # No lingering: callers hand a batch's records over together (`publish_many`,
+            # `publish_serialized`; ingest coalesces concurrent requests itself), and aiokafka
+            # still batches whatever is appended before its sender runs. Measured with 32
+            # concurrent 1-record publishes through ingest's coalescing: p50 1.9-2.9 ms at 0
+            # against 3.8-5.1 ms at 2, and more records per second.
+            linger_ms=0,
             # A produce request carries one batch per partition: with the default 16 KiB, a
             # 100-alert body (about 100 KiB) took several round trips to the broker.
             max_batch_size=MAX_BATCH_BYTES,
