@@ -288,13 +288,6 @@ def test_kafka_and_ferretdb_restarts_during_load_lose_nothing_and_page_once(
 
 
 @pytest.mark.skipif(not LONG, reason="make chaos only (TOCSIN_CHAOS_LONG=1)")
-@pytest.mark.xfail(
-    strict=True,
-    reason="FerretDB answers OperationFailure (code 1, 'failed to connect to ... SQLSTATE 57P03') "
-    "while its PostgreSQL is down; tocsin/runtime/mongo.py maps only ConnectionFailure to "
-    "StoreUnavailable, so escalation's timer loop, the notifier's delivery loop and triage's "
-    "loop die and their processes exit (restarted by the supervisor here)",
-)
 def test_postgresql_stopped_behind_a_running_ferretdb_during_load(
     infra: PrivateInfra, tmp_path: Path
 ) -> None:

@@ -21,7 +21,7 @@ from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
 from tocsin.runtime.store import (
     BulkCollection,
@@ -56,11 +56,37 @@ _LOOKUP_CONCURRENCY = 4
 _COUNT_TTL_SECONDS = 30.0
 
 
+# FerretDB answers while its PostgreSQL is down or restarting, with an `InternalError` (code 1)
+# whose text is the backend's: "failed to connect to `user=postgres ...`", SQLSTATE 57P01
+# (admin shutdown) or 57P03 (cannot connect now), class 08 (connection exceptions), or the
+# dial error. That is the store being unavailable, as a refused connection to MongoDB is, not
+# a fault of the request: callers back off and retry rather than dead-letter or exit.
+_INTERNAL_ERROR = 1
+_BACKEND_DOWN = ("failed to connect to", "sqlstate 57p", "sqlstate 08", "connection refused")
+
+
+def backend_down(code: int | None, message: str) -> bool:
+    """Whether a server error says the store's own backend cannot be reached."""
+    text = message.lower()
+    return code == _INTERNAL_ERROR and any(marker in text for marker in _BACKEND_DOWN)
+
+
+def _unavailable(error: PyMongoError) -> StoreUnavailable | None:
+    if isinstance(error, ConnectionFailure):  # incl. server selection and network timeouts
+        return StoreUnavailable(f"{type(error).__name__}: {error}")
+    if isinstance(error, OperationFailure) and backend_down(error.code, str(error)):
+        return StoreUnavailable(f"store backend unavailable: {error}")
+    return None
+
+
 async def _guarded(call: Awaitable[T]) -> T:
     try:
         return await call
-    except ConnectionFailure as error:  # incl. server selection and network timeouts
-        raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+    except PyMongoError as error:
+        unavailable = _unavailable(error)
+        if unavailable is None:
+            raise
+        raise unavailable from error
 
 
 def _ids_wanted(filter: Mapping[str, Any]) -> list[Any] | None:
@@ -112,8 +138,11 @@ class MongoCursor:
                 return
             async for document in self._cursor:
                 yield document
-        except ConnectionFailure as error:
-            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+        except PyMongoError as error:
+            unavailable = _unavailable(error)
+            if unavailable is None:
+                raise
+            raise unavailable from error
 
     def __aiter__(self) -> AsyncIterator[Document]:
         return self._iterate()
@@ -237,6 +266,8 @@ async def _bulk_write(
         except BulkWriteError as error:
             details = error.details
             others = [e for e in details["writeErrors"] if e["code"] != _DUPLICATE_KEY]
+            if others and all(backend_down(e["code"], e.get("errmsg", "")) for e in others):
+                raise StoreUnavailable(f"store backend unavailable: {others[0]}") from error
             if others:
                 raise
             duplicates.extend(start + e["index"] for e in details["writeErrors"])
