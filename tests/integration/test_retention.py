@@ -4,6 +4,8 @@ a sweep is bounded. Then each service's real rules against documents its store w
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -139,3 +141,27 @@ async def test_each_services_rules_delete_only_what_is_finished(db: DocumentData
     assert await ids(db, "escalation_timers") == {"t-pending"}
     assert await ids(db, "escalation_commands") == {"c-new"}
     assert await ids(db, "notifier_notifications") == {"n-pending", "n-quarantined"}
+
+
+async def test_the_sweep_loop_outlives_an_unavailable_store() -> None:
+    # A real client on a loopback port nobody listens on: every read is StoreUnavailable.
+    from pymongo import AsyncMongoClient
+
+    from tocsin.runtime.mongo import MongoDatabase
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        "mongodb://127.0.0.1:9/?directConnection=true", serverSelectionTimeoutMS=100
+    )
+    rule = RetentionRule("things", "at", timedelta(days=1))
+    sweeper = RetentionSweeper(
+        MongoDatabase(client["nobody"]), [rule], Clock(T0), interval_seconds=0.05
+    )
+    loop = asyncio.create_task(sweeper.run())
+    try:
+        await asyncio.sleep(1.5)  # several failed sweeps, each followed by a backoff
+        assert not loop.done(), loop.exception() if loop.done() else None
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        await client.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,11 +28,12 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from tocsin.runtime.backoff import backoff_delay
 from tocsin.runtime.clock import Clock
 from tocsin.runtime.parts import Parts
 from tocsin.runtime.service import Service
 from tocsin.runtime.settings import Settings
-from tocsin.runtime.store import DocumentDatabase
+from tocsin.runtime.store import DocumentDatabase, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +133,20 @@ class RetentionSweeper:
         return deleted
 
     async def run(self) -> None:
+        """Sweep every interval; while the store is unavailable, retry with backoff (a loop that
+        ended here took its process down with it)."""
+        failures = 0
         while True:
-            await self.sweep_once()
+            try:
+                await self.sweep_once()
+            except StoreUnavailable as error:
+                failures += 1
+                log.warning("retention sweep: store unavailable (%s); retrying", error)
+                cap = max(1.0, min(60.0, self._interval))
+                delay = backoff_delay(failures, base=1.0, cap=cap, random=random.random)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
             await asyncio.sleep(self._interval)
 
 
