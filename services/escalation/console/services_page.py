@@ -2,7 +2,8 @@
 policy) with its integrations and heartbeats, their kind and the URL a sender posts to, token
 masked. An admin may reveal one token: a POST with the CSRF token, recorded in the audit log
 (`POST /ui/services/reveal` with the integration named, a route not in the API's policy
-table, so admin only: the table fails closed); the page that shows it is never cached and nothing logs it.
+table, so admin only: the table fails closed); the page that shows it is never cached and
+nothing logs it.
 
 The URLs start with the public URL (`public_url` in the file, else `TOCSIN_PUBLIC_URL`), else
 the address the console was reached at."""
