@@ -6,6 +6,8 @@ admin's audited reveal; the sixth failed login in a row is refused with 429 and 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from pathlib import Path
 
@@ -256,3 +258,19 @@ async def test_revoking_the_login_key_revokes_the_sessions_own_key(tmp_path: Pat
         # Without the console being visited again, the cookie's value is no API key any more.
         assert (await client.get("/api/v1/silences", headers=bearer)).status_code == 401
         assert (await client.get("/ui/silences")).status_code == 303
+
+
+async def test_concurrent_failed_logins_cannot_slip_past_the_limit(tmp_path: Path) -> None:
+    asgi = tocsin_app(tmp_path)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(client_of(asgi)) for _ in range(12)]
+        forms = [csrf_in((await c.get("/ui/login")).text) for c in clients]
+        answers = await asyncio.gather(
+            *(
+                c.post("/ui/login", data={"csrf": csrf, "user": "bob", "password": "wrong"})
+                for c, csrf in zip(clients, forms, strict=True)
+            )
+        )
+        codes = sorted(a.status_code for a in answers)
+        # Each try is counted before its (slow, threaded) check: only five get checked.
+        assert codes == [401] * 5 + [429] * 7

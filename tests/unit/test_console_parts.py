@@ -54,7 +54,7 @@ def test_five_failures_block_the_user_until_the_oldest_leaves_the_window() -> No
 
 
 def test_users_and_addresses_are_counted_apart() -> None:
-    limiter = LoginLimiter(limit=2)
+    limiter = LoginLimiter(limit=2, address_limit=2)
     limiter.failed([BOB, ADDRESS], T0)
     limiter.failed([user_key("alice"), ADDRESS], T0)
     assert limiter.retry_after([address_key("10.0.0.8"), BOB], T0) is None
@@ -62,12 +62,38 @@ def test_users_and_addresses_are_counted_apart() -> None:
 
 
 def test_success_clears_the_user_not_the_address() -> None:
-    limiter = LoginLimiter(limit=2)
+    limiter = LoginLimiter(limit=2, address_limit=2)
     limiter.failed([BOB, ADDRESS], T0)
     limiter.failed([BOB, ADDRESS], T0)
     limiter.succeeded(BOB)
     assert limiter.retry_after([BOB], T0) is None
     assert limiter.retry_after([ADDRESS], T0) == 300
+
+
+def test_an_address_may_fail_more_often_than_a_user() -> None:
+    # Behind a proxy every login may share one address: 5 failures must not refuse everyone.
+    limiter = LoginLimiter()
+    for n in range(29):
+        limiter.failed([user_key(f"u{n}"), ADDRESS], T0)
+    assert limiter.retry_after([ADDRESS], T0) is None
+    limiter.failed([user_key("u29"), ADDRESS], T0)
+    assert limiter.retry_after([ADDRESS], T0) == 300
+
+
+def test_tries_counted_before_their_check_block_concurrent_ones_until_withdrawn() -> None:
+    limiter = LoginLimiter()
+    in_flight = []
+    for n in range(5):  # five tries counted, none answered yet
+        at = T0 + timedelta(seconds=n)
+        assert limiter.retry_after([BOB, ADDRESS], at) is None
+        limiter.failed([BOB, ADDRESS], at)
+        in_flight.append(at)
+    assert limiter.retry_after([BOB, ADDRESS], T0 + timedelta(seconds=5)) == 295
+    limiter.withdraw([BOB, ADDRESS], in_flight[0])  # the first succeeded after all
+    assert limiter.retry_after([BOB, ADDRESS], T0 + timedelta(seconds=5)) is None
+    limiter.withdraw([BOB], T0 + timedelta(hours=1))  # nothing counted then: no change
+    limiter.failed([BOB], T0 + timedelta(seconds=6))
+    assert limiter.retry_after([BOB], T0 + timedelta(seconds=6)) == 295  # T0+1s is oldest
 
 
 def test_user_ids_are_counted_case_blind() -> None:

@@ -27,9 +27,9 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -367,9 +367,20 @@ class Access:
     async def check_password(self, user_id: str, password: str) -> Principal | None:
         """`verify_password` off the event loop: an argon2 verify takes a few hundred
         milliseconds and as much memory as the hash was made with (64 MiB with argon2-cffi's
-        defaults), so it runs in a worker thread, one verify at a time per process (the
-        failed-login limit bounds the queue)."""
-        return await asyncio.to_thread(self.verify_password, user_id, password)
+        defaults), so it runs on one thread of its own, one verify at a time per process (not
+        the loop's default executor, whose threads also resolve host names). At most
+        `PASSWORD_QUEUE` verifies wait; past it, `PasswordCheckBusy` (answer 503)."""
+        global _password_checks_waiting
+        if _password_checks_waiting >= PASSWORD_QUEUE:
+            raise PasswordCheckBusy(f"{PASSWORD_QUEUE} password checks already waiting")
+        _password_checks_waiting += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                _PASSWORD_THREAD, self.verify_password, user_id, password
+            )
+        finally:
+            _password_checks_waiting -= 1
 
     async def _lookup(self, key_digest: str) -> StoredKey | None:
         cached = self._cache.get(key_digest)
@@ -391,18 +402,23 @@ class Access:
 PASSWORD_TIME_COST = 2
 PASSWORD_MEMORY_KIB = 19 * 1024
 PASSWORD_PARALLELISM = 1
-_ONE_VERIFY_AT_A_TIME = threading.Lock()
+PASSWORD_QUEUE = 16
+_PASSWORD_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
+_password_checks_waiting = 0  # touched on the event loop's thread only
+
+
+class PasswordCheckBusy(Exception):
+    """Too many password checks are waiting: refuse this one now rather than queue it."""
 
 
 def _argon2_matches(password_hash: str, password: str) -> bool:
     from argon2 import PasswordHasher
     from argon2.exceptions import InvalidHashError, VerificationError
 
-    with _ONE_VERIFY_AT_A_TIME:
-        try:
-            return PasswordHasher().verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
+    try:
+        return PasswordHasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def hash_password(password: str) -> str:

@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 LIMIT = 5
+# Per client address: higher, since behind a proxy that does not pass the client's address on
+# (see FORWARDED_ALLOW_IPS) every login shares the proxy's, and 5 failures from anyone would
+# refuse everyone's password logins.
+ADDRESS_LIMIT = 30
 WINDOW = timedelta(minutes=5)
 # Distinct users and addresses remembered; past it, the oldest are forgotten first.
 MAX_TRACKED = 10_000
@@ -34,6 +38,7 @@ def address_key(address: str) -> str:
 @dataclass
 class LoginLimiter:
     limit: int = LIMIT
+    address_limit: int = ADDRESS_LIMIT
     window: timedelta = WINDOW
     max_tracked: int = MAX_TRACKED
     _failures: dict[str, deque[datetime]] = field(default_factory=dict)
@@ -42,9 +47,9 @@ class LoginLimiter:
         """Seconds until a login for these keys may be tried again, None if it may now."""
         waits = []
         for key in keys:
-            recent = self._recent(key, now)
-            if recent is not None and len(recent) >= self.limit:
-                waits.append(recent[-self.limit] + self.window - now)
+            recent, limit = self._recent(key, now), self._limit(key)
+            if recent is not None and len(recent) >= limit:
+                waits.append(recent[-limit] + self.window - now)
         if not waits:
             return None
         return max(1, math.ceil(max(waits).total_seconds()))
@@ -55,11 +60,24 @@ class LoginLimiter:
             if recent is None:
                 if len(self._failures) >= self.max_tracked:
                     self._forget_oldest(now)
-                recent = self._failures[key] = deque(maxlen=self.limit)
+                recent = self._failures[key] = deque(maxlen=self._limit(key))
             recent.append(now)
+
+    def withdraw(self, keys: list[str], at: datetime) -> None:
+        """Take back a failure counted at `at` (a login counted before its check, which
+        then succeeded or was never made)."""
+        for key in keys:
+            recent = self._failures.get(key)
+            if recent is not None and at in recent:
+                recent.remove(at)
+                if not recent:
+                    del self._failures[key]
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
+
+    def _limit(self, key: str) -> int:
+        return self.address_limit if key.startswith("address:") else self.limit
 
     def _recent(self, key: str, now: datetime) -> deque[datetime] | None:
         """The key's failures inside the window (older ones dropped), None if none."""

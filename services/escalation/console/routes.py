@@ -36,6 +36,7 @@ from tocsin.runtime.access import (
     BOOTSTRAP_USER,
     SESSION,
     Access,
+    PasswordCheckBusy,
     Person,
     Principal,
     permits,
@@ -129,11 +130,14 @@ def router(
             return page(request, "refused.html", 403, reason="the form is stale; log in again")
         api_key = form.get("api_key", "").strip()
         user, password = form.get("user", "").strip(), form.get("password", "")
-        # Counted per address, and per user for a password (a key names its user only once
-        # it is known to be good).
-        counted = [address_key(request.client.host if request.client else "unknown")]
-        if not api_key and user:
-            counted.append(user_key(user))
+        # Password logins are counted per address and per user. Key logins are not limited:
+        # a key is 256 random bits (nothing to guess), and a responder's key must still log
+        # in while someone fails passwords from the same proxy.
+        counted = []
+        if not api_key:
+            counted.append(address_key(request.client.host if request.client else "unknown"))
+            if user:
+                counted.append(user_key(user))
         now = access.now()
         wait = limiter.retry_after(counted, now)
         if wait is not None:
@@ -146,17 +150,26 @@ def router(
             )
             refusal.headers["Retry-After"] = str(wait)
             return refusal
+        # Counted as failed before the check and withdrawn once it succeeds: the check awaits,
+        # and concurrent tries must see each other (at most LIMIT in flight per key).
+        limiter.failed(counted, now)
         principal = None
         if api_key:
             principal = await access.authenticate(api_key)
             if principal is not None and not await _personal(principal):
                 principal = None  # a session's own key opens no other session
         elif user and password:
-            principal = await access.check_password(user, password)
+            try:
+                principal = await access.check_password(user, password)
+            except PasswordCheckBusy:
+                limiter.withdraw(counted, now)
+                busy = login_form(request, 503, "Too many logins at once. Try again shortly.")
+                busy.headers["Retry-After"] = "5"
+                return busy
         if principal is None or principal.user_id == BOOTSTRAP_USER:
             # The bootstrap token is for the API's first keys, not for people.
-            limiter.failed(counted, now)
             return login_form(request, 401, "Unknown key or password.")
+        limiter.withdraw(counted, now)
         limiter.succeeded(user_key(principal.user_id))
         expires = now + SESSION_LIFETIME
         session_key, secret = await access.keys.create(
