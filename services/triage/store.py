@@ -341,6 +341,7 @@ _ALERT_SOURCE = {"service_id": 1, "integration_id": 1, "source": 1}
 _ALERT_HELD = {"held_by": 1, "decision": 1}
 
 _ATTEMPTS = 3
+_FLAGS_MIGRATION = "held-and-flapping-flags"
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -353,6 +354,7 @@ class MongoTriageStore:
         self._incidents = database["triage_incidents"]
         self._open_groups = database["triage_open_groups"]
         self._members = database["triage_incident_alerts"]
+        self._migrations = database["triage_migrations"]
 
     async def ensure_indexes(self) -> None:
         await self._alerts.create_index([("incident_id", 1), ("status", 1)])
@@ -367,6 +369,26 @@ class MongoTriageStore:
         await self._incidents.create_index([("status", 1), ("resolved_at", 1)])
         # Recurrence: a group's incidents resolved since a time.
         await self._incidents.create_index([("group_key", 1), ("status", 1), ("resolved_at", 1)])
+        await self._flag_older_alerts()
+
+    async def _flag_older_alerts(self) -> None:
+        """Alerts stored before the `held` and `flapping` flags existed get them, once per
+        database (a marker in `triage_migrations`): the unsilence and quiet sweeps read by these
+        flags, and without them such an alert, held when its silence ended or still flagged
+        flapping, would wait for its next occurrence. Several replicas may run it at once: it
+        only sets what the flags would be, and later writes set them themselves."""
+        if await self._migrations.find_one({"_id": _FLAGS_MIGRATION}) is not None:
+            return
+        await self._alerts.update_many(
+            {"status": AlertStatus.FIRING.value, "incident_id": None, "held_by": {"$gt": ""}},
+            {"$set": {"held": True}},
+        )
+        await self._alerts.update_many(
+            {"flapping_since": {"$ne": None}}, {"$set": {"flapping": True}}
+        )
+        await self._migrations.update_one(
+            {"_id": _FLAGS_MIGRATION}, {"$set": {"done": True}}, upsert=True
+        )
 
     async def get_alert(self, fingerprint: str) -> AlertRecord | None:
         doc = await self._alerts.find_one({"_id": fingerprint}, projection=_ALERT_STATE)

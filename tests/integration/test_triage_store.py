@@ -397,3 +397,44 @@ async def test_held_firing_finds_firing_held_alerts_by_equality_only(
     assert [a.fingerprint for a in await store.held_firing(None, 10)] == ["h2"]
     # The flag is what the query reads: no filter on null or ranges besides the page's `_id`.
     assert await db["triage_alerts"].count_documents({"held": True}) == 1
+
+
+async def test_alerts_stored_before_the_flags_get_them_once_at_start(
+    store: MongoTriageStore, db: AsyncDatabase[Document]
+) -> None:
+    # As an earlier release left them: not flagged (it wrote no `held` or `flapping` field).
+    await store.record_alerts(
+        [
+            AlertWrite(
+                alert=occurrence(fingerprint, status=status).model_copy(
+                    update={"event_id": uuid.uuid4()}
+                ),
+                occurrence=Occurrence.RESOLVED
+                if status is AlertStatus.RESOLVED
+                else Occurrence.NEW,
+                group_key=GROUP,
+                incident_id=incident_id,
+                held_by=held_by,
+                flap=flap,
+            )
+            for fingerprint, status, held_by, incident_id, flap in [
+                ("o1", AlertStatus.FIRING, "silence:s1", None, None),
+                ("o2", AlertStatus.FIRING, None, "i1", None),
+                ("o3", AlertStatus.RESOLVED, None, "i1", FlapState((T0,), T0, T0)),
+            ]
+        ]
+    )
+    await db["triage_alerts"].update_many({}, {"$set": {"held": False, "flapping": False}})
+    assert await store.held_firing(None, 10) == []
+    assert await store.quiet_flapping(T0 + timedelta(hours=1), None, 10) == []
+
+    await db["triage_migrations"].delete_many({})  # a database the new release has not seen
+    await MongoTriageStore(db).ensure_indexes()
+
+    assert [a.fingerprint for a in await store.held_firing(None, 10)] == ["o1"]
+    found = await store.quiet_flapping(T0 + timedelta(hours=1), None, 10)
+    assert [a.fingerprint for a in found] == ["o3"]
+    # Once: a flag taken away later is not put back by the next start.
+    await db["triage_alerts"].update_one({"_id": "o1"}, {"$set": {"held": False}})
+    await MongoTriageStore(db).ensure_indexes()
+    assert await store.held_firing(None, 10) == []
