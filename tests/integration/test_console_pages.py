@@ -102,7 +102,9 @@ async def test_a_responder_creates_and_expires_a_silence_through_triage(tmp_path
             "isEqual": True,
         }
         audit = (await client.get("/api/v1/audit", headers=ADMIN, params={"user": "bob"})).json()
-        assert [(e["route"], e["status"]) for e in audit] == [("/api/v1/silences", 200)]
+        assert [(e["route"], e["status"], e["via"]) for e in audit] == [
+            ("/api/v1/silences", 200, "console")
+        ]
         session_key = audit[0]["key_id"]
         # The session's key is not among Bob's keys.
         mine = await client.get("/api/v1/keys", headers=ADMIN, params={"user_id": "bob"})
@@ -231,8 +233,13 @@ async def test_a_session_key_opens_no_console_session_and_logout_revokes_it(
         await log_in(client, "bob")
         secret = client.cookies["tocsin_session"]
         bearer = {"Authorization": f"Bearer {secret}"}
-        # The cookie's value is the session's key: triage's API takes it as Bob.
+        # The cookie's value is the session's key: triage's API takes it as Bob, for silences
+        # only: it may not make a key that would outlive the session, nor act on incidents.
         assert (await client.get("/api/v1/silences", headers=bearer)).status_code == 200
+        made = await client.post("/api/v1/keys", headers=bearer, json={"name": "forever"})
+        assert made.status_code == 403
+        assert "console session" in made.json()["detail"]
+        assert (await client.get("/api/v1/incidents", headers=bearer)).status_code == 403
         csrf = await session_csrf(client)
         async with client_of(asgi) as other:
             login_csrf = csrf_in((await other.get("/ui/login")).text)

@@ -64,7 +64,8 @@ class AuditLog:
                 "user_name": principal.name,
                 "role": principal.role.value,
                 "key_id": principal.key_id,
-                "via": via,
+                # A console session's own key: the console acted for the person.
+                "via": "console" if principal.session else via,
                 "method": method,
                 "route": template,
                 "action": action_name(template),

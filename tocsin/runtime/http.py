@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from tocsin.runtime import telemetry
-from tocsin.runtime.access import Access, Principal, permits, required
+from tocsin.runtime.access import SESSION_ROUTES, Access, Principal, permits, required
 from tocsin.runtime.audit import DRAFT_STATE, MUTATING, AuditDraft, AuditLog, AuditTrail
 from tocsin.runtime.metrics import HTTP_REQUESTS
 
@@ -126,6 +126,8 @@ def authorize(request: Request, principal: Principal, audit: AuditLog | None) ->
     if audit is not None and method in MUTATING:
         draft = AuditDraft(audit, principal, method, template, dict(request.path_params))
         setattr(request.state, DRAFT_STATE, draft)
+    if principal.session and not template.startswith(SESSION_ROUTES):
+        raise HTTPException(403, f"a console session's key may call only {SESSION_ROUTES[0]}")
     if not permits(principal, required(method, template), request.path_params):
         raise HTTPException(
             403, f"{principal.role.value} {principal.user_id!r} may not {method} {template}"
