@@ -22,6 +22,8 @@ import logging
 import random
 from datetime import datetime, timedelta
 
+from pydantic import ValidationError
+
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus
 from schemas.envelope import Envelope
 from services.triage.config import TriageConfig
@@ -96,7 +98,9 @@ class QuietSweep:
                 quiet = self._quiet(alert.service_id)
                 # No rule for its service any more: it stays as it is (nothing would clear it).
                 if quiet is not None and now - alert.last_change >= quiet:
-                    messages.append((alert.fingerprint, occurrence(alert, now)))
+                    message = _occurrence_or_none(alert, now)
+                    if message is not None:
+                        messages.append((alert.fingerprint, message))
             if messages:
                 await self._bus.publish_many(ALERTS_RAW, messages)
                 published += len(messages)
@@ -126,3 +130,18 @@ def occurrence(alert: QuietFlapping, now: datetime) -> AlertReceived:
         annotations=content.annotations,
         generator_url=content.generator_url,
     )
+
+
+def _occurrence_or_none(alert: QuietFlapping, now: datetime) -> AlertReceived | None:
+    """The occurrence, or None (logged) when the stored alert no longer makes a valid message
+    (e.g. a contract limit tightened since it was stored): one such alert must not stop the
+    sweep, nor the process, on every replica, at every start."""
+    try:
+        return occurrence(alert, now)
+    except ValidationError as error:
+        log.error(
+            "flapping sweep: alert %s skipped: %d contract error(s)",
+            alert.fingerprint,
+            error.error_count(),
+        )
+        return None

@@ -15,6 +15,8 @@ import logging
 import random
 from datetime import datetime, timedelta
 
+from pydantic import ValidationError
+
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus
 from schemas.envelope import Envelope
 from services.triage.config import TriageConfig
@@ -94,7 +96,9 @@ class Unsilencer:
                     and in_maintenance(windows, alert.service_id, now) is None
                     and inhibited_by(rules, alert.fingerprint, labels, sources) is None
                 ):
-                    messages.append((alert.fingerprint, occurrence(alert, now)))
+                    message = _occurrence_or_none(alert, now)
+                    if message is not None:
+                        messages.append((alert.fingerprint, message))
             if messages:
                 await self._bus.publish_many(ALERTS_RAW, messages)
                 published += len(messages)
@@ -124,3 +128,18 @@ def occurrence(alert: HeldAlert, now: datetime) -> AlertReceived:
         annotations=content.annotations,
         generator_url=content.generator_url,
     )
+
+
+def _occurrence_or_none(alert: HeldAlert, now: datetime) -> AlertReceived | None:
+    """The occurrence, or None (logged) when the stored alert no longer makes a valid message
+    (e.g. a contract limit tightened since it was stored): one such alert must not stop the
+    sweep, nor the process, on every replica, at every start."""
+    try:
+        return occurrence(alert, now)
+    except ValidationError as error:
+        log.error(
+            "unsilence sweep: alert %s skipped: %d contract error(s)",
+            alert.fingerprint,
+            error.error_count(),
+        )
+        return None

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus, IncidentEventKind
@@ -156,3 +158,24 @@ class SettableClock:
 
     def now(self) -> datetime:
         return self.now_is
+
+
+async def test_an_alert_the_contract_no_longer_takes_is_skipped_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    firing, resolved = AlertStatus.FIRING, AlertStatus.RESOLVED
+    clock = SettableClock(T0)
+    async for pipeline in run_pipeline(tmp_path, CONFIG, clock):
+        sweep = QuietSweep(pipeline.bus, pipeline.store, CONFIG, clock)
+        for minute, status in enumerate([firing, resolved, firing, resolved, firing, resolved]):
+            await pipeline.send_alert(at(minute, status))
+        await pipeline.wait_events(3)
+        await eventually(functools.partial(resolved_now, pipeline.store))
+        # Stored when a limit was looser: no valid message can be made of it any more.
+        await pipeline.database["triage_alerts"].update_one(
+            {"_id": FINGERPRINT}, {"$set": {"summary": "x" * 5000}}
+        )
+        clock.now_is = T0 + timedelta(minutes=35)
+        with caplog.at_level(logging.ERROR, logger="services.triage.quiet"):
+            assert await sweep.sweep() == 0
+        assert f"alert {FINGERPRINT} skipped" in caplog.text

@@ -90,6 +90,7 @@ class TriagePipeline:
     store: MongoTriageStore
     router: APIRouter
     silences: MongoSilenceStore
+    database: AsyncDatabase[Document]
     events: list[IncidentEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
@@ -134,7 +135,7 @@ async def run_pipeline(
     )
     for step in service.on_start:
         await step()
-    pipeline = TriagePipeline(bus, store, service.router, MongoSilenceStore(database))
+    pipeline = TriagePipeline(bus, store, service.router, MongoSilenceStore(database), database)
 
     async def collect(event: IncidentEvent) -> None:
         pipeline.events.append(event)
