@@ -10,6 +10,7 @@ made without a restart, by advancing the producer's own sequence counters on the
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -51,3 +52,19 @@ async def test_a_producer_refused_for_its_sequence_is_replaced_and_publishing_re
         assert kafka.producer_renewals == 1
     finally:
         await kafka.stop()
+
+
+async def test_stopping_during_a_renewal_leaves_no_producer_running(
+    kafka_bootstrap: str, namespace: str
+) -> None:
+    kafka = KafkaBus(kafka_bootstrap, client_id=f"test-{uuid.uuid4().hex[:6]}", namespace=namespace)
+    await kafka.start()
+    wedged = kafka._producer
+    assert wedged is not None
+    # A renewal under way (starting its new producer takes a round trip or more) when the
+    # process stops: the stop waits for it and stops what it installed.
+    renewal = asyncio.create_task(kafka._renew_producer(wedged))
+    await asyncio.sleep(0)
+    await kafka.stop()
+    await renewal
+    assert kafka._producer is None

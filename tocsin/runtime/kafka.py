@@ -260,9 +260,12 @@ class KafkaBus:
             task.add_done_callback(self._retiring.discard)
 
     async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        # After any renewal under way (at most the publish timeout): one finishing later would
+        # install a producer nobody stops.
+        async with self._renewing:
+            if self._producer is not None:
+                await self._producer.stop()
+                self._producer = None
         retiring = list(self._retiring)
         if retiring:
             # A replaced producer still sending what it held: a moment to finish, no more.
