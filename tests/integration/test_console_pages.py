@@ -117,6 +117,11 @@ async def test_a_responder_creates_and_expires_a_silence_through_triage(tmp_path
         listed = (await client.get("/ui/silences")).text
         assert f'data-silence="{silence_id}"' in listed  # recently expired: still shown
         assert f"/ui/silences/{silence_id}/expire" not in listed
+        # Revoking the session's own key (an admin, by its id) ends the console session too.
+        revoked = await client.delete(f"/api/v1/keys/{session_key}", headers=ADMIN)
+        assert revoked.status_code == 200
+        gone = await client.get("/ui/incidents")
+        assert (gone.status_code, gone.headers["location"]) == (303, "/ui/login")
 
 
 async def test_the_silence_form_refuses_bad_input_and_keeps_what_was_typed(

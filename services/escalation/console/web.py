@@ -53,6 +53,14 @@ class Web:
             if key is None or not key.usable(now):  # revoked or expired: logged out
                 await self._end(token, session.session_key_id, now)
                 return None
+        # The session's own key (what the console calls triage with) must be live too: one
+        # revoked by itself, or a session from before session keys, logs out.
+        own = (
+            await self._access.keys.get(session.session_key_id) if session.session_key_id else None
+        )
+        if own is None or not own.usable(now):
+            await self._end(token, session.session_key_id, now)
+            return None
         principal = self._access.principal(session.user_id, session.key_id)
         if principal is None:  # no longer in the file
             return None
