@@ -22,12 +22,11 @@ import logging
 import random
 from datetime import datetime, timedelta
 
-from pydantic import ValidationError
-
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus
 from schemas.envelope import Envelope
 from services.triage.config import TriageConfig
-from services.triage.domain.ids import RETRIAGE, retriage_event_id
+from services.triage.domain.ids import RETRIAGE
+from services.triage.retriage import retriage_occurrence, valid_or_none
 from services.triage.store import QuietFlapping, TriageStore
 from tocsin.runtime.backoff import backoff_delay
 from tocsin.runtime.bus import Bus
@@ -113,35 +112,8 @@ class QuietSweep:
 
 
 def occurrence(alert: QuietFlapping, now: datetime) -> AlertReceived:
-    content = alert.content
-    return AlertReceived(
-        event_id=retriage_event_id(alert.fingerprint, alert.last_event_id),
-        occurred_at=now,
-        correlation_id=QUIET_CORRELATION,
-        fingerprint=alert.fingerprint,
-        status=AlertStatus.RESOLVED,
-        integration_id=alert.integration_id,
-        source=alert.source,
-        service_id=alert.service_id,
-        alertname=content.alertname,
-        summary=content.summary,
-        severity=content.severity,
-        labels=content.labels,
-        annotations=content.annotations,
-        generator_url=content.generator_url,
-    )
+    return retriage_occurrence(alert, now, AlertStatus.RESOLVED, QUIET_CORRELATION)
 
 
 def _occurrence_or_none(alert: QuietFlapping, now: datetime) -> AlertReceived | None:
-    """The occurrence, or None (logged) when the stored alert no longer makes a valid message
-    (e.g. a contract limit tightened since it was stored): one such alert must not stop the
-    sweep, nor the process, on every replica, at every start."""
-    try:
-        return occurrence(alert, now)
-    except ValidationError as error:
-        log.error(
-            "flapping sweep: alert %s skipped: %d contract error(s)",
-            alert.fingerprint,
-            error.error_count(),
-        )
-        return None
+    return valid_or_none("flapping sweep", alert, lambda: occurrence(alert, now))

@@ -15,16 +15,15 @@ import logging
 import random
 from datetime import datetime, timedelta
 
-from pydantic import ValidationError
-
 from schemas import ALERTS_RAW, AlertReceived, AlertStatus
 from schemas.envelope import Envelope
 from services.triage.config import TriageConfig
-from services.triage.domain.ids import RETRIAGE, retriage_event_id
+from services.triage.domain.ids import RETRIAGE
 from services.triage.domain.inhibition import inhibited_by
 from services.triage.domain.maintenance import in_maintenance
 from services.triage.domain.silences import silenced_by
 from services.triage.maintenance_store import WindowsInForce, no_windows
+from services.triage.retriage import retriage_occurrence, valid_or_none
 from services.triage.silence_store import SilenceStore
 from services.triage.store import HeldAlert, TriageStore
 from tocsin.runtime.backoff import backoff_delay
@@ -111,35 +110,8 @@ class Unsilencer:
 
 
 def occurrence(alert: HeldAlert, now: datetime) -> AlertReceived:
-    content = alert.content
-    return AlertReceived(
-        event_id=retriage_event_id(alert.fingerprint, alert.last_event_id),
-        occurred_at=now,
-        correlation_id=f"{RETRIAGE}{alert.held_by}"[:200],
-        fingerprint=alert.fingerprint,
-        status=AlertStatus.FIRING,
-        integration_id=alert.integration_id,
-        source=alert.source,
-        service_id=alert.service_id,
-        alertname=content.alertname,
-        summary=content.summary,
-        severity=content.severity,
-        labels=content.labels,
-        annotations=content.annotations,
-        generator_url=content.generator_url,
-    )
+    return retriage_occurrence(alert, now, AlertStatus.FIRING, f"{RETRIAGE}{alert.held_by}")
 
 
 def _occurrence_or_none(alert: HeldAlert, now: datetime) -> AlertReceived | None:
-    """The occurrence, or None (logged) when the stored alert no longer makes a valid message
-    (e.g. a contract limit tightened since it was stored): one such alert must not stop the
-    sweep, nor the process, on every replica, at every start."""
-    try:
-        return occurrence(alert, now)
-    except ValidationError as error:
-        log.error(
-            "unsilence sweep: alert %s skipped: %d contract error(s)",
-            alert.fingerprint,
-            error.error_count(),
-        )
-        return None
+    return valid_or_none("unsilence sweep", alert, lambda: occurrence(alert, now))

@@ -176,6 +176,6 @@ async def test_an_alert_the_contract_no_longer_takes_is_skipped_not_fatal(
             {"_id": FINGERPRINT}, {"$set": {"summary": "x" * 5000}}
         )
         clock.now_is = T0 + timedelta(minutes=35)
-        with caplog.at_level(logging.ERROR, logger="services.triage.quiet"):
+        with caplog.at_level(logging.ERROR, logger="services.triage.retriage"):
             assert await sweep.sweep() == 0
         assert f"alert {FINGERPRINT} skipped" in caplog.text
