@@ -3,14 +3,12 @@ secret shown once, revocation; as POST and DELETE /api/v1/keys do, and audited."
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.escalation.console.forms import read_form
-from services.escalation.console.web import Web
+from services.escalation.console.web import Posted, Web
 from tocsin.runtime.access import Access, Principal, Role
 from tocsin.runtime.audit import AuditLog
 
@@ -39,13 +37,10 @@ def router(web: Web, access: Access, audit: AuditLog) -> APIRouter:
 
     @ui.post("")
     async def create_key(request: Request) -> Response:
-        found = await who(request)
-        if found is None:
-            return to_login()
-        _, csrf, principal = found
-        form = await read_form(request)
-        if not secrets.compare_digest(form.get("csrf", ""), csrf):
-            return refused(request, 403, "missing or wrong CSRF token", principal)
+        posted = await web.posted(request)
+        if not isinstance(posted, Posted):
+            return posted
+        csrf, principal, form = posted.csrf, posted.principal, posted.form
         days = form.get("expires_in_days", "")
         if days and not (days.isdigit() and 1 <= int(days) <= 3650):
             return refused(request, 422, "expiry: a number of days from 1 to 3650", principal)
@@ -59,13 +54,10 @@ def router(web: Web, access: Access, audit: AuditLog) -> APIRouter:
 
     @ui.post("/{key_id}/revoke")
     async def revoke_key(request: Request, key_id: str) -> Response:
-        found = await who(request)
-        if found is None:
-            return to_login()
-        _, csrf, principal = found
-        form = await read_form(request)
-        if not secrets.compare_digest(form.get("csrf", ""), csrf):
-            return refused(request, 403, "missing or wrong CSRF token", principal)
+        posted = await web.posted(request)
+        if not isinstance(posted, Posted):
+            return posted
+        principal = posted.principal
         key = await access.keys.get(key_id)
         params, template = {"key_id": key_id}, "/api/v1/keys/{key_id}"
         if key is None or not (principal.at_least(Role.ADMIN) or key.user_id == principal.user_id):

@@ -10,14 +10,11 @@ the address the console was reached at."""
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.escalation.console.catalogue import Catalogue
-from services.escalation.console.forms import read_form
-from services.escalation.console.web import Web
+from services.escalation.console.web import Posted, Web
 from tocsin.runtime.access import Principal, permits, required
 from tocsin.runtime.audit import AuditLog
 from tocsin.runtime.live_config import Current
@@ -60,13 +57,10 @@ def router(
 
     @ui.post("/reveal")
     async def reveal(request: Request) -> Response:
-        found = await web.who(request)
-        if found is None:
-            return web.to_login()
-        _, csrf, principal = found
-        form = await read_form(request)
-        if not secrets.compare_digest(form.get("csrf", ""), csrf):
-            return web.refused(request, 403, "missing or wrong CSRF token", principal)
+        posted = await web.posted(request)
+        if not isinstance(posted, Posted):
+            return posted
+        csrf, principal, form = posted.csrf, posted.principal, posted.form
         ref = form.get("integration", "")[:300]
         params = {"integration": ref}
         if not permits(principal, required("POST", REVEAL), params):

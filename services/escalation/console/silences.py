@@ -6,13 +6,11 @@ log under that person; the console only hides the forms a role may not use."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from services.escalation.console.forms import read_form
 from services.escalation.console.silence_form import (
     FormProblem,
     ends_at,
@@ -26,7 +24,7 @@ from services.escalation.console.triage_client import (
     TriageRefused,
     TriageUnavailable,
 )
-from services.escalation.console.web import Web
+from services.escalation.console.web import Posted, Web
 from services.escalation.store import EscalationStore
 from tocsin.runtime.access import Principal, permits, required
 
@@ -114,13 +112,10 @@ def router(web: Web, client: SilencesClient, store: EscalationStore) -> APIRoute
 
     @ui.post("")
     async def create_silence(request: Request) -> Response:
-        found = await web.who(request)
-        if found is None:
-            return web.to_login()
-        token, csrf, principal = found
-        form = await read_form(request)
-        if not secrets.compare_digest(form.get("csrf", ""), csrf):
-            return web.refused(request, 403, "missing or wrong CSRF token", principal)
+        posted = await web.posted(request)
+        if not isinstance(posted, Posted):
+            return posted
+        token, csrf, principal, form = posted.token, posted.csrf, posted.principal, posted.form
         kept = {name: form.get(name, "") for name in ("matchers", "duration", "ends_at", "comment")}
         now = web.now()
         try:
@@ -142,13 +137,10 @@ def router(web: Web, client: SilencesClient, store: EscalationStore) -> APIRoute
 
     @ui.post("/{silence_id}/expire")
     async def expire_silence(request: Request, silence_id: str) -> Response:
-        found = await web.who(request)
-        if found is None:
-            return web.to_login()
-        token, csrf, principal = found
-        form = await read_form(request)
-        if not secrets.compare_digest(form.get("csrf", ""), csrf):
-            return web.refused(request, 403, "missing or wrong CSRF token", principal)
+        posted = await web.posted(request)
+        if not isinstance(posted, Posted):
+            return posted
+        token, principal = posted.token, posted.principal
         try:
             await client.expire(token, silence_id)
         except TriageRefused as error:

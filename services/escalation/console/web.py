@@ -3,17 +3,31 @@ was opened with and the current file), rendering, refusals."""
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from services.escalation.console.forms import read_form
 from services.escalation.console.sessions import SessionStore
 from tocsin.runtime.access import Access, Principal
 
 COOKIE = "tocsin_session"
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A form posted from a live session with its CSRF token: who, and what they sent."""
+
+    token: str
+    csrf: str
+    principal: Principal
+    form: dict[str, str]
+
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -65,6 +79,18 @@ class Web:
         if principal is None:  # no longer in the file
             return None
         return token, session.csrf, principal
+
+    async def posted(self, request: Request) -> Posted | Response:
+        """The caller and the form of a post, or the answer to give instead: the login page
+        without a live session, 403 without the session's CSRF token."""
+        found = await self.who(request)
+        if found is None:
+            return self.to_login()
+        token, csrf, principal = found
+        form = await read_form(request)
+        if not secrets.compare_digest(form.get("csrf", ""), csrf):
+            return self.refused(request, 403, "missing or wrong CSRF token", principal)
+        return Posted(token, csrf, principal, form)
 
     @staticmethod
     def page(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
