@@ -9,8 +9,8 @@ away for some seconds and comes back, one fault after the other:
 - short (CI): the broker stopped cleanly, then FerretDB killed with SIGKILL;
 - long (`make chaos`, TOCSIN_CHAOS_LONG=1): the broker stopped and killed, FerretDB stopped and
   killed, with longer outages; and, on its own, PostgreSQL stopped behind a running FerretDB
-  (an expected failure until tocsin/runtime/mongo.py treats FerretDB's "backend unreachable"
-  answers as the store being unavailable: see the test's reason).
+  (FerretDB's "backend unreachable" answers are the store being unavailable:
+  tocsin/runtime/mongo.py `backend_down`).
 
 Then the pipeline drains. Asserted: ingest answers only 202 or 503 with `Retry-After`, each
 within a bound (no hang, no 500); every group that got a 2xx, before, during or after an outage,
