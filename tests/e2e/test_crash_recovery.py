@@ -78,8 +78,10 @@ def test_kill_9_after_the_last_2xx_loses_nothing_and_pages_each_group_once(
         wait_ready([first])
         statuses = asyncio.run(post_groups(first.base_url))
         first.process.send_signal(signal.SIGKILL)  # right after the last 2xx
-        killed_at = time.monotonic()
         first.process.wait(timeout=10)
+        # When it was gone: a page it sent before dying may still be answered after the signal
+        # went out (a clean-clone CI run saw one), and is then rightly delivered again.
+        killed_at = time.monotonic()
         assert statuses == [202] * GROUPS
         paged_before_crash = {p.body["incident"]["title"] for p in receiver.snapshot()}
 
