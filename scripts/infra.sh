@@ -400,6 +400,9 @@ synchronous_commit = off
 full_page_writes = off
 shared_buffers = 64MB
 max_connections = 200
+# FerretDB names the field of an equality filter by a parameter of a prepared statement: only a
+# custom plan sees it and can use the GIN indexes of scripts/ferretdb-indexes.sql.
+plan_cache_mode = force_custom_plan
 PGCONF
   if ! grep -q "^include_if_exists = 'tocsin.conf'" "$PGDATA_DIR/postgresql.conf"; then
     echo "include_if_exists = 'tocsin.conf'" | as_pg tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
@@ -410,6 +413,9 @@ PGCONF
     "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1; then
     as_pg "$bin/createdb" -h "$HOST" -p "$PG_PORT" -U postgres ferretdb
   fi
+  as_pg "$bin/psql" -h "$HOST" -p "$PG_PORT" -U postgres -d ferretdb -q -v ON_ERROR_STOP=1 \
+    -c 'SET client_min_messages = warning' -f - <"$ROOT/scripts/ferretdb-indexes.sql" >/dev/null \
+    || die "could not install the GIN indexes for FerretDB (scripts/ferretdb-indexes.sql)"
 }
 
 pg_stop() {

@@ -39,16 +39,18 @@ from tocsin.runtime.store import (
 Document = dict[str, Any]
 T = TypeVar("T")
 
-# Requests per bulk command. FerretDB 1.24 on SQLite runs each update in its own transaction
-# (milliseconds each), and tools/ferretdb serializes commands: one long command starves the
-# driver's heartbeats until it gives up the connection. Short commands keep that from happening;
-# on MongoDB, a few more round trips per batch cost nothing that matters.
+# Requests per bulk command. FerretDB 1.24 runs each update of a command as a query and a
+# write of its own, and each update's query keeps one of its 50 PostgreSQL connections until the
+# whole command ends: a command of 500 updates took them all and hung FerretDB for good (seen
+# here). And tools/ferretdb runs one write command at a time: a long one starves the driver's
+# heartbeats until it gives up the connection. Short commands keep both from happening; on
+# MongoDB, a few more round trips per batch cost nothing that matters.
 BULK_CHUNK = 32
 _DUPLICATE_KEY = 11000
 
 # FerretDB 1.24 does not hand `{_id: {$in: [...]}}` to its backend: it reads and decodes every
-# document of the collection (about 0.3 ms each on PostgreSQL here), while `{_id: x}` is one
-# indexed lookup (about 4 ms a command). So on FerretDB a read by ids is made of lookups by
+# document of the collection (about 0.07 ms each on PostgreSQL, quiet machine), while `{_id: x}`
+# is one indexed lookup (about 1.5 ms a command with scripts/ferretdb-indexes.sql). So on FerretDB a read by ids is made of lookups by
 # `_id` once the collection holds more than `SCAN_PER_LOOKUP` documents per id wanted: its
 # cost then follows the ids, not the collection. MongoDB looks an `$in` up by index: unchanged.
 SCAN_PER_LOOKUP = 16
