@@ -8,10 +8,14 @@
 // them, so concurrent updates of one document lose writes (a compare-and-set on `version` lets
 // several writers through; concurrent $addToSet calls drop elements). MongoDB makes every
 // single-document operation atomic, and Tocsin relies on that. So this program puts a small
-// wire-protocol front in front of FerretDB that forwards one command at a time (a global
-// lock held from request to response), which gives the same single-document atomicity for
-// tests. The front understands only message framing (a little-endian length prefix) and the
-// OP_MSG moreToCome flag.
+// wire-protocol front in front of FerretDB that forwards one writing command at a time (a
+// global lock held from request to response), which gives the same single-document atomicity
+// for tests. Commands that only read (find, getMore, aggregate, count, hello...) share that
+// lock, so they run side by side with each other but never beside a write: a service's poll
+// no longer waits behind another's read, and a read never sees half of a write command. The
+// front understands only message framing (a little-endian length prefix), the OP_MSG
+// moreToCome flag and the name of the command (the first key of the body section); anything
+// else, legacy OP_QUERY handshakes included, is treated as a write.
 //
 // FerretDB keeps its data in SQLite files (-data DIR) or, with -postgresql-url, in PostgreSQL.
 // FerretDB 1.24's SQLite handler reads a query from SQLite only by `_id` alone; any other filter
@@ -23,6 +27,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"flag"
@@ -101,8 +106,35 @@ func freeLoopbackAddr() (string, error) {
 	return probe.Addr().String(), nil
 }
 
-// commandLock makes FerretDB execute one command at a time, across all client connections.
-var commandLock sync.Mutex
+// commandLock makes FerretDB execute one writing command at a time, across all client
+// connections, and no reading command beside it.
+var commandLock sync.RWMutex
+
+// readOnly names the commands that change nothing. Tocsin's aggregations have no $out or
+// $merge stage, so an aggregate is a read here.
+var readOnly = map[string]bool{
+	"find": true, "getMore": true, "aggregate": true, "count": true, "distinct": true,
+	"listIndexes": true, "listCollections": true, "listDatabases": true,
+	"collStats": true, "dbStats": true, "serverStatus": true, "getParameter": true,
+	"hello": true, "isMaster": true, "ismaster": true, "ping": true,
+	"buildInfo": true, "buildinfo": true,
+}
+
+// commandName is the first key of an OP_MSG's body section when that section comes first
+// (drivers put it there), else "".
+func commandName(message []byte) string {
+	// header (16), flagBits (4), section kind (1), BSON length (4), element type (1), key.
+	const keyAt = 16 + 4 + 1 + 4 + 1
+	if len(message) <= keyAt ||
+		binary.LittleEndian.Uint32(message[12:16]) != opMsg || message[20] != 0 {
+		return ""
+	}
+	end := bytes.IndexByte(message[keyAt:], 0)
+	if end < 0 {
+		return ""
+	}
+	return string(message[keyAt : keyAt+end])
+}
 
 func serveSerialized(front net.Listener, upstream string) {
 	for {
@@ -162,10 +194,16 @@ func relay(client net.Conn, upstream string) {
 	}
 }
 
-// exchange forwards one request and its response(s) while holding the command lock.
+// exchange forwards one request and its response(s) while holding the command lock: shared
+// for a read, alone for anything else.
 func exchange(client, server net.Conn, request []byte) error {
-	commandLock.Lock()
-	defer commandLock.Unlock()
+	if readOnly[commandName(request)] {
+		commandLock.RLock()
+		defer commandLock.RUnlock()
+	} else {
+		commandLock.Lock()
+		defer commandLock.Unlock()
+	}
 	if _, err := server.Write(request); err != nil {
 		return err
 	}
