@@ -50,9 +50,10 @@ _DUPLICATE_KEY = 11000
 
 # FerretDB 1.24 does not hand `{_id: {$in: [...]}}` to its backend: it reads and decodes every
 # document of the collection (about 0.07 ms each on PostgreSQL, quiet machine), while `{_id: x}`
-# is one indexed lookup (about 1.5 ms a command with scripts/ferretdb-indexes.sql). So on FerretDB a read by ids is made of lookups by
-# `_id` once the collection holds more than `SCAN_PER_LOOKUP` documents per id wanted: its
-# cost then follows the ids, not the collection. MongoDB looks an `$in` up by index: unchanged.
+# is one indexed lookup (about 1.5 ms a command with scripts/ferretdb-indexes.sql). So on
+# FerretDB a read by ids is made of lookups by `_id` once the collection holds more than
+# `SCAN_PER_LOOKUP` documents per id wanted: its cost then follows the ids, not the
+# collection. MongoDB looks an `$in` up by index: unchanged.
 SCAN_PER_LOOKUP = 16
 _LOOKUP_CONCURRENCY = 4
 _COUNT_TTL_SECONDS = 30.0
