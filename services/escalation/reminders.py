@@ -67,6 +67,7 @@ from tocsin.runtime.clock import Clock
 from tocsin.runtime.consumer import UNAVAILABLE
 from tocsin.runtime.live_config import Current
 from tocsin.runtime.mongo import Document
+from tocsin.runtime.parking import LIVE, Parking
 from tocsin.runtime.store import DocumentDatabase
 
 log = logging.getLogger(__name__)
@@ -131,10 +132,13 @@ def _reminder(doc: Document) -> Reminder:
 
 
 class ReminderStore:
-    """`escalation_reminders`: pending reminders only (a done one is deleted)."""
+    """`escalation_reminders`: pending (or parked: due beyond the horizon of
+    `tocsin/runtime/parking.py`) reminders only (a done one is deleted)."""
 
     def __init__(self, database: DocumentDatabase) -> None:
         self._reminders = database["escalation_reminders"]
+        # Reminders due beyond the horizon are parked, out of the claims' way (parking.py).
+        self._parking = Parking()
 
     async def ensure_indexes(self) -> None:
         # The claim query: pending, due, lease lapsed, earliest first.
@@ -149,7 +153,7 @@ class ReminderStore:
                 {
                     "$set": {
                         **fields,
-                        "state": "pending",
+                        "state": self._parking.state_for(reminder.due_at),
                         "lease_until": _EPOCH,
                         "lease_owner": None,
                         "failures": 0,
@@ -164,7 +168,7 @@ class ReminderStore:
             {
                 "$setOnInsert": {
                     **fields,
-                    "state": "pending",
+                    "state": self._parking.state_for(reminder.due_at),
                     "lease_until": _EPOCH,
                     "lease_owner": None,
                     "failures": 0,
@@ -182,10 +186,11 @@ class ReminderStore:
         return _reminder(doc) if doc else None
 
     async def pending(self, subject_id: str) -> list[Reminder]:
-        cursor = self._reminders.find({"subject_id": subject_id, "state": "pending"})
+        cursor = self._reminders.find({"subject_id": subject_id, "state": {"$in": LIVE}})
         return [_reminder(doc) async for doc in cursor]
 
     async def claim(self, now: datetime, owner: str, lease: timedelta) -> Reminder | None:
+        await self._parking.promote_if_due(self._reminders, now)
         doc = await self._reminders.find_one_and_update(
             {"state": "pending", "due_at": {"$lte": now}, "lease_until": {"$lte": now}},
             {"$set": {"lease_until": now + lease, "lease_owner": owner}},
@@ -217,7 +222,12 @@ class ReminderStore:
         await self._reminders.update_one(
             self._held(reminder, owner),
             {
-                "$set": {"due_at": again_at, "lease_until": _EPOCH, "lease_owner": None},
+                "$set": {
+                    "due_at": again_at,
+                    "state": self._parking.state_for(again_at),
+                    "lease_until": _EPOCH,
+                    "lease_owner": None,
+                },
                 "$inc": {"generation": 1},
             },
         )

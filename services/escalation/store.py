@@ -11,7 +11,8 @@ their deterministic id, so writing one again changes nothing.
 The polled collections hold only pending work, so a poll costs what is pending, not what
 happened (FerretDB filters most queries in its own process, document by document, whatever
 the indexes: a poll over history grows with the history):
-- `escalation_timers` holds pending (and quarantined) timers; a fired or cancelled timer leaves
+- `escalation_timers` holds pending, parked (due beyond the horizon of
+  `tocsin/runtime/parking.py`) and quarantined timers; a fired or cancelled timer leaves
   a tombstone in `escalation_timers_done` (written before the timer is deleted) and arming a
   timer that has one deletes it again, so a replayed outbox never re-arms a finished timer.
 - `escalation_outboxes` names the incidents whose outbox may hold items (`since`: the oldest,
@@ -40,6 +41,7 @@ from services.escalation.domain.timeline import TimelineEntry
 from services.escalation.domain.urgency import Urgency
 from services.escalation.metrics import QUARANTINED
 from tocsin.runtime.mongo import Document
+from tocsin.runtime.parking import LIVE, Parking
 from tocsin.runtime.retention import Cascade, RetentionPolicy, RetentionRule
 from tocsin.runtime.store import DocumentDatabase
 
@@ -306,6 +308,8 @@ class MongoEscalationStore:
         self._timeline = database["escalation_timeline"]
         self._timers = database["escalation_timers"]
         self._timers_done = database["escalation_timers_done"]
+        # Timers due beyond the horizon are parked, out of the claims' way (parking.py).
+        self._parking = Parking()
         self._outboxes = database["escalation_outboxes"]
         self._commands = database["escalation_commands"]
         # Set whenever this process arms a timer: the timer loop sleeps until the next due time
@@ -517,7 +521,7 @@ class MongoEscalationStore:
                     "notification": (
                         timer.notification.model_dump(mode="python") if timer.notification else None
                     ),
-                    "state": "pending",
+                    "state": self._parking.state_for(timer.due_at),
                     "lease_until": _EPOCH,
                     "lease_owner": None,
                 }
@@ -526,7 +530,7 @@ class MongoEscalationStore:
         )
         if await self._timers_done.find_one({"_id": timer.timer_id}, projection={"_id": 1}):
             # Fired or cancelled already (an outbox carried out again): never twice.
-            await self._timers.delete_one({"_id": timer.timer_id, "state": "pending"})
+            await self._timers.delete_one({"_id": timer.timer_id, "state": {"$in": LIVE}})
             return
         self.timer_armed.set()
 
@@ -538,7 +542,7 @@ class MongoEscalationStore:
         )
 
     async def cancel_timers(self, incident_id: str, through_cycle: int | None) -> None:
-        query: Document = {"incident_id": incident_id, "state": "pending"}
+        query: Document = {"incident_id": incident_id, "state": {"$in": LIVE}}
         if through_cycle is not None:
             query["cycle"] = {"$lte": through_cycle}
         ids = [doc["_id"] async for doc in self._timers.find(query, projection={"_id": 1})]
@@ -547,7 +551,7 @@ class MongoEscalationStore:
         at = datetime.now(UTC)
         for timer_id in ids:
             await self._tombstone(timer_id, incident_id, "cancelled", at)
-        await self._timers.delete_many({"_id": {"$in": ids}, "state": "pending"})
+        await self._timers.delete_many({"_id": {"$in": ids}, "state": {"$in": LIVE}})
 
     async def next_timer_due(self, limit: int = 20) -> datetime | None:
         cursor = (
@@ -559,6 +563,7 @@ class MongoEscalationStore:
         return min(due, default=None)
 
     async def claim_due_timer(self, now: datetime, owner: str, lease: timedelta) -> Timer | None:
+        await self._parking.promote_if_due(self._timers, now)
         doc = await self._timers.find_one_and_update(
             {"state": "pending", "due_at": {"$lte": now}, "lease_until": {"$lte": now}},
             {"$set": {"lease_until": now + lease, "lease_owner": owner}},

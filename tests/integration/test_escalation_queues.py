@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from services.escalation.store import MongoEscalationStore
 from tests.integration.test_escalation_store import T0, incident, send, store, timer
+from tocsin.runtime.parking import Parking
 
 __all__ = ["store"]  # the fixture, on FerretDB and on the embedded store
 
@@ -92,3 +93,50 @@ async def test_a_clear_below_a_newer_mark_keeps_the_name(store: MongoEscalationS
     assert await store.clear_outbox("i1", read.version)
     assert await store.save(read, [send(2)], None, T0)  # then its save
     assert await store.with_stale_outbox(T0 + timedelta(seconds=1), 10) == ["i1"]
+
+
+async def states(store: MongoEscalationStore) -> dict[str, str]:
+    return {doc["_id"]: doc["state"] async for doc in store._timers.find({})}
+
+
+async def test_a_timer_due_beyond_the_horizon_is_parked_until_it_comes_near(
+    store: MongoEscalationStore,
+) -> None:
+    assert await store.claim_due_timer(T0, "a", LEASE) is None  # the first claim promotes
+    await store.arm_timer("i1", timer("soon", T0 + timedelta(seconds=30)))
+    await store.arm_timer("i1", timer("later", T0 + timedelta(hours=1)))
+    assert await states(store) == {"soon": "pending", "later": "parked"}
+    assert await store.next_timer_due() == T0 + timedelta(seconds=30)  # the claims' view
+    claimed = await store.claim_due_timer(T0 + timedelta(minutes=59), "a", LEASE)
+    assert claimed is not None
+    assert claimed.id == "soon"
+    await store.finish_timer("soon", "a")
+    # Promoted by that claim (59 minutes after the last promotion), fired when due.
+    assert await states(store) == {"later": "pending"}
+    assert await store.claim_due_timer(T0 + timedelta(minutes=59), "a", LEASE) is None
+    claimed = await store.claim_due_timer(T0 + timedelta(hours=1), "a", LEASE)
+    assert claimed is not None
+    assert claimed.id == "later"
+
+
+async def test_a_parked_timer_is_cancelled_like_a_pending_one(
+    store: MongoEscalationStore,
+) -> None:
+    assert await store.claim_due_timer(T0, "a", LEASE) is None
+    await store.arm_timer("i1", timer("p1", T0 + timedelta(hours=1)))
+    assert await states(store) == {"p1": "parked"}
+    await store.cancel_timers("i1", None)
+    assert await states(store) == {}
+    await store.arm_timer("i1", timer("p1", T0 + timedelta(hours=1)))  # replayed: never again
+    assert await states(store) == {}
+
+
+async def test_a_replica_that_never_promoted_still_fires_what_another_parked(
+    store: MongoEscalationStore,
+) -> None:
+    assert await store.claim_due_timer(T0, "a", LEASE) is None
+    await store.arm_timer("i1", timer("p1", T0 + timedelta(hours=1)))
+    store._parking = Parking()  # another process: the same collections, no promotion yet
+    claimed = await store.claim_due_timer(T0 + timedelta(hours=1), "b", LEASE)
+    assert claimed is not None
+    assert claimed.id == "p1"

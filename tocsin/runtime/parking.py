@@ -1,0 +1,68 @@
+"""Work queues that keep far-off work out of the way of their polls.
+
+A queue of due work (escalation timers, reminders) is claimed with
+`{state: "pending", due_at <= now, lease_until <= now}`, earliest first. MongoDB serves that
+from the `(state, due_at)` index, whatever the queue holds. FerretDB 1.24 hands only the
+equality on `state` to its backend and filters and sorts the rest in Go: every claim, and every
+"when is the next one due" look, decoded every pending document, and every open incident keeps
+one pending (its next escalation step, an hour ahead; a status update reminder). With a
+thousand open incidents a timer poll cost FerretDB 40 ms, once per incident opened: the store's
+cost grew with the store, exactly during a storm.
+
+So work due beyond a horizon is stored `parked`, not `pending`: the claims never read it. Each
+claiming process moves parked work that comes within `NEAR` of its clock to `pending`
+(`promote`, one `update_many`) at most every `EVERY`, and at its first claim. The horizon is
+the last promotion's time plus `NEAR`; before this process promoted anything it has none and
+everything is stored `pending` (always correct, only costlier). Work is promoted at least
+`NEAR - EVERY - a poll's sleep` before it is due by any replica that claims, so it fires on
+time; a promotion that runs twice (replicas) changes nothing the second time.
+
+    parking = Parking()
+    state = parking.state_for(due_at)                   # when arming: "pending" or "parked"
+    await parking.promote_if_due(collection, now)       # before claiming
+    {"state": {"$in": LIVE}}                            # cancel / list: both states
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Final
+
+from tocsin.runtime.store import DocumentCollection
+
+PENDING: Final = "pending"
+PARKED: Final = "parked"
+LIVE: Final = [PENDING, PARKED]  # armed and not finished, whichever list it is on
+
+NEAR = timedelta(seconds=60)  # work due within this of the last promotion is pending
+EVERY = timedelta(seconds=20)  # the longest a claiming process goes between promotions
+
+
+def state_for(due_at: datetime, promoted_at: datetime | None) -> str:
+    """Where work due at `due_at` is stored, given this process's last promotion."""
+    if promoted_at is None or due_at <= promoted_at + NEAR:
+        return PENDING
+    return PARKED
+
+
+def promotion_due(now: datetime, promoted_at: datetime | None) -> bool:
+    """Whether to promote before claiming at `now` (a clock that went back promotes too)."""
+    return promoted_at is None or now - promoted_at >= EVERY or now < promoted_at
+
+
+class Parking:
+    """One process's horizon for one queue (a store holds one per collection)."""
+
+    def __init__(self) -> None:
+        self._promoted_at: datetime | None = None
+
+    def state_for(self, due_at: datetime) -> str:
+        return state_for(due_at, self._promoted_at)
+
+    async def promote_if_due(self, collection: DocumentCollection, now: datetime) -> None:
+        if not promotion_due(now, self._promoted_at):
+            return
+        await collection.update_many(
+            {"state": PARKED, "due_at": {"$lte": now + NEAR}}, {"$set": {"state": PENDING}}
+        )
+        self._promoted_at = now
