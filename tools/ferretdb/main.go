@@ -35,12 +35,15 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -76,6 +79,18 @@ func main() {
 	front, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if path := os.Getenv("TOCSIN_FERRETDB_COMMAND_LOG"); path != "" {
+		file, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer file.Close()
+		commandLog = file
+	}
+	if addr := os.Getenv("TOCSIN_FERRETDB_PPROF"); addr != "" {
+		// Go's profiler (`go tool pprof http://ADDR/debug/pprof/profile`), for benchmarks.
+		go func() { log.Print(http.ListenAndServe(addr, nil)) }() //nolint:gosec // loopback, opt-in
 	}
 	go serveSerialized(front, internal)
 
@@ -118,6 +133,44 @@ var readOnly = map[string]bool{
 	"collStats": true, "dbStats": true, "serverStatus": true, "getParameter": true,
 	"hello": true, "isMaster": true, "ismaster": true, "ping": true,
 	"buildInfo": true, "buildinfo": true,
+}
+
+// commandLog, when TOCSIN_FERRETDB_COMMAND_LOG names a file, gets a line per command (for
+// benchmarks: which commands the services send and what each costs): Unix time in
+// milliseconds, the command, its collection, and microseconds from request to last response
+// (waiting for the lock included), tab-separated.
+var (
+	commandLog   *os.File
+	commandLogMu sync.Mutex
+)
+
+func logCommand(request []byte, started time.Time) {
+	if commandLog == nil {
+		return
+	}
+	line := fmt.Sprintf("%d\t%s\t%s\t%d\n", started.UnixMilli(), commandName(request),
+		commandTarget(request), time.Since(started).Microseconds())
+	commandLogMu.Lock()
+	defer commandLogMu.Unlock()
+	_, _ = commandLog.WriteString(line)
+}
+
+// commandTarget is the value of the body's first element when it is a string (the collection
+// of find, update, insert...), else "".
+func commandTarget(message []byte) string {
+	name := commandName(message)
+	if name == "" || message[25] != 0x02 {
+		return ""
+	}
+	at := 26 + len(name) + 1 + 4
+	if at > len(message) {
+		return ""
+	}
+	size := int(binary.LittleEndian.Uint32(message[at-4 : at]))
+	if size < 1 || at+size-1 > len(message) {
+		return ""
+	}
+	return string(message[at : at+size-1])
 }
 
 // commandName is the first key of an OP_MSG's body section when that section comes first
@@ -197,6 +250,7 @@ func relay(client net.Conn, upstream string) {
 // exchange forwards one request and its response(s) while holding the command lock: shared
 // for a read, alone for anything else.
 func exchange(client, server net.Conn, request []byte) error {
+	defer logCommand(request, time.Now())
 	if readOnly[commandName(request)] {
 		commandLock.RLock()
 		defer commandLock.RUnlock()
