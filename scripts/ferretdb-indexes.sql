@@ -33,8 +33,10 @@ BEGIN
     JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE i.indexrelid = btree AND a.amname = 'btree'
      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast');
-  IF expr IS NULL OR expr !~ '^\(*_jsonb (->|#>) ' THEN
-    RETURN;  -- not a FerretDB field index
+  -- A top-level field only: FerretDB queries a dotted path as `_jsonb #> '{a,b}'` but indexes
+  -- it as `(_jsonb -> 'a') -> 'b'`, which a twin could not serve either.
+  IF expr IS NULL OR expr !~ '^\(*_jsonb -> ''[^'']*''::text\)*$' THEN
+    RETURN;
   END IF;
   IF EXISTS (
     SELECT 1 FROM pg_index i
@@ -45,7 +47,9 @@ BEGIN
   ) THEN
     RETURN;
   END IF;
-  EXECUTE format('CREATE INDEX %I ON %s USING gin ((%s))',
+  -- IF NOT EXISTS: a twin outlives its btree index dropped alone (see above), and FerretDB
+  -- names an index re-created under the same MongoDB name the same.
+  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((%s))',
                  left(idx_name, 59) || '_gin', tbl::regclass, expr);
 END $$;
 

@@ -380,17 +380,16 @@ pg_alive() {
 pg_start() {
   local bin
   bin="$(pg_bin)" || die "PostgreSQL not installed"
-  pg_alive && return 0
   mkdir -p "$PGDIR"
   if [[ "$(id -u)" == 0 ]]; then chown postgres "$PGDIR"; fi
-  if [[ ! -f "$PGDATA_DIR/PG_VERSION" ]]; then
+  if ! pg_alive && [[ ! -f "$PGDATA_DIR/PG_VERSION" ]]; then
     log "creating the PostgreSQL cluster in $PGDATA_DIR"
     rm -rf "$PGDATA_DIR"
     as_pg "$bin/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust -E UTF8 --no-locale \
       >"$PGDIR/initdb.log" 2>&1 || { tail -n 20 "$PGDIR/initdb.log" >&2; die "initdb failed"; }
   fi
-  log "starting PostgreSQL on $HOST:$PG_PORT"
-  # Rewritten on every start so port overrides take effect (included last: it wins).
+  # Rewritten on every start so port overrides take effect (included last: it wins); a running
+  # cluster reloads it (its port stays until a restart).
   as_pg tee "$PGDATA_DIR/tocsin.conf" >/dev/null <<PGCONF
 listen_addresses = '$HOST'
 port = $PG_PORT
@@ -407,8 +406,13 @@ PGCONF
   if ! grep -q "^include_if_exists = 'tocsin.conf'" "$PGDATA_DIR/postgresql.conf"; then
     echo "include_if_exists = 'tocsin.conf'" | as_pg tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
   fi
-  as_pg "$bin/pg_ctl" -D "$PGDATA_DIR" -l "$PGLOG" -w -t "$TIMEOUT" start >/dev/null \
-    || { tail -n 20 "$PGLOG" >&2; die "PostgreSQL did not start"; }
+  if pg_alive; then
+    as_pg "$bin/pg_ctl" -D "$PGDATA_DIR" reload >/dev/null
+  else
+    log "starting PostgreSQL on $HOST:$PG_PORT"
+    as_pg "$bin/pg_ctl" -D "$PGDATA_DIR" -l "$PGLOG" -w -t "$TIMEOUT" start >/dev/null \
+      || { tail -n 20 "$PGLOG" >&2; die "PostgreSQL did not start"; }
+  fi
   if ! as_pg "$bin/psql" -h "$HOST" -p "$PG_PORT" -U postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1; then
     as_pg "$bin/createdb" -h "$HOST" -p "$PG_PORT" -U postgres ferretdb

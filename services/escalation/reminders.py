@@ -186,7 +186,7 @@ class ReminderStore:
         return _reminder(doc) if doc else None
 
     async def pending(self, subject_id: str) -> list[Reminder]:
-        cursor = self._reminders.find({"subject_id": subject_id, "state": {"$in": LIVE}})
+        cursor = self._reminders.find({"subject_id": subject_id, "state": {"$in": list(LIVE)}})
         return [_reminder(doc) async for doc in cursor]
 
     async def claim(self, now: datetime, owner: str, lease: timedelta) -> Reminder | None:

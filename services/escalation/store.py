@@ -530,7 +530,7 @@ class MongoEscalationStore:
         )
         if await self._timers_done.find_one({"_id": timer.timer_id}, projection={"_id": 1}):
             # Fired or cancelled already (an outbox carried out again): never twice.
-            await self._timers.delete_one({"_id": timer.timer_id, "state": {"$in": LIVE}})
+            await self._timers.delete_one({"_id": timer.timer_id, "state": {"$in": list(LIVE)}})
             return
         self.timer_armed.set()
 
@@ -542,7 +542,7 @@ class MongoEscalationStore:
         )
 
     async def cancel_timers(self, incident_id: str, through_cycle: int | None) -> None:
-        query: Document = {"incident_id": incident_id, "state": {"$in": LIVE}}
+        query: Document = {"incident_id": incident_id, "state": {"$in": list(LIVE)}}
         if through_cycle is not None:
             query["cycle"] = {"$lte": through_cycle}
         ids = [doc["_id"] async for doc in self._timers.find(query, projection={"_id": 1})]
@@ -551,7 +551,7 @@ class MongoEscalationStore:
         at = datetime.now(UTC)
         for timer_id in ids:
             await self._tombstone(timer_id, incident_id, "cancelled", at)
-        await self._timers.delete_many({"_id": {"$in": ids}, "state": {"$in": LIVE}})
+        await self._timers.delete_many({"_id": {"$in": ids}, "state": {"$in": list(LIVE)}})
 
     async def next_timer_due(self, limit: int = 20) -> datetime | None:
         cursor = (

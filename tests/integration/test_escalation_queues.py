@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from services.escalation.store import MongoEscalationStore
 from tests.integration.test_escalation_store import T0, incident, send, store, timer
-from tocsin.runtime.parking import Parking
+from tocsin.runtime.parking import STALE_SECONDS, Parking
 
 __all__ = ["store"]  # the fixture, on FerretDB and on the embedded store
 
@@ -140,3 +140,15 @@ async def test_a_replica_that_never_promoted_still_fires_what_another_parked(
     claimed = await store.claim_due_timer(T0 + timedelta(hours=1), "b", LEASE)
     assert claimed is not None
     assert claimed.id == "p1"
+
+
+async def test_a_process_whose_last_promotion_is_stale_parks_nothing(
+    store: MongoEscalationStore,
+) -> None:
+    seconds = [1000.0]
+    store._parking = Parking(monotonic=lambda: seconds[0])
+    assert await store.claim_due_timer(T0, "a", LEASE) is None  # promotes
+    await store.arm_timer("i1", timer("fresh", T0 + timedelta(hours=1)))
+    seconds[0] += STALE_SECONDS + 1  # its claiming loop stalled since
+    await store.arm_timer("i1", timer("stale", T0 + timedelta(hours=1)))
+    assert await states(store) == {"fresh": "parked", "stale": "pending"}

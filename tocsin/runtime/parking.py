@@ -13,18 +13,21 @@ So work due beyond a horizon is stored `parked`, not `pending`: the claims never
 claiming process moves parked work that comes within `NEAR` of its clock to `pending`
 (`promote`, one `update_many`) at most every `EVERY`, and at its first claim. The horizon is
 the last promotion's time plus `NEAR`; before this process promoted anything it has none and
-everything is stored `pending` (always correct, only costlier). Work is promoted at least
+everything is stored `pending` (always correct, only costlier), and so it is while its last
+promotion is older than `STALE_SECONDS`. Work is promoted at least
 `NEAR - EVERY - a poll's sleep` before it is due by any replica that claims, so it fires on
 time; a promotion that runs twice (replicas) changes nothing the second time.
 
     parking = Parking()
     state = parking.state_for(due_at)                   # when arming: "pending" or "parked"
     await parking.promote_if_due(collection, now)       # before claiming
-    {"state": {"$in": LIVE}}                            # cancel / list: both states
+    {"state": {"$in": list(LIVE)}}                      # cancel / list: both states
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -32,10 +35,14 @@ from tocsin.runtime.store import DocumentCollection
 
 PENDING: Final = "pending"
 PARKED: Final = "parked"
-LIVE: Final = [PENDING, PARKED]  # armed and not finished, whichever list it is on
+LIVE: Final = (PENDING, PARKED)  # armed and not finished: `{"state": {"$in": list(LIVE)}}`
 
 NEAR = timedelta(seconds=60)  # work due within this of the last promotion is pending
 EVERY = timedelta(seconds=20)  # the longest a claiming process goes between promotions
+# A horizon older than this (by the process's own monotonic clock) is not trusted: a claiming
+# loop that stalled (a slow firing, a store outage) would park work another replica's last
+# promotion already passed, and that work would wait for the next one. Stale: store pending.
+STALE_SECONDS = EVERY.total_seconds() + 5.0
 
 
 def state_for(due_at: datetime, promoted_at: datetime | None) -> str:
@@ -53,10 +60,14 @@ def promotion_due(now: datetime, promoted_at: datetime | None) -> bool:
 class Parking:
     """One process's horizon for one queue (a store holds one per collection)."""
 
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
         self._promoted_at: datetime | None = None
+        self._promoted_mono = 0.0
 
     def state_for(self, due_at: datetime) -> str:
+        if self._monotonic() - self._promoted_mono > STALE_SECONDS:
+            return PENDING
         return state_for(due_at, self._promoted_at)
 
     async def promote_if_due(self, collection: DocumentCollection, now: datetime) -> None:
@@ -66,3 +77,4 @@ class Parking:
             {"state": PARKED, "due_at": {"$lte": now + NEAR}}, {"$set": {"state": PENDING}}
         )
         self._promoted_at = now
+        self._promoted_mono = self._monotonic()

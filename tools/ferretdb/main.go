@@ -8,14 +8,17 @@
 // them, so concurrent updates of one document lose writes (a compare-and-set on `version` lets
 // several writers through; concurrent $addToSet calls drop elements). MongoDB makes every
 // single-document operation atomic, and Tocsin relies on that. So this program puts a small
-// wire-protocol front in front of FerretDB that forwards one writing command at a time (a
-// global lock held from request to response), which gives the same single-document atomicity
-// for tests. Commands that only read (find, getMore, aggregate, count, hello...) share that
-// lock, so they run side by side with each other but never beside a write: a service's poll
-// no longer waits behind another's read, and a read never sees half of a write command. The
-// front understands only message framing (a little-endian length prefix), the OP_MSG
-// moreToCome flag and the name of the command (the first key of the body section); anything
-// else, legacy OP_QUERY handshakes included, is treated as a write.
+// wire-protocol front in front of FerretDB that never lets two writing commands on one
+// collection run at once (a lock per collection, held from request to response), which gives
+// the same single-document atomicity for tests. On PostgreSQL, writes to different collections
+// run side by side (PostgreSQL's own locking keeps them apart); on SQLite, whose files take one
+// writer at a time, and for commands that name no collection (dropDatabase...), one write runs
+// alone. Commands that only read (find, getMore, aggregate, count, hello...) run side by side
+// with each other and with writes, as on MongoDB (a read sees each document before or after a
+// write, never half of it: PostgreSQL reads a snapshot). The front understands only message
+// framing (a little-endian length prefix), the OP_MSG moreToCome flag, the name of the command
+// (the first key of the body section) and its collection (that key's string value); anything
+// else, legacy OP_QUERY handshakes included, runs alone.
 //
 // FerretDB keeps its data in SQLite files (-data DIR) or, with -postgresql-url, in PostgreSQL.
 // FerretDB 1.24's SQLite handler reads a query from SQLite only by `_id` alone; any other filter
@@ -56,6 +59,7 @@ func main() {
 
 	config := ferretdb.Config{Handler: "postgresql", PostgreSQLURL: *postgresqlURL}
 	where := "postgresql"
+	concurrentWrites = *postgresqlURL != ""
 	if *postgresqlURL == "" {
 		if *dataDir == "" {
 			log.Fatal("-data or -postgresql-url is required")
@@ -89,7 +93,11 @@ func main() {
 		commandLog = file
 	}
 	if addr := os.Getenv("TOCSIN_FERRETDB_PPROF"); addr != "" {
-		// Go's profiler (`go tool pprof http://ADDR/debug/pprof/profile`), for benchmarks.
+		// Go's profiler (`go tool pprof http://ADDR/debug/pprof/profile`), for benchmarks;
+		// on a loopback address only.
+		if host, _, err := net.SplitHostPort(addr); err != nil || !net.ParseIP(host).IsLoopback() {
+			log.Fatalf("TOCSIN_FERRETDB_PPROF must be a loopback host:port, not %q", addr)
+		}
 		go func() { log.Print(http.ListenAndServe(addr, nil)) }() //nolint:gosec // loopback, opt-in
 	}
 	go serveSerialized(front, internal)
@@ -121,9 +129,19 @@ func freeLoopbackAddr() (string, error) {
 	return probe.Addr().String(), nil
 }
 
-// commandLock makes FerretDB execute one writing command at a time, across all client
-// connections, and no reading command beside it.
-var commandLock sync.RWMutex
+// commandLock is held shared by reads and by writes that take their collection's lock, and
+// alone by any other command.
+var (
+	commandLock      sync.RWMutex
+	collectionLocks  sync.Map // collection name -> *sync.Mutex
+	concurrentWrites bool     // writes to different collections may overlap (PostgreSQL)
+)
+
+// collectionWrites names the writing commands whose first element is the one collection they
+// change.
+var collectionWrites = map[string]bool{
+	"insert": true, "update": true, "delete": true, "findAndModify": true, "createIndexes": true,
+}
 
 // readOnly names the commands that change nothing. Tocsin's aggregations have no $out or
 // $merge stage, so an aggregate is a read here.
@@ -247,17 +265,32 @@ func relay(client net.Conn, upstream string) {
 	}
 }
 
-// exchange forwards one request and its response(s) while holding the command lock: shared
-// for a read, alone for anything else.
+// acquire takes the locks a request needs and returns what releases them.
+func acquire(request []byte) func() {
+	name := commandName(request)
+	if readOnly[name] {
+		commandLock.RLock()
+		return commandLock.RUnlock
+	}
+	if target := commandTarget(request); concurrentWrites && collectionWrites[name] && target != "" {
+		lock, _ := collectionLocks.LoadOrStore(target, new(sync.Mutex))
+		mu := lock.(*sync.Mutex)
+		commandLock.RLock()
+		mu.Lock()
+		return func() {
+			mu.Unlock()
+			commandLock.RUnlock()
+		}
+	}
+	commandLock.Lock()
+	return commandLock.Unlock
+}
+
+// exchange forwards one request and its response(s) while holding the locks it needs.
 func exchange(client, server net.Conn, request []byte) error {
 	defer logCommand(request, time.Now())
-	if readOnly[commandName(request)] {
-		commandLock.RLock()
-		defer commandLock.RUnlock()
-	} else {
-		commandLock.Lock()
-		defer commandLock.Unlock()
-	}
+	release := acquire(request)
+	defer release()
 	if _, err := server.Write(request); err != nil {
 		return err
 	}
