@@ -103,7 +103,8 @@ def config_text(sink_port: int) -> str:
                 "notification_rules": [{"contact": "alice-hook", "after": "0s"}],
             }
         ],
-        # A second level an hour later: every open incident holds a pending timer.
+        # A second level an hour later: every open incident holds a timer (parked: not due
+        # within the minute, tocsin/runtime/parking.py).
         "escalation_policies": [
             {
                 "id": "oncall",
