@@ -22,6 +22,10 @@ time; a promotion that runs twice (replicas) changes nothing the second time.
     state = parking.state_for(due_at)                   # when arming: "pending" or "parked"
     await parking.promote_if_due(collection, now)       # before claiming
     {"state": {"$in": list(LIVE)}}                      # cancel / list: both states
+
+Versions before this module neither claim nor promote parked work: before rolling back to one,
+make it pending again (`updateMany({state: "parked"}, {$set: {state: "pending"}})` on
+`escalation_timers` and `escalation_reminders`), or those timers and reminders never fire.
 """
 
 from __future__ import annotations
