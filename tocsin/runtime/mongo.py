@@ -42,9 +42,9 @@ T = TypeVar("T")
 # Requests per bulk command. FerretDB 1.24 runs each update of a command as a query and a
 # write of its own, and each update's query keeps one of its 50 PostgreSQL connections until the
 # whole command ends: a command of 500 updates took them all and hung FerretDB for good (seen
-# here). And tools/ferretdb runs one write command at a time: a long one starves the driver's
-# heartbeats until it gives up the connection. Short commands keep both from happening; on
-# MongoDB, a few more round trips per batch cost nothing that matters.
+# here). And tools/ferretdb runs one write per collection at a time: a long one holds back
+# every other writer of that collection. Short commands keep both from happening; on MongoDB,
+# a few more round trips per batch cost nothing that matters.
 BULK_CHUNK = 32
 _DUPLICATE_KEY = 11000
 
