@@ -161,3 +161,21 @@ async def test_a_failing_handler_is_retried_then_quarantined(r: Rig) -> None:
     stored = await reminders.store.get("review:inc-1")
     assert stored is not None
     assert stored.failures == 4
+
+
+async def test_a_reminder_far_ahead_is_parked_listed_and_fired_when_due(r: Rig) -> None:
+    reminders = reminders_of(r)
+    await reminders.store.ensure_indexes()
+    assert await reminders.fire_due() == 0  # the first claim promotes: the horizon is set
+    await reminders.arm(reminder(T0 + DAY))
+    stored = await r.database["escalation_reminders"].find_one({"_id": "review:inc-1"})
+    assert stored is not None
+    assert stored["state"] == "parked"
+    assert [p.id for p in await reminders.pending("inc-1")] == ["review:inc-1"]
+    await reminders.arm(reminder(T0 + 2 * DAY, text="moved"), replace=True)
+    assert [p.text for p in await reminders.pending("inc-1")] == ["moved"]
+    r.clock.advance(DAY)
+    assert await reminders.fire_due() == 0  # moved a day later
+    r.clock.advance(DAY)
+    assert await reminders.fire_due() == 1
+    assert [m.incident.title for m in sent(r)] == ["moved"]
